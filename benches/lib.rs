@@ -1,0 +1,1 @@
+//! Benchmarks live in `benches/*.rs`; this library is intentionally empty.

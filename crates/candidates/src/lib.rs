@@ -1,0 +1,11 @@
+//! # speck-candidates
+//!
+//! The [`Candidate`] type every Speck stage passes on, peak extraction from heatmaps and
+//! probability maps, and 3D merging of duplicates by distance in millimetres.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod candidate;
+
+pub use candidate::{Candidate, CandidateSource, Stage};

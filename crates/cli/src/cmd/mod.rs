@@ -1,0 +1,5 @@
+//! One module per subcommand; each has an `Args` (clap) and a `run` returning an exit code.
+
+pub mod eval;
+pub mod info;
+pub mod phantom;

@@ -1,0 +1,57 @@
+//! The `speck` command line.
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Speck: find tiny lung nodules in CT scans.
+#[derive(Parser)]
+#[command(name = "speck", version, about, long_about = None)]
+struct Cli {
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print what a DICOM folder, NIfTI or MetaImage file holds.
+    Info(cmd::info::Args),
+    /// Generate a synthetic chest CT with nodules of known size.
+    Phantom(cmd::phantom::Args),
+    /// Score candidates against annotations: FROC/CPM, per nodule size.
+    Eval(cmd::eval::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let result = match cli.command {
+        Command::Info(a) => cmd::info::run(a),
+        Command::Phantom(a) => cmd::phantom::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,speck=debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,1 @@
+//! speck-detect (in progress).

@@ -1,0 +1,1 @@
+//! speck-eval (in progress).

@@ -1,0 +1,1 @@
+//! speck-phantom (in progress).
