@@ -21,10 +21,18 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod dicom;
 mod error;
 pub mod geometry;
+mod limits;
+pub mod metaimage;
+pub mod nifti;
+mod open;
+pub mod resample;
 mod volume;
 
 pub use error::VolumeError;
 pub use geometry::{ContinuousIndex, Direction, Geometry, Spacing, VoxelIndex, WorldPoint};
+pub use limits::Limits;
+pub use open::{open, open_with, LoadOptions};
 pub use volume::{Provenance, SliceSource, Volume};

@@ -1,0 +1,1 @@
+//! DICOM series reading and writing (in progress).

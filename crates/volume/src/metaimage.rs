@@ -1,0 +1,1 @@
+//! MetaImage (.mhd/.raw, .mha) reading and writing (in progress).

@@ -1,0 +1,1 @@
+//! NIfTI-1 reading and writing (in progress).

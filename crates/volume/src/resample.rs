@@ -1,0 +1,1 @@
+//! Resampling, cropping and padding (in progress).
