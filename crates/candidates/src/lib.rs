@@ -7,5 +7,9 @@
 #![warn(missing_docs)]
 
 mod candidate;
+pub mod extract;
+pub mod merge;
 
 pub use candidate::{Candidate, CandidateSource, Stage};
+pub use extract::{local_maxima, PeakOptions};
+pub use merge::{merge, MergeOptions};

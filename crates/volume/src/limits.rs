@@ -16,6 +16,10 @@ pub struct Limits {
 impl Default for Limits {
     /// 2^30 voxels (a 1024x1024x1024 scan), 8 GiB of decoded data, 16384 per axis.
     fn default() -> Self {
-        Self { max_voxels: 1 << 30, max_bytes: 8 << 30, max_dim: 16384 }
+        Self {
+            max_voxels: 1 << 30,
+            max_bytes: 8 << 30,
+            max_dim: 16384,
+        }
     }
 }

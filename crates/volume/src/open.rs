@@ -30,5 +30,8 @@ pub fn open(path: impl AsRef<Path>) -> Result<Volume, VolumeError> {
 /// Any [`VolumeError`] of the reader involved.
 pub fn open_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Volume, VolumeError> {
     let path = path.as_ref();
-    Err(VolumeError::unsupported(path, format!("no reader yet ({options:?})")))
+    Err(VolumeError::unsupported(
+        path,
+        format!("no reader yet ({options:?})"),
+    ))
 }
