@@ -4,6 +4,9 @@ use std::path::Path;
 
 use crate::{LoadOptions, Volume, VolumeError};
 
+mod uid;
+mod write;
+
 /// One series found in a folder.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SeriesInfo {
@@ -64,9 +67,5 @@ pub fn write_series(
     dir: &Path,
     options: &DicomWriteOptions,
 ) -> Result<(), VolumeError> {
-    let _ = (volume, options);
-    Err(VolumeError::unsupported(
-        dir,
-        "DICOM writing is not implemented yet",
-    ))
+    write::write_series(volume, dir, options)
 }
