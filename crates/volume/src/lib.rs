@@ -28,11 +28,12 @@ mod limits;
 pub mod metaimage;
 pub mod nifti;
 mod open;
+mod rawdata;
 pub mod resample;
 mod volume;
 
 pub use error::VolumeError;
 pub use geometry::{ContinuousIndex, Direction, Geometry, Spacing, VoxelIndex, WorldPoint};
 pub use limits::Limits;
-pub use open::{open, open_with, LoadOptions};
+pub use open::{detect_format, open, open_with, Format, LoadOptions};
 pub use volume::{Provenance, SliceSource, Volume};

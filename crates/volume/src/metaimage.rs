@@ -1,29 +1,621 @@
-//! MetaImage (.mhd/.raw, .mha) reading and writing (in progress: signatures fixed).
+//! MetaImage reading and writing: `.mhd` (text header) + data file, or `.mha` (header and data in
+//! one file). This is LUNA16's format.
+//!
+//! ## Header fields read
+//! `ObjectType = Image`, `NDims = 3`, `DimSize`, `ElementSpacing` (or `ElementSize`), `Offset`
+//! (or `Origin`/`Position`), `TransformMatrix` (or `Rotation`/`Orientation`),
+//! `AnatomicalOrientation`, `ElementType` (`MET_UCHAR`, `MET_CHAR`, `MET_SHORT`, `MET_USHORT`,
+//! `MET_INT`, `MET_UINT`, `MET_FLOAT`, `MET_DOUBLE`), `ElementNumberOfChannels = 1`,
+//! `ElementByteOrderMSB`/`BinaryDataByteOrderMSB`, `CompressedData` (zlib, or gzip) with
+//! `CompressedDataSize`, `HeaderSize` (bytes to skip in the data file, `-1` = data at its end),
+//! and `ElementDataFile` (a path relative to the header, or `LOCAL`). Keys are matched without
+//! regard to case; unknown keys are ignored.
+//!
+//! ## Geometry (ITK semantics)
+//! `TransformMatrix` lists nine numbers; as ITK's `MetaImageIO` reads them, numbers `3k..3k+3` are
+//! the LPS unit vector of image axis `k` (x, then y, then z) — that is, the file holds the
+//! *transpose* of the row-major direction matrix, whose **columns** are the axis directions.
+//! `Offset` is the LPS position of the first voxel's centre. `AnatomicalOrientation` is, as in ITK,
+//! not used for the geometry; when it disagrees with `TransformMatrix` a warning says so.
+//!
+//! Voxel values are converted to `i16` HU by rounding and clamping, as for NIfTI; non-finite
+//! floats are an error.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 
-use crate::{LoadOptions, Volume, VolumeError};
+use flate2::read::{MultiGzDecoder, ZlibDecoder};
+use flate2::write::ZlibEncoder;
+use flate2::Compression;
+use ndarray::Array3;
 
-/// Read a `.mhd` (with its data file) or `.mha` into a volume.
-///
-/// # Errors
-/// Any [`VolumeError`].
-pub fn read_metaimage(path: &Path, options: &LoadOptions) -> Result<Volume, VolumeError> {
-    let _ = options;
-    Err(VolumeError::unsupported(
-        path,
-        "MetaImage reading is not implemented yet",
-    ))
+use crate::rawdata::{self, ElemType, Layout, Scale};
+use crate::{Direction, LoadOptions, Provenance, Spacing, Volume, VolumeError, WorldPoint};
+
+/// Largest header Speck reads (a real one is well under 1 KiB).
+const MAX_HEADER_BYTES: u64 = 1 << 20;
+
+/// Options for [`write_metaimage_with`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MetaImageWriteOptions {
+    /// Compress the voxel data with zlib (`CompressedData = True`).
+    pub compress: bool,
 }
 
-/// Write a volume as MetaImage: `.mhd` + `.raw` beside it, or a single `.mha`, by extension.
+struct Header {
+    /// Lower-cased key -> (original key, value).
+    fields: HashMap<String, String>,
+    /// Bytes from the start of the header file to the first data byte (for `LOCAL`).
+    header_len: u64,
+}
+
+impl Header {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.fields
+            .get(&key.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+}
+
+fn parse_header(path: &Path, bytes: &[u8], is_mha: bool) -> Result<Header, VolumeError> {
+    let mut fields = HashMap::new();
+    let mut pos = 0usize;
+    let mut found_data_file = false;
+    while pos < bytes.len() {
+        let end = bytes[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |i| pos + i + 1);
+        let line = &bytes[pos..end];
+        pos = end;
+        let text = std::str::from_utf8(line).map_err(|_| {
+            VolumeError::malformed(path, "header line is not text (missing ElementDataFile?)")
+        })?;
+        let text = text.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let (key, value) = text.split_once('=').ok_or_else(|| {
+            VolumeError::malformed(path, format!("header line without '=': {text:?}"))
+        })?;
+        let key = key.trim().to_ascii_lowercase();
+        let value = value.trim().to_string();
+        let is_data_file = key == "elementdatafile";
+        fields.insert(key, value);
+        if is_data_file {
+            found_data_file = true;
+            break;
+        }
+    }
+    if !found_data_file {
+        return Err(VolumeError::malformed(
+            path,
+            if is_mha && bytes.len() as u64 >= MAX_HEADER_BYTES {
+                format!("no ElementDataFile line in the first {MAX_HEADER_BYTES} bytes")
+            } else {
+                "no ElementDataFile line in the header".to_string()
+            },
+        ));
+    }
+    Ok(Header {
+        fields,
+        header_len: pos as u64,
+    })
+}
+
+fn numbers(path: &Path, h: &Header, key: &str, n: usize) -> Result<Option<Vec<f64>>, VolumeError> {
+    let Some(v) = h.get(key) else {
+        return Ok(None);
+    };
+    let parsed: Result<Vec<f64>, _> = v.split_whitespace().map(str::parse::<f64>).collect();
+    match parsed {
+        Ok(vals) if vals.len() == n && vals.iter().all(|x| x.is_finite()) => Ok(Some(vals)),
+        _ => Err(VolumeError::malformed(
+            path,
+            format!("{key} = {v:?}: expected {n} finite numbers"),
+        )),
+    }
+}
+
+fn first_numbers(
+    path: &Path,
+    h: &Header,
+    keys: &[&str],
+    n: usize,
+) -> Result<Option<Vec<f64>>, VolumeError> {
+    for k in keys {
+        if let Some(v) = numbers(path, h, k, n)? {
+            return Ok(Some(v));
+        }
+    }
+    Ok(None)
+}
+
+fn boolean(path: &Path, h: &Header, key: &str) -> Result<bool, VolumeError> {
+    match h.get(key).map(str::to_ascii_lowercase).as_deref() {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(VolumeError::malformed(
+            path,
+            format!("{key} = {other:?}: expected True or False"),
+        )),
+    }
+}
+
+/// The orientation letters ITK derives from a direction (e.g. `RAI` for the identity): for each
+/// axis, the side it comes *from*.
+fn orientation_code(d: &Direction) -> String {
+    (0..3)
+        .map(|k| {
+            let a = d.axis(k);
+            let (j, v) = a.iter().enumerate().fold((0, 0.0f64), |(bj, bv), (j, &v)| {
+                if v.abs() > bv.abs() {
+                    (j, v)
+                } else {
+                    (bj, bv)
+                }
+            });
+            match (j, v >= 0.0) {
+                (0, true) => 'R',
+                (0, false) => 'L',
+                (1, true) => 'A',
+                (1, false) => 'P',
+                (_, true) => 'I',
+                (_, false) => 'S',
+            }
+        })
+        .collect()
+}
+
+fn read_header_bytes(path: &Path, is_mha: bool) -> Result<Vec<u8>, VolumeError> {
+    let file = File::open(path).map_err(|e| VolumeError::io(path, e))?;
+    let mut bytes = Vec::new();
+    if is_mha {
+        // Header and data share the file: read the text part line by line, up to the limit.
+        let mut r = BufReader::new(file.take(MAX_HEADER_BYTES));
+        loop {
+            let mut line = Vec::new();
+            let n = io::BufRead::read_until(&mut r, b'\n', &mut line)
+                .map_err(|e| VolumeError::io(path, e))?;
+            if n == 0 {
+                break;
+            }
+            let is_last = line
+                .split(|&b| b == b'=')
+                .next()
+                .is_some_and(|k| k.trim_ascii().eq_ignore_ascii_case(b"ElementDataFile"));
+            bytes.extend_from_slice(&line);
+            if is_last {
+                break;
+            }
+        }
+    } else {
+        file.take(MAX_HEADER_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| VolumeError::io(path, e))?;
+        if bytes.len() as u64 > MAX_HEADER_BYTES {
+            return Err(VolumeError::malformed(
+                path,
+                format!("a .mhd header larger than {MAX_HEADER_BYTES} bytes"),
+            ));
+        }
+    }
+    Ok(bytes)
+}
+
+/// Read a `.mhd` (with its data file) or `.mha` into a volume (HU `i16`, `[z, y, x]`, LPS).
+///
+/// The provenance records the header path as `source` and the file name without `.mhd`/`.mha`
+/// as `series_uid` (LUNA16 names files `<seriesuid>.mhd`).
 ///
 /// # Errors
-/// [`VolumeError::Io`] when a file cannot be written.
+/// - [`VolumeError::Io`] when the header or data file cannot be read;
+/// - [`VolumeError::Malformed`] for a bad or inconsistent header, data shorter than declared
+///   (checked against the file size before allocating), corrupt compressed data or compressed
+///   data that expands past the declared size, a singular direction, or non-finite voxels;
+/// - [`VolumeError::TooLarge`] when the declared size exceeds `options.limits`;
+/// - [`VolumeError::Unsupported`] for non-image objects, other than 3 dimensions, several
+///   channels, ASCII data, or multi-file (`LIST`, pattern) data.
+pub fn read_metaimage(path: &Path, options: &LoadOptions) -> Result<Volume, VolumeError> {
+    let is_mha = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("mha"));
+    let bytes = read_header_bytes(path, is_mha)?;
+    let h = parse_header(path, &bytes, is_mha)?;
+    let mut warnings = Vec::new();
+
+    if let Some(t) = h.get("ObjectType") {
+        if !t.eq_ignore_ascii_case("Image") {
+            return Err(VolumeError::unsupported(path, format!("ObjectType = {t}")));
+        }
+    }
+    let ndims = h
+        .get("NDims")
+        .ok_or_else(|| VolumeError::malformed(path, "no NDims"))?;
+    if ndims.trim() != "3" {
+        return Err(VolumeError::unsupported(
+            path,
+            format!("NDims = {ndims}; Speck reads 3-D images"),
+        ));
+    }
+    let dims = {
+        let v = h
+            .get("DimSize")
+            .ok_or_else(|| VolumeError::malformed(path, "no DimSize"))?;
+        let parsed: Result<Vec<u64>, _> = v.split_whitespace().map(str::parse::<u64>).collect();
+        match parsed {
+            Ok(d) if d.len() == 3 => [d[0], d[1], d[2]],
+            _ => {
+                return Err(VolumeError::malformed(
+                    path,
+                    format!("DimSize = {v:?}: expected 3 non-negative integers"),
+                ))
+            }
+        }
+    };
+    if let Some(c) = h.get("ElementNumberOfChannels") {
+        if c.trim() != "1" {
+            return Err(VolumeError::unsupported(
+                path,
+                format!("ElementNumberOfChannels = {c}; Speck reads scalar images"),
+            ));
+        }
+    }
+    if h.get("BinaryData").is_some() && !boolean(path, &h, "BinaryData")? {
+        return Err(VolumeError::unsupported(
+            path,
+            "BinaryData = False (ASCII voxel data)",
+        ));
+    }
+    let elem_name = h
+        .get("ElementType")
+        .ok_or_else(|| VolumeError::malformed(path, "no ElementType"))?;
+    let elem = match elem_name.to_ascii_uppercase().as_str() {
+        "MET_UCHAR" => ElemType::U8,
+        "MET_CHAR" => ElemType::I8,
+        "MET_SHORT" => ElemType::I16,
+        "MET_USHORT" => ElemType::U16,
+        "MET_INT" | "MET_LONG" => ElemType::I32,
+        "MET_UINT" | "MET_ULONG" => ElemType::U32,
+        "MET_FLOAT" => ElemType::F32,
+        "MET_DOUBLE" => ElemType::F64,
+        other => {
+            return Err(VolumeError::unsupported(
+                path,
+                format!("ElementType = {other}"),
+            ))
+        }
+    };
+    let big_endian =
+        boolean(path, &h, "ElementByteOrderMSB")? || boolean(path, &h, "BinaryDataByteOrderMSB")?;
+    let compressed = boolean(path, &h, "CompressedData")?;
+
+    // Geometry.
+    let spacing =
+        first_numbers(path, &h, &["ElementSpacing", "ElementSize"], 3)?.unwrap_or_else(|| {
+            warnings.push("no ElementSpacing: 1 mm assumed".into());
+            vec![1.0; 3]
+        });
+    let spacing = Spacing::new(spacing[0], spacing[1], spacing[2])
+        .map_err(|e| VolumeError::malformed(path, e.to_string()))?;
+    let origin = first_numbers(path, &h, &["Offset", "Origin", "Position"], 3)?
+        .unwrap_or_else(|| vec![0.0; 3]);
+    let direction =
+        match first_numbers(path, &h, &["TransformMatrix", "Rotation", "Orientation"], 9)? {
+            Some(t) => {
+                Direction::from_axes([t[0], t[1], t[2]], [t[3], t[4], t[5]], [t[6], t[7], t[8]])
+                    .map_err(|e| VolumeError::malformed(path, format!("TransformMatrix: {e}")))?
+            }
+            None => Direction::IDENTITY,
+        };
+    if let Some(code) = h.get("AnatomicalOrientation") {
+        let code = code.trim().to_ascii_uppercase();
+        let implied = orientation_code(&direction);
+        if code.len() == 3 && !code.contains('?') && code != implied {
+            warnings.push(format!(
+                "AnatomicalOrientation = {code} disagrees with TransformMatrix (which implies \
+                 {implied}); TransformMatrix used, as ITK does"
+            ));
+        }
+    }
+    let geometry = crate::Geometry::new(
+        spacing,
+        WorldPoint::new(origin[0], origin[1], origin[2]),
+        direction,
+    );
+
+    // Data.
+    let (n_voxels, raw_bytes) = rawdata::check_size(path, dims, elem, 2, &options.limits)?;
+    let data_file_value = h
+        .get("ElementDataFile")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let (data_path, base): (PathBuf, u64) = if data_file_value.eq_ignore_ascii_case("LOCAL") {
+        (path.to_path_buf(), h.header_len)
+    } else if data_file_value.is_empty()
+        || data_file_value.to_ascii_uppercase().starts_with("LIST")
+        || data_file_value.contains('%')
+    {
+        return Err(VolumeError::unsupported(
+            path,
+            format!("ElementDataFile = {data_file_value:?} (multi-file data)"),
+        ));
+    } else {
+        let rel = Path::new(&data_file_value);
+        let dir = path.parent().unwrap_or_else(|| Path::new(""));
+        (dir.join(rel), 0)
+    };
+    let data = File::open(&data_path).map_err(|e| VolumeError::io(&data_path, e))?;
+    let data_len = data
+        .metadata()
+        .map_err(|e| VolumeError::io(&data_path, e))?
+        .len();
+    let header_size: i64 = match h.get("HeaderSize") {
+        None => 0,
+        Some(v) => v.trim().parse().map_err(|_| {
+            VolumeError::malformed(path, format!("HeaderSize = {v:?}: expected an integer"))
+        })?,
+    };
+    let available = data_len.saturating_sub(base);
+    let start = match header_size {
+        -1 if !compressed => {
+            if raw_bytes > available {
+                return Err(VolumeError::malformed(
+                    &data_path,
+                    format!(
+                        "DimSize declares {raw_bytes} bytes but the data file holds {available}"
+                    ),
+                ));
+            }
+            data_len - raw_bytes
+        }
+        n if n >= 0 => base.saturating_add(n as u64),
+        n => {
+            return Err(VolumeError::malformed(
+                path,
+                format!("HeaderSize = {n} (only -1 or a byte count is valid)"),
+            ))
+        }
+    };
+    if start > data_len {
+        return Err(VolumeError::malformed(
+            &data_path,
+            format!("data should start at byte {start} but the file has {data_len}"),
+        ));
+    }
+    let remaining = data_len - start;
+    let mut file = data;
+    file.seek(SeekFrom::Start(start))
+        .map_err(|e| VolumeError::io(&data_path, e))?;
+    let buffered = BufReader::with_capacity(1 << 18, file);
+    let layout = Layout {
+        elem,
+        big_endian,
+        scale: Scale::IDENTITY,
+    };
+    let dims_usize = dims.map(|d| d as usize);
+    let (voxels, stats) = if compressed {
+        let csize = match h.get("CompressedDataSize") {
+            None => remaining,
+            Some(v) => {
+                let n: u64 = v.trim().parse().map_err(|_| {
+                    VolumeError::malformed(
+                        path,
+                        format!("CompressedDataSize = {v:?}: expected a byte count"),
+                    )
+                })?;
+                if n > remaining {
+                    return Err(VolumeError::malformed(
+                        &data_path,
+                        format!("CompressedDataSize = {n} but only {remaining} bytes follow"),
+                    ));
+                }
+                n
+            }
+        };
+        let max = csize.saturating_mul(rawdata::MAX_DEFLATE_RATIO);
+        if raw_bytes > max {
+            return Err(VolumeError::malformed(
+                &data_path,
+                format!(
+                    "DimSize declares {raw_bytes} bytes but {csize} compressed bytes cannot expand \
+                     to more than {max}"
+                ),
+            ));
+        }
+        let mut limited = buffered.take(csize);
+        let mut magic = [0u8; 2];
+        let got = limited
+            .read(&mut magic)
+            .map_err(|e| VolumeError::io(&data_path, e))?;
+        let chained = io::Cursor::new(magic[..got].to_vec()).chain(limited);
+        let mut reader: Box<dyn Read> = if got == 2 && magic == [0x1f, 0x8b] {
+            Box::new(MultiGzDecoder::new(chained))
+        } else {
+            Box::new(ZlibDecoder::new(chained))
+        };
+        let out = rawdata::decode_i16(
+            &mut reader,
+            &data_path,
+            "compressed data",
+            layout,
+            dims_usize,
+            n_voxels,
+        )?;
+        if rawdata::has_more(&mut reader, &data_path, "compressed data")? {
+            return Err(VolumeError::malformed(
+                &data_path,
+                format!(
+                    "compressed data expands past the {raw_bytes} bytes DimSize declares; refused"
+                ),
+            ));
+        }
+        out
+    } else {
+        if raw_bytes > remaining {
+            return Err(VolumeError::malformed(
+                &data_path,
+                format!(
+                    "DimSize declares {raw_bytes} bytes of voxels but only {remaining} follow \
+                     (truncated or lying dimensions)"
+                ),
+            ));
+        }
+        if remaining > raw_bytes {
+            warnings.push(format!(
+                "{} bytes after the voxel data were ignored",
+                remaining - raw_bytes
+            ));
+        }
+        let mut limited = buffered.take(raw_bytes);
+        rawdata::decode_i16(
+            &mut limited,
+            &data_path,
+            "voxel data",
+            layout,
+            dims_usize,
+            n_voxels,
+        )?
+    };
+    warnings.extend(rawdata::clamp_warning(stats));
+    for w in &warnings {
+        tracing::warn!(path = %path.display(), "{w}");
+    }
+    let array = Array3::from_shape_vec((dims_usize[2], dims_usize[1], dims_usize[0]), voxels)
+        .map_err(|e| VolumeError::malformed(path, format!("voxel count: {e}")))?;
+    let provenance = Provenance {
+        source: Some(path.to_path_buf()),
+        series_uid: Some(crate::open::stem_uid(path)),
+        warnings,
+        ..Provenance::default()
+    };
+    Volume::new(array, geometry, provenance)
+}
+
+fn header_text(volume: &Volume, compressed: Option<u64>, data_file: &str) -> String {
+    let g = volume.geometry();
+    let d = g.direction;
+    let axes: Vec<String> = (0..3)
+        .flat_map(|k| d.axis(k))
+        .map(|v| format!("{v}"))
+        .collect();
+    let [sx, sy, sz] = g.spacing.xyz();
+    let [ox, oy, oz] = g.origin.to_array();
+    let [nx, ny, nz] = volume.size_xyz();
+    let mut s = String::new();
+    s.push_str(
+        "ObjectType = Image\nNDims = 3\nBinaryData = True\nBinaryDataByteOrderMSB = False\n",
+    );
+    match compressed {
+        Some(n) => s.push_str(&format!(
+            "CompressedData = True\nCompressedDataSize = {n}\n"
+        )),
+        None => s.push_str("CompressedData = False\n"),
+    }
+    s.push_str(&format!("TransformMatrix = {}\n", axes.join(" ")));
+    s.push_str(&format!("Offset = {ox} {oy} {oz}\n"));
+    s.push_str("CenterOfRotation = 0 0 0\n");
+    s.push_str(&format!(
+        "AnatomicalOrientation = {}\n",
+        orientation_code(&d)
+    ));
+    s.push_str(&format!("ElementSpacing = {sx} {sy} {sz}\n"));
+    s.push_str(&format!("DimSize = {nx} {ny} {nz}\n"));
+    s.push_str("ElementType = MET_SHORT\n");
+    s.push_str(&format!("ElementDataFile = {data_file}\n"));
+    s
+}
+
+fn voxel_bytes(volume: &Volume) -> Vec<u8> {
+    let v = volume.voxels();
+    let mut out = Vec::with_capacity(v.len() * 2);
+    for x in v.iter() {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out
+}
+
+/// Write a volume as MetaImage `MET_SHORT`: `.mhd` + a `.raw` (or `.zraw`) beside it, or a
+/// single `.mha`, by extension.
+///
+/// # Errors
+/// [`VolumeError::Io`] when a file cannot be written; [`VolumeError::Unsupported`] for another
+/// extension.
 pub fn write_metaimage(volume: &Volume, path: &Path) -> Result<(), VolumeError> {
-    let _ = volume;
-    Err(VolumeError::unsupported(
-        path,
-        "MetaImage writing is not implemented yet",
-    ))
+    write_metaimage_with(volume, path, MetaImageWriteOptions::default())
+}
+
+/// As [`write_metaimage`], with options (zlib compression).
+///
+/// # Errors
+/// As [`write_metaimage`].
+pub fn write_metaimage_with(
+    volume: &Volume,
+    path: &Path,
+    options: MetaImageWriteOptions,
+) -> Result<(), VolumeError> {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let is_mha = match ext.as_deref() {
+        Some("mha") => true,
+        Some("mhd") => false,
+        _ => {
+            return Err(VolumeError::unsupported(
+                path,
+                "MetaImage files end with .mhd or .mha",
+            ))
+        }
+    };
+    let mut data = voxel_bytes(volume);
+    let compressed = if options.compress {
+        let mut enc = ZlibEncoder::new(Vec::new(), Compression::fast());
+        enc.write_all(&data)
+            .and_then(|()| enc.finish())
+            .map(|z| {
+                data = z;
+                Some(data.len() as u64)
+            })
+            .map_err(|e| VolumeError::io(path, e))?
+    } else {
+        None
+    };
+    let write = |p: &Path, parts: &[&[u8]]| -> Result<(), VolumeError> {
+        let f = File::create(p).map_err(|e| VolumeError::io(p, e))?;
+        let mut w = BufWriter::new(f);
+        for part in parts {
+            w.write_all(part).map_err(|e| VolumeError::io(p, e))?;
+        }
+        w.flush().map_err(|e| VolumeError::io(p, e))
+    };
+    if is_mha {
+        let header = header_text(volume, compressed, "LOCAL");
+        write(path, &[header.as_bytes(), &data])
+    } else {
+        let raw_ext = if compressed.is_some() { "zraw" } else { "raw" };
+        let raw_path = path.with_extension(raw_ext);
+        let raw_name = raw_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        write(&raw_path, &[&data])?;
+        let header = header_text(volume, compressed, &raw_name);
+        write(path, &[header.as_bytes()])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orientation_code_matches_itk_for_identity_and_flips() {
+        assert_eq!(orientation_code(&Direction::IDENTITY), "RAI");
+        let d = Direction::from_rows([[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]])
+            .expect("dir");
+        assert_eq!(orientation_code(&d), "LPI");
+    }
 }

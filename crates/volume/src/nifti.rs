@@ -1,47 +1,860 @@
-//! NIfTI-1 reading and writing (in progress: signatures fixed, bodies being written).
+//! NIfTI-1 reading and writing (`.nii`, `.nii.gz`).
+//!
+//! The 348-byte header is parsed here rather than by the `nifti` crate so that every field a
+//! hostile file can lie about (dimensions, data offset, data type, affine) is checked against
+//! [`crate::Limits`] and against the file's real size *before* anything is allocated, and so that
+//! a `.nii.gz` is decompressed as a stream that stops at the size the header declares (a gzip bomb
+//! never allocates more than the header announced and is refused once it expands past it).
+//!
+//! ## Geometry
+//! NIfTI stores a RAS+ affine from voxel `(i, j, k)` (`i` fastest in the file) to millimetres.
+//! As the standard says, the **sform** is used when `sform_code > 0`, else the **qform**
+//! quaternion when `qform_code > 0`, else `pixdim` alone (with a warning, and the orientation ITK
+//! assumes in that case). The affine is turned into LPS by negating its first two rows; spacing is
+//! the length of each affine column and the direction its unit vector. Spatial units in metres or
+//! microns are converted to millimetres. `i, j, k` become Speck's `x, y, z`, so the voxels land in
+//! an ndarray `[z, y, x]` exactly in file order, without a transpose.
+//!
+//! ## Intensities
+//! `uint8`, `int8`, `int16`, `uint16`, `int32`, `uint32`, `float32` and `float64` are read.
+//! `scl_slope`/`scl_inter` are applied when the slope is finite and non-zero (a zero or NaN slope
+//! means "no scaling", as the standard and nibabel have it; an infinite one is an error). Values
+//! become `i16` HU by rounding half away from zero and clamping to the `i16` range (the number of
+//! clamped voxels is reported as a warning). NaN or infinite voxels are refused with an error
+//! naming the first one: a CT with undefined intensities cannot be analysed safely.
+//!
+//! ## Writing
+//! [`write_nifti`] (`int16`) and [`write_nifti_f32`] (`float32`) write a single-file NIfTI-1 with
+//! both the sform (exact affine) and the qform (its rotation as a quaternion) set to code 1
+//! ("scanner anatomical"), units mm, and gzip when the path ends with `.gz`.
 
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
-use ndarray::ArrayView3;
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use ndarray::{Array3, ArrayView3};
 
-use crate::{Geometry, LoadOptions, Volume, VolumeError};
+use crate::rawdata::{self, ElemType, Layout, Scale};
+use crate::{
+    Direction, Geometry, LoadOptions, Provenance, Spacing, Volume, VolumeError, WorldPoint,
+};
 
-/// Read a `.nii` or `.nii.gz` file into a volume (HU, `i16`), converting RAS to LPS.
+const HEADER_BYTES: usize = 348;
+/// Header plus the 4-byte extension flag: where the voxels start in the files we write.
+const VOX_OFFSET_WRITTEN: usize = 352;
+
+/// Which part of the header the geometry came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AffineSource {
+    /// `sform_code > 0`: the `srow_x/y/z` affine.
+    Sform,
+    /// `qform_code > 0` (and no sform): quaternion, `pixdim` and `qoffset`.
+    Qform,
+    /// Neither: `pixdim` only, origin 0, ITK's default orientation.
+    Pixdim,
+}
+
+/// What the header says, checked.
+#[derive(Debug, Clone)]
+struct Header {
+    big_endian: bool,
+    dims_xyz: [u64; 3],
+    elem: ElemType,
+    vox_offset: u64,
+    scale: Scale,
+    geometry: Geometry,
+    affine_source: AffineSource,
+    warnings: Vec<String>,
+}
+
+struct Fields<'a> {
+    b: &'a [u8],
+    be: bool,
+}
+
+impl Fields<'_> {
+    fn i16(&self, off: usize) -> i16 {
+        let a = [self.b[off], self.b[off + 1]];
+        if self.be {
+            i16::from_be_bytes(a)
+        } else {
+            i16::from_le_bytes(a)
+        }
+    }
+    fn f32(&self, off: usize) -> f64 {
+        let a = [
+            self.b[off],
+            self.b[off + 1],
+            self.b[off + 2],
+            self.b[off + 3],
+        ];
+        f64::from(if self.be {
+            f32::from_be_bytes(a)
+        } else {
+            f32::from_le_bytes(a)
+        })
+    }
+}
+
+fn parse_header(path: &Path, b: &[u8]) -> Result<Header, VolumeError> {
+    if b.len() < HEADER_BYTES {
+        return Err(VolumeError::malformed(
+            path,
+            format!(
+                "only {} bytes, shorter than a {HEADER_BYTES}-byte NIfTI-1 header",
+                b.len()
+            ),
+        ));
+    }
+    let le = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let be_v = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    let big_endian = match (le, be_v) {
+        (348, _) => false,
+        (_, 348) => true,
+        (540, _) | (_, 540) => {
+            return Err(VolumeError::unsupported(
+                path,
+                "NIfTI-2 (540-byte header); Speck reads NIfTI-1",
+            ))
+        }
+        _ => {
+            return Err(VolumeError::malformed(
+                path,
+                format!("not a NIfTI-1 file: sizeof_hdr is {le}, expected 348"),
+            ))
+        }
+    };
+    let f = Fields { b, be: big_endian };
+    let magic = &b[344..348];
+    if magic == b"ni1\0" {
+        return Err(VolumeError::unsupported(
+            path,
+            "two-file NIfTI (.hdr/.img pair); Speck reads single-file .nii/.nii.gz",
+        ));
+    }
+    if magic != b"n+1\0" {
+        return Err(VolumeError::unsupported(
+            path,
+            format!("no NIfTI-1 magic (found {magic:?}): ANALYZE 7.5 files are not read"),
+        ));
+    }
+    let mut warnings = Vec::new();
+
+    // Dimensions.
+    let ndim = f.i16(40);
+    if !(1..=7).contains(&ndim) {
+        return Err(VolumeError::malformed(
+            path,
+            format!("dim[0] (number of dimensions) is {ndim}, expected 1..7"),
+        ));
+    }
+    let mut dims = [1u64; 7];
+    for (i, d) in dims.iter_mut().enumerate().take(ndim as usize) {
+        let v = f.i16(42 + 2 * i);
+        if v < 1 {
+            return Err(VolumeError::malformed(
+                path,
+                format!("dim[{}] is {v}, expected >= 1", i + 1),
+            ));
+        }
+        *d = v as u64;
+    }
+    if let Some(i) = dims[3..].iter().position(|&d| d > 1) {
+        return Err(VolumeError::unsupported(
+            path,
+            format!(
+                "{}-D image (dim[{}] = {}); Speck reads 3-D volumes",
+                ndim,
+                i + 4,
+                dims[i + 3]
+            ),
+        ));
+    }
+    let dims_xyz = [dims[0], dims[1], dims[2]];
+
+    // Data type.
+    let datatype = f.i16(70);
+    let elem = match datatype {
+        2 => ElemType::U8,
+        4 => ElemType::I16,
+        8 => ElemType::I32,
+        16 => ElemType::F32,
+        64 => ElemType::F64,
+        256 => ElemType::I8,
+        512 => ElemType::U16,
+        768 => ElemType::U32,
+        1 | 32 | 128 | 1024 | 1280 | 1536 | 1792 | 2048 | 2304 => {
+            return Err(VolumeError::unsupported(
+                path,
+                format!("NIfTI datatype {datatype} (not a scalar integer or float type)"),
+            ))
+        }
+        _ => {
+            return Err(VolumeError::malformed(
+                path,
+                format!("unknown NIfTI datatype {datatype}"),
+            ))
+        }
+    };
+    let bitpix = f.i16(72);
+    if bitpix as usize != elem.size() * 8 {
+        warnings.push(format!(
+            "bitpix is {bitpix} but datatype {datatype} has {} bits; the datatype was used",
+            elem.size() * 8
+        ));
+    }
+
+    // Data offset.
+    let vox_offset_f = f.f32(108);
+    if !vox_offset_f.is_finite() || vox_offset_f.fract() != 0.0 {
+        return Err(VolumeError::malformed(
+            path,
+            format!("vox_offset is {vox_offset_f}, expected a whole number of bytes"),
+        ));
+    }
+    if vox_offset_f < HEADER_BYTES as f64 {
+        return Err(VolumeError::malformed(
+            path,
+            format!("vox_offset is {vox_offset_f}, inside the {HEADER_BYTES}-byte header"),
+        ));
+    }
+    let vox_offset = vox_offset_f as u64;
+
+    // Intensity scaling.
+    let slope = f.f32(112);
+    let inter = f.f32(116);
+    let scale = if slope.is_nan() || slope == 0.0 {
+        Scale::IDENTITY
+    } else if slope.is_infinite() || inter.is_infinite() {
+        return Err(VolumeError::malformed(
+            path,
+            format!("scl_slope {slope} / scl_inter {inter} is infinite"),
+        ));
+    } else {
+        Scale {
+            slope,
+            inter: if inter.is_nan() { 0.0 } else { inter },
+        }
+    };
+
+    // Geometry.
+    let unit_scale = match b[123] & 0x07 {
+        1 => 1000.0,
+        3 => 0.001,
+        _ => 1.0,
+    };
+    let pixdim: [f64; 8] = std::array::from_fn(|i| f.f32(76 + 4 * i));
+    let qform_code = f.i16(252);
+    let sform_code = f.i16(254);
+    let (ras, affine_source) = if sform_code > 0 {
+        let row = |off: usize| -> [f64; 4] { std::array::from_fn(|i| f.f32(off + 4 * i)) };
+        ([row(280), row(296), row(312)], AffineSource::Sform)
+    } else if qform_code > 0 {
+        (
+            qform_affine(&f, &pixdim, &mut warnings),
+            AffineSource::Qform,
+        )
+    } else {
+        warnings.push(
+            "neither sform nor qform is set: geometry from pixdim only, origin 0, \
+             orientation assumed RAS as ITK does"
+                .into(),
+        );
+        let d = |i: usize| {
+            if pixdim[i] > 0.0 && pixdim[i].is_finite() {
+                pixdim[i]
+            } else {
+                1.0
+            }
+        };
+        (
+            [
+                [d(1), 0.0, 0.0, 0.0],
+                [0.0, d(2), 0.0, 0.0],
+                [0.0, 0.0, d(3), 0.0],
+            ],
+            AffineSource::Pixdim,
+        )
+    };
+    let mut ras = ras;
+    for row in ras.iter_mut() {
+        for v in row.iter_mut() {
+            *v *= unit_scale;
+        }
+    }
+    let geometry = geometry_from_ras(path, ras, &mut warnings)?;
+    Ok(Header {
+        big_endian,
+        dims_xyz,
+        elem,
+        vox_offset,
+        scale,
+        geometry,
+        affine_source,
+        warnings,
+    })
+}
+
+/// The qform affine (RAS, 3x4), as `nifti_quatern_to_mat44` computes it.
+fn qform_affine(f: &Fields<'_>, pixdim: &[f64; 8], warnings: &mut Vec<String>) -> [[f64; 4]; 3] {
+    let (mut b, mut c, mut d) = (f.f32(256), f.f32(260), f.f32(264));
+    let (qx, qy, qz) = (f.f32(268), f.f32(272), f.f32(276));
+    let mut a = 1.0 - (b * b + c * c + d * d);
+    if a < 1e-7 {
+        let n = (b * b + c * c + d * d).sqrt();
+        a = 0.0;
+        if n > 0.0 {
+            b /= n;
+            c /= n;
+            d /= n;
+        }
+    } else {
+        a = a.sqrt();
+    }
+    let mut sp = [pixdim[1], pixdim[2], pixdim[3]];
+    for (i, s) in sp.iter_mut().enumerate() {
+        if !(*s > 0.0 && s.is_finite()) {
+            warnings.push(format!(
+                "pixdim[{}] is {s}; 1 mm used, as the standard says",
+                i + 1
+            ));
+            *s = 1.0;
+        }
+    }
+    let qfac = if pixdim[0] < 0.0 { -1.0 } else { 1.0 };
+    let (xd, yd, zd) = (sp[0], sp[1], sp[2] * qfac);
+    [
+        [
+            (a * a + b * b - c * c - d * d) * xd,
+            2.0 * (b * c - a * d) * yd,
+            2.0 * (b * d + a * c) * zd,
+            qx,
+        ],
+        [
+            2.0 * (b * c + a * d) * xd,
+            (a * a + c * c - b * b - d * d) * yd,
+            2.0 * (c * d - a * b) * zd,
+            qy,
+        ],
+        [
+            2.0 * (b * d - a * c) * xd,
+            2.0 * (c * d + a * b) * yd,
+            (a * a + d * d - c * c - b * b) * zd,
+            qz,
+        ],
+    ]
+}
+
+/// Spacing, origin and direction (LPS) from a RAS affine whose column `k` maps index axis `k`.
+fn geometry_from_ras(
+    path: &Path,
+    ras: [[f64; 4]; 3],
+    warnings: &mut Vec<String>,
+) -> Result<Geometry, VolumeError> {
+    if ras.iter().flatten().any(|v| !v.is_finite()) {
+        return Err(VolumeError::malformed(
+            path,
+            format!("affine has non-finite entries: {ras:?}"),
+        ));
+    }
+    // RAS -> LPS: negate the first two rows (x and y, translation included).
+    let mut lps = ras;
+    for row in lps.iter_mut().take(2) {
+        for v in row.iter_mut() {
+            *v = -*v;
+        }
+    }
+    let col = |k: usize| [lps[0][k], lps[1][k], lps[2][k]];
+    let norm = |v: [f64; 3]| (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+    let (cx, cy, cz) = (col(0), col(1), col(2));
+    let spacing = Spacing::new(norm(cx), norm(cy), norm(cz))
+        .map_err(|e| VolumeError::malformed(path, format!("affine {ras:?}: {e}")))?;
+    let direction = Direction::from_axes(cx, cy, cz)
+        .map_err(|e| VolumeError::malformed(path, format!("affine {ras:?}: {e}")))?;
+    let dot = |p: [f64; 3], q: [f64; 3]| p[0] * q[0] + p[1] * q[1] + p[2] * q[2];
+    let (ux, uy, uz) = (direction.axis(0), direction.axis(1), direction.axis(2));
+    let shear = [dot(ux, uy), dot(ux, uz), dot(uy, uz)]
+        .iter()
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    if shear > 1e-4 {
+        warnings.push(format!(
+            "the affine's axes are not orthogonal (largest cosine {shear:.4}); it is kept exactly, \
+             but tools that assume a rotation may place voxels differently"
+        ));
+    }
+    Ok(Geometry::new(
+        spacing,
+        WorldPoint::new(lps[0][3], lps[1][3], lps[2][3]),
+        direction,
+    ))
+}
+
+fn open_file(path: &Path) -> Result<(File, u64), VolumeError> {
+    let file = File::open(path).map_err(|e| VolumeError::io(path, e))?;
+    let len = file.metadata().map_err(|e| VolumeError::io(path, e))?.len();
+    Ok((file, len))
+}
+
+/// The header, checked against the limits and the file size, and a reader positioned on the
+/// first voxel.
+struct Opened {
+    header: Header,
+    reader: Box<dyn Read>,
+    gzip: bool,
+    n_voxels: usize,
+    raw_bytes: u64,
+    file_len: u64,
+}
+
+fn open_nifti(path: &Path, options: &LoadOptions, out_bytes: u64) -> Result<Opened, VolumeError> {
+    let (file, file_len) = open_file(path)?;
+    let mut buffered = BufReader::with_capacity(1 << 18, file);
+    let mut magic = [0u8; 2];
+    let n = buffered
+        .read(&mut magic)
+        .map_err(|e| VolumeError::io(path, e))?;
+    let gzip = n == 2 && magic == [0x1f, 0x8b];
+    // Re-chain the two sniffed bytes in front of the rest of the file.
+    let raw: Box<dyn Read> = Box::new(io::Cursor::new(magic[..n].to_vec()).chain(buffered));
+    let mut reader: Box<dyn Read> = if gzip {
+        Box::new(MultiGzDecoder::new(raw))
+    } else {
+        raw
+    };
+    let what = if gzip { "gzip data" } else { "file" };
+    let mut hdr = vec![0u8; HEADER_BYTES];
+    let mut got = 0;
+    while got < HEADER_BYTES {
+        match reader.read(&mut hdr[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(rawdata::map_read_error(path, what, e)),
+        }
+    }
+    hdr.truncate(got);
+    let header = parse_header(path, &hdr)?;
+    let (n_voxels, raw_bytes) = rawdata::check_size(
+        path,
+        header.dims_xyz,
+        header.elem,
+        out_bytes,
+        &options.limits,
+    )?;
+    let needed = header.vox_offset.saturating_add(raw_bytes);
+    if gzip {
+        let max = file_len.saturating_mul(rawdata::MAX_DEFLATE_RATIO);
+        if needed > max {
+            return Err(VolumeError::malformed(
+                path,
+                format!(
+                    "header declares {needed} bytes (offset {} + {raw_bytes} of voxels) but a \
+                     {file_len}-byte gzip cannot expand to more than {max}",
+                    header.vox_offset
+                ),
+            ));
+        }
+    } else if needed > file_len {
+        return Err(VolumeError::malformed(
+            path,
+            format!(
+                "header declares {raw_bytes} bytes of voxels at offset {} but the file has only \
+                 {file_len} bytes (truncated or lying dimensions)",
+                header.vox_offset
+            ),
+        ));
+    }
+    rawdata::skip(
+        &mut reader,
+        header.vox_offset - HEADER_BYTES as u64,
+        path,
+        what,
+    )?;
+    Ok(Opened {
+        header,
+        reader,
+        gzip,
+        n_voxels,
+        raw_bytes,
+        file_len,
+    })
+}
+
+fn finish_checks(
+    path: &Path,
+    o: &mut Opened,
+    warnings: &mut Vec<String>,
+) -> Result<(), VolumeError> {
+    if o.gzip {
+        if rawdata::has_more(&mut o.reader, path, "gzip data")? {
+            return Err(VolumeError::malformed(
+                path,
+                format!(
+                    "gzip data expands past the {} bytes the header declares; refused",
+                    o.header.vox_offset + o.raw_bytes
+                ),
+            ));
+        }
+    } else {
+        let extra = o.file_len - (o.header.vox_offset + o.raw_bytes);
+        if extra > 0 {
+            warnings.push(format!("{extra} bytes after the voxel data were ignored"));
+        }
+    }
+    Ok(())
+}
+
+fn xyz_usize(d: [u64; 3]) -> [usize; 3] {
+    d.map(|v| v as usize)
+}
+
+fn shape_zyx(d: [u64; 3]) -> (usize, usize, usize) {
+    (d[2] as usize, d[1] as usize, d[0] as usize)
+}
+
+/// Read a `.nii` or `.nii.gz` file into a volume (HU, `i16`, `[z, y, x]`), converting RAS to LPS.
+///
+/// Gzip is recognised by its magic bytes, whatever the extension. The provenance records the path
+/// as `source` and the file name without `.nii`/`.nii.gz` as `series_uid`; warnings (qform or
+/// pixdim fallback, clamped voxels, sheared affine) are in `provenance.warnings`.
 ///
 /// # Errors
-/// Any [`VolumeError`].
+/// - [`VolumeError::Io`] when the file cannot be read;
+/// - [`VolumeError::Malformed`] for a bad header, data shorter than declared (checked against the
+///   file size before allocating), corrupt gzip, gzip data longer than declared, a singular or
+///   non-finite affine, or NaN/infinite voxels;
+/// - [`VolumeError::TooLarge`] when the declared size exceeds `options.limits`;
+/// - [`VolumeError::Unsupported`] for NIfTI-2, `.hdr/.img` pairs, 4-D images or complex/RGB data.
 pub fn read_nifti(path: &Path, options: &LoadOptions) -> Result<Volume, VolumeError> {
-    let _ = options;
-    Err(VolumeError::unsupported(
+    let mut o = open_nifti(path, options, 2)?;
+    let layout = Layout {
+        elem: o.header.elem,
+        big_endian: o.header.big_endian,
+        scale: o.header.scale,
+    };
+    let what = if o.gzip { "gzip data" } else { "voxel data" };
+    let (voxels, stats) = rawdata::decode_i16(
+        &mut o.reader,
         path,
-        "NIfTI reading is not implemented yet",
-    ))
+        what,
+        layout,
+        xyz_usize(o.header.dims_xyz),
+        o.n_voxels,
+    )?;
+    let mut warnings = std::mem::take(&mut o.header.warnings);
+    finish_checks(path, &mut o, &mut warnings)?;
+    warnings.extend(rawdata::clamp_warning(stats));
+    if o.header.affine_source == AffineSource::Qform {
+        warnings.push("no sform: geometry from the qform".into());
+    }
+    for w in &warnings {
+        tracing::warn!(path = %path.display(), "{w}");
+    }
+    let array = Array3::from_shape_vec(shape_zyx(o.header.dims_xyz), voxels)
+        .map_err(|e| VolumeError::malformed(path, format!("voxel count: {e}")))?;
+    let provenance = Provenance {
+        source: Some(path.to_path_buf()),
+        series_uid: Some(crate::open::stem_uid(path)),
+        warnings,
+        ..Provenance::default()
+    };
+    Volume::new(array, o.header.geometry, provenance)
 }
 
-/// Write a volume as NIfTI-1 (`.nii` or, by extension, `.nii.gz`), `i16` data.
+/// Read a NIfTI file as `f32` values (after `scl_slope`/`scl_inter`), `[z, y, x]`, with its LPS
+/// geometry and the reader's warnings — for heatmaps and masks, which are not HU.
 ///
 /// # Errors
-/// [`VolumeError::Io`] when the file cannot be written.
+/// As [`read_nifti`].
+pub fn read_nifti_f32(
+    path: &Path,
+    options: &LoadOptions,
+) -> Result<(Array3<f32>, Geometry, Vec<String>), VolumeError> {
+    let mut o = open_nifti(path, options, 4)?;
+    let layout = Layout {
+        elem: o.header.elem,
+        big_endian: o.header.big_endian,
+        scale: o.header.scale,
+    };
+    let what = if o.gzip { "gzip data" } else { "voxel data" };
+    let values = rawdata::decode_f32(
+        &mut o.reader,
+        path,
+        what,
+        layout,
+        xyz_usize(o.header.dims_xyz),
+        o.n_voxels,
+    )?;
+    let mut warnings = std::mem::take(&mut o.header.warnings);
+    finish_checks(path, &mut o, &mut warnings)?;
+    let array = Array3::from_shape_vec(shape_zyx(o.header.dims_xyz), values)
+        .map_err(|e| VolumeError::malformed(path, format!("voxel count: {e}")))?;
+    Ok((array, o.header.geometry, warnings))
+}
+
+/// Which affine a NIfTI file's geometry comes from (sform, qform or pixdim), from its header.
+///
+/// # Errors
+/// As [`read_nifti`] for the header.
+pub fn affine_source(path: &Path) -> Result<AffineSource, VolumeError> {
+    open_nifti(path, &LoadOptions::default(), 2).map(|o| o.header.affine_source)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+/// Quaternion `(b, c, d)` and `qfac` of a rotation (columns = axis unit vectors), as
+/// `nifti_mat44_to_quatern` computes them.
+fn quaternion(r: [[f64; 3]; 3]) -> ([f64; 3], f64) {
+    let mut r = r;
+    let det = r[0][0] * (r[1][1] * r[2][2] - r[1][2] * r[2][1])
+        - r[0][1] * (r[1][0] * r[2][2] - r[1][2] * r[2][0])
+        + r[0][2] * (r[1][0] * r[2][1] - r[1][1] * r[2][0]);
+    let qfac = if det < 0.0 {
+        for row in r.iter_mut() {
+            row[2] = -row[2];
+        }
+        -1.0
+    } else {
+        1.0
+    };
+    let (r11, r12, r13) = (r[0][0], r[0][1], r[0][2]);
+    let (r21, r22, r23) = (r[1][0], r[1][1], r[1][2]);
+    let (r31, r32, r33) = (r[2][0], r[2][1], r[2][2]);
+    let trace1 = r11 + r22 + r33 + 1.0;
+    let (a, mut b, mut c, mut d);
+    if trace1 > 0.5 {
+        a = 0.5 * trace1.sqrt();
+        b = 0.25 * (r32 - r23) / a;
+        c = 0.25 * (r13 - r31) / a;
+        d = 0.25 * (r21 - r12) / a;
+    } else {
+        let xd = 1.0 + r11 - (r22 + r33);
+        let yd = 1.0 + r22 - (r11 + r33);
+        let zd = 1.0 + r33 - (r11 + r22);
+        if xd > 1.0 {
+            b = 0.5 * xd.sqrt();
+            c = 0.25 * (r12 + r21) / b;
+            d = 0.25 * (r13 + r31) / b;
+            a = 0.25 * (r32 - r23) / b;
+        } else if yd > 1.0 {
+            c = 0.5 * yd.sqrt();
+            b = 0.25 * (r12 + r21) / c;
+            d = 0.25 * (r23 + r32) / c;
+            a = 0.25 * (r13 - r31) / c;
+        } else {
+            d = 0.5 * zd.sqrt();
+            b = 0.25 * (r13 + r31) / d;
+            c = 0.25 * (r23 + r32) / d;
+            a = 0.25 * (r21 - r12) / d;
+        }
+        if a < 0.0 {
+            b = -b;
+            c = -c;
+            d = -d;
+        }
+    }
+    ([b, c, d], qfac)
+}
+
+fn build_header(
+    path: &Path,
+    dims_xyz: [usize; 3],
+    g: &Geometry,
+    datatype: i16,
+    bitpix: i16,
+) -> Result<Vec<u8>, VolumeError> {
+    let mut h = vec![0u8; VOX_OFFSET_WRITTEN];
+    let put_i16 =
+        |h: &mut [u8], off: usize, v: i16| h[off..off + 2].copy_from_slice(&v.to_le_bytes());
+    let put_i32 =
+        |h: &mut [u8], off: usize, v: i32| h[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    let put_f32 = |h: &mut [u8], off: usize, v: f64| {
+        h[off..off + 4].copy_from_slice(&(v as f32).to_le_bytes())
+    };
+    put_i32(&mut h, 0, HEADER_BYTES as i32);
+    h[38] = b'r'; // "regular", as nibabel and ITK write it
+    let mut dims = [1i16; 8];
+    dims[0] = 3;
+    for (k, &n) in dims_xyz.iter().enumerate() {
+        dims[k + 1] = i16::try_from(n).map_err(|_| {
+            VolumeError::unsupported(path, format!("size {n} does not fit a NIfTI-1 dimension"))
+        })?;
+    }
+    for (i, d) in dims.iter().enumerate() {
+        put_i16(&mut h, 40 + 2 * i, *d);
+    }
+    put_i16(&mut h, 70, datatype);
+    put_i16(&mut h, 72, bitpix);
+
+    // LPS affine -> RAS: negate rows 0 and 1.
+    let m = g.direction.rows();
+    let s = g.spacing.xyz();
+    let o = g.origin.to_array();
+    let flip = [-1.0, -1.0, 1.0];
+    let rot: [[f64; 3]; 3] = std::array::from_fn(|r| std::array::from_fn(|c| flip[r] * m[r][c]));
+    let (q, qfac) = quaternion(rot);
+    let pixdim = [qfac, s[0], s[1], s[2], 1.0, 1.0, 1.0, 1.0];
+    for (i, p) in pixdim.iter().enumerate() {
+        put_f32(&mut h, 76 + 4 * i, *p);
+    }
+    put_f32(&mut h, 108, VOX_OFFSET_WRITTEN as f64);
+    put_f32(&mut h, 112, 1.0); // scl_slope
+    put_f32(&mut h, 116, 0.0); // scl_inter
+    h[123] = 2 | 8; // mm, seconds
+    let descrip = b"speck";
+    h[148..148 + descrip.len()].copy_from_slice(descrip);
+    put_i16(&mut h, 252, 1); // qform_code: scanner anatomical
+    put_i16(&mut h, 254, 1); // sform_code: scanner anatomical
+    for (i, v) in q.iter().enumerate() {
+        put_f32(&mut h, 256 + 4 * i, *v);
+    }
+    for r in 0..3 {
+        put_f32(&mut h, 268 + 4 * r, flip[r] * o[r]);
+    }
+    for r in 0..3 {
+        for c in 0..3 {
+            put_f32(&mut h, 280 + 16 * r + 4 * c, rot[r][c] * s[c]);
+        }
+        put_f32(&mut h, 280 + 16 * r + 12, flip[r] * o[r]);
+    }
+    h[344..348].copy_from_slice(b"n+1\0");
+    Ok(h)
+}
+
+fn is_gz(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+}
+
+/// Write the header, then `body` in x-fastest order, gzipped if the path ends with `.gz`.
+fn write_file(
+    path: &Path,
+    header: &[u8],
+    body: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<(), VolumeError> {
+    let file = File::create(path).map_err(|e| VolumeError::io(path, e))?;
+    let buffered = BufWriter::with_capacity(1 << 20, file);
+    let result = (|| -> io::Result<()> {
+        if is_gz(path) {
+            let mut gz = GzEncoder::new(buffered, Compression::fast());
+            gz.write_all(header)?;
+            body(&mut gz)?;
+            gz.finish()?.flush()
+        } else {
+            let mut w = buffered;
+            w.write_all(header)?;
+            body(&mut w)?;
+            w.flush()
+        }
+    })();
+    result.map_err(|e| VolumeError::io(path, e))
+}
+
+/// Write `values` (logical `[z, y, x]` order, so x fastest) as little-endian bytes.
+fn write_values<T: Copy, const N: usize>(
+    w: &mut dyn Write,
+    values: impl Iterator<Item = T>,
+    to_le: impl Fn(T) -> [u8; N],
+) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(1 << 20);
+    for v in values {
+        buf.extend_from_slice(&to_le(v));
+        if buf.len() >= (1 << 20) {
+            w.write_all(&buf)?;
+            buf.clear();
+        }
+    }
+    w.write_all(&buf)
+}
+
+/// Write a volume as NIfTI-1 `int16` (`.nii`, or gzipped when the path ends with `.gz`).
+///
+/// Both the sform and the qform are set (code 1, scanner anatomical) from the volume's LPS
+/// geometry converted to RAS; units are mm. Reading the file back with [`read_nifti`] gives the
+/// same voxels and geometry (to `f32` precision).
+///
+/// # Errors
+/// [`VolumeError::Io`] when the file cannot be written; [`VolumeError::Unsupported`] when a
+/// dimension exceeds 32767 (the NIfTI-1 limit).
 pub fn write_nifti(volume: &Volume, path: &Path) -> Result<(), VolumeError> {
-    let _ = volume;
-    Err(VolumeError::unsupported(
-        path,
-        "NIfTI writing is not implemented yet",
-    ))
+    let header = build_header(path, volume.size_xyz(), volume.geometry(), 4, 16)?;
+    let voxels = volume.voxels();
+    write_file(path, &header, |w| {
+        write_values(w, voxels.iter().copied(), i16::to_le_bytes)
+    })
 }
 
-/// Write an `f32` map (`[z, y, x]`, e.g. a heatmap) with a geometry as NIfTI-1.
+/// Write an `f32` map (`[z, y, x]`, e.g. a heatmap) with a geometry as NIfTI-1 `float32`.
 ///
 /// # Errors
-/// [`VolumeError::Io`] when the file cannot be written.
+/// As [`write_nifti`]; [`VolumeError::InvalidGeometry`] when `data` has a zero dimension.
 pub fn write_nifti_f32(
     data: ArrayView3<'_, f32>,
     geometry: &Geometry,
     path: &Path,
 ) -> Result<(), VolumeError> {
-    let _ = (data, geometry);
-    Err(VolumeError::unsupported(
-        path,
-        "NIfTI writing is not implemented yet",
-    ))
+    let (nz, ny, nx) = data.dim();
+    if nz == 0 || ny == 0 || nx == 0 {
+        return Err(VolumeError::InvalidGeometry(format!(
+            "empty map of shape [{nz}, {ny}, {nx}]"
+        )));
+    }
+    let header = build_header(path, [nx, ny, nz], geometry, 16, 32)?;
+    write_file(path, &header, |w| {
+        write_values(w, data.iter().copied(), f32::to_le_bytes)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rot(axis: usize, t: f64) -> [[f64; 3]; 3] {
+        let (c, s) = (t.cos(), t.sin());
+        let mut m = [[0.0; 3]; 3];
+        let (i, j) = ((axis + 1) % 3, (axis + 2) % 3);
+        m[axis][axis] = 1.0;
+        m[i][i] = c;
+        m[j][j] = c;
+        m[i][j] = -s;
+        m[j][i] = s;
+        m
+    }
+
+    #[test]
+    fn quaternion_round_trips_through_qform() {
+        for (axis, t, flip) in [
+            (0, 0.3, false),
+            (1, 2.9, true),
+            (2, -1.2, false),
+            (2, 3.14159, true),
+        ] {
+            let mut r = rot(axis, t);
+            if flip {
+                for row in r.iter_mut() {
+                    row[2] = -row[2];
+                }
+            }
+            let (q, qfac) = quaternion(r);
+            let mut b = vec![0u8; 348];
+            for (i, v) in q.iter().enumerate() {
+                b[256 + 4 * i..260 + 4 * i].copy_from_slice(&(*v as f32).to_le_bytes());
+            }
+            let f = Fields { b: &b, be: false };
+            let mut w = Vec::new();
+            let a = qform_affine(&f, &[qfac, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], &mut w);
+            for i in 0..3 {
+                for j in 0..3 {
+                    assert!(
+                        (a[i][j] - r[i][j]).abs() < 1e-5,
+                        "{axis} {t} {flip}: {a:?} vs {r:?}"
+                    );
+                }
+            }
+        }
+    }
 }
