@@ -1,9 +1,72 @@
-//! DICOM series reading and writing (in progress: signatures fixed, bodies being written).
+//! DICOM series: reading a folder of slices (or one enhanced multi-frame file) into a [`Volume`],
+//! and writing a volume as a CT series.
+//!
+//! # Reading
+//! [`read_series`] searches a folder recursively (files in any order, non-DICOM files skipped),
+//! groups images by SeriesInstanceUID and then by orientation and image size ("stacks"), and loads
+//! `LoadOptions::series_uid` or else the largest axial CT stack; the others are listed in
+//! [`crate::Provenance::other_series`].
+//!
+//! Slices are sorted by ImagePositionPatient projected on the slice normal (row cosine x column
+//! cosine), never by InstanceNumber. The geometry is the one ITK/SimpleITK's series reader gives:
+//! image axes x = row cosine, y = column cosine, z = the normal (so z points towards increasing
+//! sorted position), origin = ImagePositionPatient of the first sorted slice, x/y spacing from
+//! PixelSpacing (stored as row spacing, column spacing = y, x), and z spacing from the positions
+//! (first to last, divided by the number of gaps), not from SliceThickness.
+//!
+//! Voxels are `RescaleSlope * stored + RescaleIntercept` (per slice, or per frame from the
+//! PixelValueTransformationSequence), applied once, rounded and clamped to `i16` HU.
+//!
+//! What is handled, with a warning in [`crate::Provenance::warnings`]:
+//! - missing slices / irregular spacing: resampled by linear interpolation along z onto a regular
+//!   grid at the usual (median) spacing; gaps over 3 slices are refused;
+//! - gantry tilt (positions not along the normal): every slice is shifted in-plane (bilinear) onto
+//!   a grid perpendicular to the slices, so world coordinates stay exact; voxels shifted in from
+//!   outside the field of view are -1024 HU;
+//! - the same image twice (same SOPInstanceUID and position): the copy is ignored.
+//!
+//! What is refused, with an error naming the series or file: two different images at one
+//! position, slices of another size or orientation among the stack's slices, inconsistent
+//! PixelSpacing, missing position/orientation/spacing, colour images, transfer syntaxes without a
+//! decoder (12-bit JPEG extended `.51` among them), and anything larger than
+//! [`crate::Limits`] (checked before the volume is allocated).
+//!
+//! Compressed transfer syntaxes (JPEG baseline and lossless, JPEG-LS, JPEG 2000, RLE, deflate)
+//! are decoded by `dicom-pixeldata`; slices are decoded in parallel with rayon.
+//!
+//! # Writing
+//! [`write_series`] writes one explicit-VR-little-endian CT Image Storage file per z slice,
+//! `IM000001.dcm`, `IM000002.dcm`, ... with the volume's geometry, RescaleSlope 1 and
+//! RescaleIntercept -1024.
+//!
+//! ```
+//! use speck_volume::dicom::{read_series, write_series, DicomWriteOptions};
+//! use speck_volume::{Direction, Geometry, LoadOptions, Provenance, Spacing, Volume, WorldPoint};
+//! let geometry = Geometry::new(
+//!     Spacing::new(0.7, 0.7, 2.5)?,
+//!     WorldPoint::new(-180.0, -180.0, -300.0),
+//!     Direction::IDENTITY,
+//! );
+//! let voxels = ndarray::Array3::from_shape_fn((3, 4, 5), |(z, y, x)| (z * 100 + y * 10 + x) as i16 - 1000);
+//! let volume = Volume::new(voxels, geometry, Provenance::default())?;
+//! let dir = std::env::temp_dir().join(format!("speck-doc-{}", std::process::id()));
+//! write_series(&volume, &dir, &DicomWriteOptions::default())?;
+//! let back = read_series(&dir, &LoadOptions::default())?;
+//! assert_eq!(back.voxels(), volume.voxels());
+//! assert_eq!(back.provenance().slices[2].instance_number, Some(3));
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok::<(), speck_volume::VolumeError>(())
+//! ```
 
 use std::path::Path;
 
 use crate::{LoadOptions, Volume, VolumeError};
 
+mod catalog;
+mod decode;
+mod header;
+mod plan;
+mod read;
 mod uid;
 mod write;
 
@@ -24,27 +87,46 @@ pub struct SeriesInfo {
     pub files: Vec<std::path::PathBuf>,
 }
 
-/// List the image series under `path` (a folder searched recursively, or one file).
+/// List the image stacks under `path` (a folder searched recursively, or one file): one entry per
+/// SeriesInstanceUID and, within a series, per orientation and image size; largest first.
+///
+/// Only headers are read (not pixel data), in parallel.
 ///
 /// # Errors
-/// [`VolumeError::NotFound`] when nothing under `path` is DICOM.
+/// [`VolumeError::NotFound`] when nothing under `path` is a DICOM image; [`VolumeError::Io`] when
+/// the folder cannot be listed; [`VolumeError::Malformed`] naming a file that has the DICOM magic
+/// but cannot be parsed.
 pub fn scan_series(path: &Path) -> Result<Vec<SeriesInfo>, VolumeError> {
-    Err(VolumeError::unsupported(
-        path,
-        "DICOM reading is not implemented yet",
-    ))
+    let catalog = catalog::Catalog::build(&catalog::list_files(path, true)?)?;
+    if catalog.stacks.is_empty() {
+        return Err(VolumeError::NotFound {
+            path: path.to_path_buf(),
+            reason: "no DICOM image found".into(),
+        });
+    }
+    let mut infos: Vec<SeriesInfo> = catalog.stacks.iter().map(|s| catalog.info(s)).collect();
+    infos.sort_by(|a, b| {
+        b.n_images
+            .cmp(&a.n_images)
+            .then(a.series_uid.cmp(&b.series_uid))
+    });
+    Ok(infos)
 }
 
-/// Read one series under `path` into a volume: `options.series_uid`, or the largest axial CT stack.
+/// Read one series under `path` into a volume: `options.series_uid`, or the largest axial CT stack
+/// (see the [module docs](self) for sorting, geometry and what is handled or refused).
+///
+/// `path` may be a folder (searched recursively), an enhanced multi-frame file, or one slice of a
+/// series (its folder's files are then read, not recursively, and the stack holding that slice is
+/// loaded).
 ///
 /// # Errors
-/// Any [`VolumeError`].
+/// [`VolumeError::NotFound`] (no image, or no series `options.series_uid`),
+/// [`VolumeError::Malformed`] / [`VolumeError::Unsupported`] naming the file,
+/// [`VolumeError::Series`] when the slices cannot form one regular volume,
+/// [`VolumeError::TooLarge`] before allocating beyond `options.limits`, [`VolumeError::Io`].
 pub fn read_series(path: &Path, options: &LoadOptions) -> Result<Volume, VolumeError> {
-    let _ = options;
-    Err(VolumeError::unsupported(
-        path,
-        "DICOM reading is not implemented yet",
-    ))
+    read::read_series(path, options)
 }
 
 /// Options for [`write_series`].
@@ -58,10 +140,20 @@ pub struct DicomWriteOptions {
     pub patient_id: Option<String>,
 }
 
-/// Write `volume` as a DICOM CT series, one file per z slice, into folder `dir` (created).
+/// Write `volume` as a DICOM CT series, one file per z slice, into folder `dir` (created):
+/// `IM000001.dcm` (z = 0), `IM000002.dcm`, ...
+///
+/// Explicit VR little endian, SOP Class CT Image Storage; ImagePositionPatient of slice `k` is the
+/// world position of voxel `[k, 0, 0]`, ImageOrientationPatient the x and y axis directions,
+/// PixelSpacing `(y, x)` mm, SliceThickness the z spacing; stored values are HU + 1024 with
+/// RescaleSlope 1 and RescaleIntercept -1024 (unsigned when every HU >= -1024, signed otherwise;
+/// intercept 0 for volumes whose range does not fit). UIDs not given are fresh `2.25.` UIDs.
+/// A volume whose z axis is not along x cross y (left-handed or sheared) is written faithfully, but
+/// a reader sorting along the normal will index its slices in the opposite order.
 ///
 /// # Errors
-/// [`VolumeError::Io`] when the folder or a file cannot be written.
+/// [`VolumeError::Io`] when the folder or a file cannot be written; [`VolumeError::Unsupported`]
+/// when a dimension does not fit DICOM (more than 65535 rows or columns, or 999999 slices).
 pub fn write_series(
     volume: &Volume,
     dir: &Path,

@@ -1,0 +1,207 @@
+//! Finding DICOM files, reading their headers in parallel, and grouping frames into stacks
+//! (one SeriesInstanceUID, one orientation, one image size).
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use super::header::{read_header, sniff, FileHeader};
+use super::SeriesInfo;
+use crate::VolumeError;
+
+/// One frame of one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FrameRef {
+    /// Index into [`Catalog::files`].
+    pub file: usize,
+    /// Index into that file's frames.
+    pub frame: usize,
+}
+
+/// Frames of one series that share orientation and image size.
+#[derive(Debug, Clone)]
+pub(crate) struct Stack {
+    pub series_uid: String,
+    pub rows: u32,
+    pub cols: u32,
+    /// Orientation of the first frame (all others agree within [`SAME_ORIENTATION`]).
+    pub iop: Option<[f64; 6]>,
+    pub frames: Vec<FrameRef>,
+    /// Why this stack cannot be read, if it cannot (classic multi-frame).
+    pub unsupported: Option<String>,
+}
+
+/// Direction cosines closer than this (max abs difference) are the same orientation.
+pub(crate) const SAME_ORIENTATION: f64 = 1e-3;
+
+/// Every image file found and the stacks they form.
+#[derive(Debug, Default)]
+pub(crate) struct Catalog {
+    pub files: Vec<FileHeader>,
+    pub stacks: Vec<Stack>,
+}
+
+pub(crate) fn iop_distance(a: &[f64; 6], b: &[f64; 6]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+fn walk(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> Result<(), VolumeError> {
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|e| VolumeError::io(&d, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| VolumeError::io(&d, e))?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(|e| VolumeError::io(&path, e))?;
+            if kind.is_dir() {
+                if recursive {
+                    pending.push(path);
+                }
+            } else if kind.is_file() || (kind.is_symlink() && path.is_file()) {
+                // Symlinked folders are not followed (no cycles).
+                out.push(path);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// All candidate files under `path`: the file itself, or a folder's files (recursively), sorted.
+pub(crate) fn list_files(path: &Path, recursive: bool) -> Result<Vec<PathBuf>, VolumeError> {
+    let meta = std::fs::metadata(path).map_err(|e| VolumeError::io(path, e))?;
+    let mut files = Vec::new();
+    if meta.is_dir() {
+        walk(path, recursive, &mut files)?;
+    } else {
+        files.push(path.to_path_buf());
+    }
+    files.sort();
+    Ok(files)
+}
+
+impl Catalog {
+    /// Read the headers of `files` in parallel (non-DICOM and non-image files are skipped) and
+    /// group their frames into stacks.
+    pub(crate) fn build(files: &[PathBuf]) -> Result<Self, VolumeError> {
+        let headers: Vec<Option<FileHeader>> = files
+            .par_iter()
+            .map(|p| {
+                if !sniff(p) {
+                    tracing::debug!(path = %p.display(), "not DICOM (no DICM magic at byte 128); skipped");
+                    return Ok(None);
+                }
+                read_header(p)
+            })
+            .collect::<Result<_, VolumeError>>()?;
+        let files: Vec<FileHeader> = headers.into_iter().flatten().collect();
+        let mut stacks: Vec<Stack> = Vec::new();
+        for (fi, h) in files.iter().enumerate() {
+            if let Some(reason) = &h.unsupported {
+                stacks.push(Stack {
+                    series_uid: h.series_uid.clone(),
+                    rows: h.rows,
+                    cols: h.cols,
+                    iop: h.frames.first().and_then(|f| f.iop),
+                    frames: vec![FrameRef { file: fi, frame: 0 }],
+                    unsupported: Some(reason.clone()),
+                });
+                continue;
+            }
+            for (k, f) in h.frames.iter().enumerate() {
+                let r = FrameRef { file: fi, frame: k };
+                let found = stacks.iter_mut().find(|s| {
+                    s.unsupported.is_none()
+                        && s.series_uid == h.series_uid
+                        && s.rows == h.rows
+                        && s.cols == h.cols
+                        && match (&s.iop, &f.iop) {
+                            (Some(a), Some(b)) => iop_distance(a, b) < SAME_ORIENTATION,
+                            (None, None) => true,
+                            _ => false,
+                        }
+                });
+                match found {
+                    Some(s) => s.frames.push(r),
+                    None => stacks.push(Stack {
+                        series_uid: h.series_uid.clone(),
+                        rows: h.rows,
+                        cols: h.cols,
+                        iop: f.iop,
+                        frames: vec![r],
+                        unsupported: None,
+                    }),
+                }
+            }
+        }
+        Ok(Self { files, stacks })
+    }
+
+    /// The header of the file of the first frame of `stack`.
+    pub(crate) fn first_header(&self, stack: &Stack) -> Option<&FileHeader> {
+        stack.frames.first().map(|r| &self.files[r.file])
+    }
+
+    /// Public description of a stack.
+    pub(crate) fn info(&self, stack: &Stack) -> SeriesInfo {
+        let first = self.first_header(stack);
+        let mut files: Vec<PathBuf> = Vec::new();
+        for r in &stack.frames {
+            let p = &self.files[r.file].path;
+            if files.last() != Some(p) {
+                files.push(p.clone());
+            }
+        }
+        files.dedup();
+        SeriesInfo {
+            series_uid: stack.series_uid.clone(),
+            modality: first.and_then(|h| h.modality.clone()),
+            description: first.and_then(|h| h.description.clone()),
+            n_images: stack.frames.len(),
+            rows_cols: (stack.rows, stack.cols),
+            files,
+        }
+    }
+
+    /// One line describing a stack, for `Provenance::other_series`.
+    pub(crate) fn summary(&self, stack: &Stack) -> String {
+        let i = self.info(stack);
+        let orient = match stack.iop.map(|o| normal_of(&o)) {
+            Some(n) if n[2].abs() >= AXIAL_MIN_NZ => "axial",
+            Some(n) if n[1].abs() >= AXIAL_MIN_NZ => "coronal",
+            Some(n) if n[0].abs() >= AXIAL_MIN_NZ => "sagittal",
+            Some(_) => "oblique",
+            None => "no geometry",
+        };
+        format!(
+            "{} ({}, {:?}, {} images {}x{}, {orient})",
+            i.series_uid,
+            i.modality.as_deref().unwrap_or("?"),
+            i.description.as_deref().unwrap_or(""),
+            i.n_images,
+            i.rows_cols.1,
+            i.rows_cols.0
+        )
+    }
+}
+
+/// |normal . z| at least this is "axial" (within 45 degrees).
+pub(crate) const AXIAL_MIN_NZ: f64 = std::f64::consts::FRAC_1_SQRT_2;
+
+/// The unit slice normal of an orientation (row x column), or zeros when degenerate.
+pub(crate) fn normal_of(iop: &[f64; 6]) -> [f64; 3] {
+    let (r, c) = ([iop[0], iop[1], iop[2]], [iop[3], iop[4], iop[5]]);
+    let n = [
+        r[1] * c[2] - r[2] * c[1],
+        r[2] * c[0] - r[0] * c[2],
+        r[0] * c[1] - r[1] * c[0],
+    ];
+    let len = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
+    if len > 1e-9 {
+        [n[0] / len, n[1] / len, n[2] / len]
+    } else {
+        [0.0; 3]
+    }
+}
