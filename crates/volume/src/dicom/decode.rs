@@ -62,7 +62,7 @@ impl PixelSource {
         let ts = obj
             .meta()
             .transfer_syntax()
-            .trim_end_matches(|c: char| c == '\0' || c == ' ')
+            .trim_end_matches(['\0', ' '])
             .to_string();
         let samples = obj
             .get(tags::SAMPLES_PER_PIXEL)
