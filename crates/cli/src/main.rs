@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod scan;
 
 /// Speck: find tiny lung nodules in CT scans.
 #[derive(Parser)]
@@ -23,6 +24,8 @@ enum Command {
     Phantom(cmd::phantom::Args),
     /// Score candidates against annotations: FROC/CPM, per nodule size.
     Eval(cmd::eval::Args),
+    /// Detect nodules in DICOM/NIfTI/MetaImage scans: per-scan and combined outputs.
+    Scan(Box<cmd::scan::Args>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -32,6 +35,7 @@ fn main() -> std::process::ExitCode {
         Command::Info(a) => cmd::info::run(a),
         Command::Phantom(a) => cmd::phantom::run(a),
         Command::Eval(a) => cmd::eval::run(a),
+        Command::Scan(a) => cmd::scan::run(*a),
     };
     match result {
         Ok(code) => code,

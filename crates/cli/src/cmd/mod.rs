@@ -3,3 +3,4 @@
 pub mod eval;
 pub mod info;
 pub mod phantom;
+pub mod scan;

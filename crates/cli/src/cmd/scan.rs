@@ -1,0 +1,223 @@
+//! `speck scan INPUT... --out DIR`: detect nodules in many studies.
+//!
+//! See docs/cli.md for the outputs and exit codes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use anyhow::Context as _;
+
+use crate::scan::report::ReportFormat;
+use crate::scan::{discover, memory, run, shard};
+
+/// Exit code when some scans failed (0: all succeeded; 2: usage or fatal error).
+pub const EXIT_SOME_FAILED: u8 = 1;
+/// Exit code when the run was interrupted (Ctrl-C, SIGTERM); the outputs written are complete.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Arguments of `speck scan`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// DICOM folders (searched recursively; one scan per series), .nii/.nii.gz/.mhd/.mha files,
+    /// or manifests (.txt/.lst/.list: one path per line, # comments).
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// Output folder (created); nothing is written outside it.
+    #[arg(long, short, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Coarse (heatmap) model; default: the bundled one.
+    #[arg(long, value_name = "ONNX")]
+    pub coarse: Option<PathBuf>,
+    /// Fine (patch classifier) model; default: the bundled one.
+    #[arg(long, value_name = "ONNX")]
+    pub fine: Option<PathBuf>,
+    /// Folder holding the bundled models (coarse-*.onnx, fine-*.onnx).
+    #[arg(long, value_name = "DIR", env = "SPECK_MODELS_DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// Where the models run: cpu, cuda[:N] or tensorrt[:N] (falls back to cpu with a warning).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// ONNX Runtime threads per scan; default: the available cores divided by --jobs.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Path to libonnxruntime.so (else ORT_DYLIB_PATH, else an installed Python onnxruntime).
+    #[arg(long, value_name = "PATH")]
+    pub ort_lib: Option<PathBuf>,
+    /// Scans processed at the same time (within --max-memory).
+    #[arg(long, short, default_value_t = 1)]
+    pub jobs: usize,
+    /// Memory budget in GiB for all scans in flight; a scan whose estimated peak exceeds it is
+    /// refused (errors.csv). Default: 80% of the machine's (or cgroup's) memory.
+    #[arg(long, value_name = "GIB")]
+    pub max_memory: Option<f64>,
+    /// Skip scans whose outputs are complete (their scan.json exists and matches the models).
+    #[arg(long)]
+    pub resume: bool,
+    /// Also write each scan's coarse heatmap as NIfTI (heatmap.nii.gz).
+    #[arg(long)]
+    pub heatmap: bool,
+    /// Write PNG thumbnails (axial, coronal, sagittal) of the top candidates of each scan.
+    #[arg(long)]
+    pub thumbnails: bool,
+    /// How many top candidates per scan get a thumbnail.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub thumbnails_top: usize,
+    /// Run report format.
+    #[arg(long, value_enum, default_value = "html")]
+    pub report: ReportFormat,
+    /// Scan only part K of N (0-based), e.g. 3/8; default from SLURM_ARRAY_TASK_ID/COUNT or
+    /// JOB_COMPLETION_INDEX (with --shard-count or SPECK_SHARD_COUNT).
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Number of shards for a Kubernetes Indexed Job (its `completions`).
+    #[arg(long, value_name = "N")]
+    pub shard_count: Option<u32>,
+    /// List the scans this shard would process, and exit.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// No progress bar (it is also hidden when stderr is not a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+
+/// First Ctrl-C/SIGTERM: finish the scans in flight, write the run files, exit 130.
+/// Second: remove temporary files and exit 130 at once (finished outputs are complete).
+fn install_signal_handler() {
+    let r = ctrlc::set_handler(|| {
+        let n = SIGNALS.fetch_add(1, Ordering::SeqCst);
+        INTERRUPTED.store(true, Ordering::SeqCst);
+        if n == 0 {
+            eprintln!(
+                "\nspeck: interrupted; finishing the scans in progress (Ctrl-C again to stop now)"
+            );
+        } else {
+            let _guard = crate::scan::atomic::remove_all_temps();
+            eprintln!("\nspeck: stopped; temporary files removed");
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+    });
+    if let Err(e) = r {
+        tracing::warn!("cannot install the Ctrl-C handler: {e}");
+    }
+}
+
+/// Run `speck scan`.
+///
+/// # Errors
+/// Usage and fatal errors (no models, output folder not writable); failed scans are not errors.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (shard, source) = shard::resolve(args.shard.as_deref(), args.shard_count, |k| {
+        std::env::var(k).ok()
+    })
+    .map_err(anyhow::Error::msg)?;
+    if args.jobs == 0 {
+        anyhow::bail!("--jobs must be at least 1");
+    }
+    let budget = match args.max_memory {
+        Some(g) if g.is_finite() && g > 0.0 => (g * memory::GIB as f64) as u64,
+        Some(g) => anyhow::bail!("--max-memory {g}: expected a positive number of GiB"),
+        None => memory::default_budget().unwrap_or(u64::MAX),
+    };
+    if args.out.is_file() {
+        anyhow::bail!("--out {} is a file, not a folder", args.out.display());
+    }
+
+    let all = discover::discover(&args.inputs);
+    if all.is_empty() {
+        anyhow::bail!("no inputs to scan");
+    }
+    let mine: Vec<discover::Item> = all
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| shard.owns(*i))
+        .map(|(_, it)| it.clone())
+        .collect();
+    tracing::info!(
+        "{} item(s) found, {} in shard {shard} ({source:?})",
+        all.len(),
+        mine.len()
+    );
+    if args.dry_run {
+        for it in &mine {
+            match &it.plan {
+                discover::Plan::Scan { format, path, .. } => {
+                    println!("{}\t{}\t{:?}\t{}", it.id, it.uid, format, path.display());
+                }
+                discover::Plan::Fail { reason } => {
+                    println!("{}\t{}\tfail\t{reason}", it.id, it.uid);
+                }
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let threads = args.threads.unwrap_or_else(|| {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        (cores / args.jobs).max(1)
+    });
+    let engine = crate::scan::detector::build(&crate::scan::detector::EngineConfig {
+        coarse: args.coarse.clone(),
+        fine: args.fine.clone(),
+        models_dir: args.models_dir.clone(),
+        device: args.device.clone(),
+        threads,
+        ort_lib: args.ort_lib.clone(),
+    })?;
+
+    let run_dir = if shard.is_split() {
+        args.out.join("shards").join(shard.dir_name())
+    } else {
+        args.out.clone()
+    };
+    std::fs::create_dir_all(&run_dir)
+        .with_context(|| format!("cannot create the output folder {}", run_dir.display()))?;
+    let mut facts = vec![
+        format!("speck {}", env!("CARGO_PKG_VERSION")),
+        format!("models: {}", engine.describe()),
+        format!("{} scan(s) in this run (shard {shard})", mine.len()),
+    ];
+    if budget != u64::MAX {
+        facts.push(format!("memory budget: {}", memory::gib(budget)));
+    }
+    let opts = run::Options {
+        out: args.out.clone(),
+        run_dir: run_dir.clone(),
+        jobs: args.jobs,
+        budget_bytes: budget,
+        resume: args.resume,
+        heatmap: args.heatmap,
+        thumbnails: if args.thumbnails {
+            args.thumbnails_top
+        } else {
+            0
+        },
+        report: args.report,
+        progress: !args.no_progress,
+        facts,
+    };
+    install_signal_handler();
+    let result = run::run(&mine, engine.as_ref(), &opts, &INTERRUPTED)?;
+    eprintln!(
+        "speck scan: {} ok ({} from an earlier run), {} failed{}; outputs in {}",
+        result.ok + result.resumed,
+        result.resumed,
+        result.failed,
+        if result.interrupted {
+            format!(", interrupted with {} not started", result.not_started)
+        } else {
+            String::new()
+        },
+        run_dir.display()
+    );
+    Ok(if result.interrupted {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else if result.failed > 0 {
+        ExitCode::from(EXIT_SOME_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

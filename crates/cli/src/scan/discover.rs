@@ -1,0 +1,446 @@
+//! From the command line's inputs to a sorted list of scans (and of inputs that cannot be scans).
+//!
+//! - A folder is searched recursively (symbolic links to folders are not followed): every
+//!   `.nii`/`.nii.gz`/`.mhd`/`.mha` file is one scan, and the other files are handed to
+//!   [`speck_volume::dicom::scan_series`], which lists DICOM series; each series is one scan.
+//! - A NIfTI or MetaImage file is one scan.
+//! - A manifest (`.txt`, `.lst`, `.list`, `.manifest`) lists inputs, one per line; `#` starts a
+//!   comment; relative paths are relative to the manifest's folder.
+//! - Any other file is tried as a single DICOM file.
+//!
+//! Anything that cannot become a scan (a missing path, a folder holding no image, a non-CT series)
+//! becomes an [`Item`] whose plan is [`Plan::Fail`], so it is sharded, counted and reported like
+//! any failed scan. Item ids are unique safe file names (see [`super::names`]), assigned after
+//! sorting, so every shard of a job array computes the same ids.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::header;
+use super::names;
+
+/// How to read a scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// A DICOM series.
+    Dicom,
+    /// NIfTI-1/2, `.nii` or `.nii.gz`.
+    Nifti,
+    /// MetaImage, `.mhd` (+ data file) or `.mha`.
+    MetaImage,
+}
+
+/// What to do with one discovered item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// Load `path` (with `series_uid` for DICOM) and detect.
+    Scan {
+        /// The reader.
+        format: Format,
+        /// A file, or the folder that holds the series' files.
+        path: PathBuf,
+        /// For DICOM: the SeriesInstanceUID to load from `path`.
+        series_uid: Option<String>,
+        /// Voxels and stored bytes per voxel from the header, when it could be read.
+        size: Option<header::HeaderSize>,
+    },
+    /// The input cannot be scanned; `reason` goes to `errors.csv`.
+    Fail {
+        /// Why, in words a user can act on.
+        reason: String,
+    },
+}
+
+/// One scan (or one input that failed before it could become a scan).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    /// Unique, safe file name for this scan's outputs.
+    pub id: String,
+    /// The identifier written in the `seriesuid` column: the SeriesInstanceUID for DICOM, the file
+    /// stem for NIfTI/MetaImage (as LUNA16 names its `.mhd` files). Untrusted text.
+    pub uid: String,
+    /// The command-line (or manifest) input it was found under.
+    pub input: PathBuf,
+    /// The series, for DICOM.
+    pub series: Option<String>,
+    /// What to do.
+    pub plan: Plan,
+}
+
+/// Maximum folder depth searched under one input.
+const MAX_DEPTH: usize = 64;
+
+/// Lowercased file name.
+fn lower_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// The format a file name says it has, for image formats read by extension.
+pub fn format_of(p: &Path) -> Option<Format> {
+    let n = lower_name(p);
+    if n.ends_with(".nii") || n.ends_with(".nii.gz") {
+        Some(Format::Nifti)
+    } else if n.ends_with(".mhd") || n.ends_with(".mha") {
+        Some(Format::MetaImage)
+    } else {
+        None
+    }
+}
+
+fn is_manifest(p: &Path) -> bool {
+    let n = lower_name(p);
+    [".txt", ".lst", ".list", ".manifest"]
+        .iter()
+        .any(|e| n.ends_with(e))
+}
+
+/// Files that are never scans on their own (MetaImage data, checksums, our own outputs...).
+fn is_ignorable(p: &Path) -> bool {
+    let n = lower_name(p);
+    n.starts_with('.')
+        || [
+            ".raw", ".zraw", ".csv", ".json", ".md", ".html", ".png", ".jpg", ".md5", ".xml",
+        ]
+        .iter()
+        .any(|e| n.ends_with(e))
+}
+
+/// The file stem without `.nii.gz`, `.nii`, `.mhd` or `.mha`.
+pub fn image_stem(p: &Path) -> String {
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let lower = name.to_ascii_lowercase();
+    for ext in [".nii.gz", ".nii", ".mhd", ".mha"] {
+        if lower.ends_with(ext) {
+            return name[..name.len() - ext.len()].to_string();
+        }
+    }
+    name
+}
+
+/// A raw (unsorted, id-less) item.
+struct Raw {
+    uid: String,
+    input: PathBuf,
+    series: Option<String>,
+    plan: Plan,
+}
+
+fn file_item(input: &Path, path: &Path, format: Format) -> Raw {
+    let size = match format {
+        Format::Nifti => header::nifti(path),
+        Format::MetaImage => header::metaimage(path),
+        Format::Dicom => Err(std::io::Error::other("not read here")),
+    };
+    let size = match size {
+        Ok(s) => Some(s),
+        Err(e) => {
+            // The loader gives the authoritative error; this is only the estimate failing.
+            tracing::debug!("{}: header not read for the estimate: {e}", path.display());
+            None
+        }
+    };
+    Raw {
+        uid: image_stem(path),
+        input: input.to_path_buf(),
+        series: None,
+        plan: Plan::Scan {
+            format,
+            path: path.to_path_buf(),
+            series_uid: None,
+            size,
+        },
+    }
+}
+
+fn fail(input: &Path, uid: String, series: Option<String>, reason: String) -> Raw {
+    Raw {
+        uid,
+        input: input.to_path_buf(),
+        series,
+        plan: Plan::Fail { reason },
+    }
+}
+
+/// The deepest folder holding every file in `files`.
+fn common_dir(files: &[PathBuf]) -> Option<PathBuf> {
+    let mut it = files.iter();
+    let mut dir = it.next()?.parent()?.to_path_buf();
+    for f in it {
+        while !f.starts_with(&dir) {
+            dir = dir.parent()?.to_path_buf();
+        }
+    }
+    Some(dir)
+}
+
+fn dicom_items(input: &Path, path: &Path, out: &mut Vec<Raw>, quiet_if_none: bool) {
+    match speck_volume::dicom::scan_series(path) {
+        Ok(series) => {
+            if series.is_empty() && !quiet_if_none {
+                out.push(fail(
+                    input,
+                    image_stem(path),
+                    None,
+                    "no DICOM series, NIfTI or MetaImage file found".into(),
+                ));
+            }
+            for s in series {
+                let modality = s.modality.clone().unwrap_or_default();
+                if !modality.is_empty() && !modality.eq_ignore_ascii_case("CT") {
+                    out.push(fail(
+                        input,
+                        s.series_uid.clone(),
+                        Some(s.series_uid.clone()),
+                        format!(
+                            "unsupported modality {modality:?} ({} images): Speck reads CT series",
+                            s.n_images
+                        ),
+                    ));
+                    continue;
+                }
+                let dir = if path.is_file() {
+                    Some(path.to_path_buf())
+                } else {
+                    common_dir(&s.files)
+                };
+                let voxels = u64::from(s.rows_cols.0)
+                    .saturating_mul(u64::from(s.rows_cols.1))
+                    .saturating_mul(s.n_images as u64);
+                out.push(Raw {
+                    uid: s.series_uid.clone(),
+                    input: input.to_path_buf(),
+                    series: Some(s.series_uid.clone()),
+                    plan: Plan::Scan {
+                        format: Format::Dicom,
+                        path: dir.unwrap_or_else(|| path.to_path_buf()),
+                        series_uid: Some(s.series_uid),
+                        size: (voxels > 0).then_some(header::HeaderSize {
+                            voxels,
+                            bytes_per_voxel: 2,
+                        }),
+                    },
+                });
+            }
+        }
+        Err(speck_volume::VolumeError::NotFound { .. }) if quiet_if_none => {}
+        Err(e) => out.push(fail(input, image_stem(path), None, e.to_string())),
+    }
+}
+
+/// Walk `dir`: image files by extension, and whether any other (possibly DICOM) file exists.
+fn walk(
+    dir: &Path,
+    depth: usize,
+    images: &mut Vec<PathBuf>,
+    other: &mut bool,
+    errs: &mut Vec<String>,
+) {
+    if depth > MAX_DEPTH {
+        errs.push(format!(
+            "{}: deeper than {MAX_DEPTH} folders; not searched",
+            dir.display()
+        ));
+        return;
+    }
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) => {
+            errs.push(format!("{}: {e}", dir.display()));
+            return;
+        }
+    };
+    let mut entries: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if meta.is_dir() {
+            walk(&p, depth + 1, images, other, errs);
+        } else if meta.is_file() || meta.file_type().is_symlink() && p.is_file() {
+            if format_of(&p).is_some() {
+                images.push(p);
+            } else if !is_ignorable(&p) && !is_manifest(&p) {
+                *other = true;
+            }
+        }
+    }
+}
+
+fn discover_one(input: &Path, out: &mut Vec<Raw>, in_manifest: bool) {
+    let meta = match std::fs::metadata(input) {
+        Ok(m) => m,
+        Err(e) => {
+            out.push(fail(
+                input,
+                image_stem(input),
+                None,
+                format!("cannot read input: {e}"),
+            ));
+            return;
+        }
+    };
+    if meta.is_dir() {
+        let (mut images, mut other, mut errs) = (Vec::new(), false, Vec::new());
+        walk(input, 0, &mut images, &mut other, &mut errs);
+        for e in errs {
+            out.push(fail(input, image_stem(input), None, e));
+        }
+        let n_images = images.len();
+        for p in images {
+            let format = format_of(&p).unwrap_or(Format::Nifti);
+            out.push(file_item(input, &p, format));
+        }
+        if other {
+            dicom_items(input, input, out, n_images > 0);
+        } else if n_images == 0 {
+            out.push(fail(
+                input,
+                image_stem(input),
+                None,
+                "no DICOM series, NIfTI or MetaImage file found".into(),
+            ));
+        }
+    } else if let Some(format) = format_of(input) {
+        out.push(file_item(input, input, format));
+    } else if is_manifest(input) {
+        if in_manifest {
+            out.push(fail(
+                input,
+                image_stem(input),
+                None,
+                "a manifest may not list another manifest".into(),
+            ));
+            return;
+        }
+        match read_manifest(input) {
+            Ok(paths) => {
+                for p in paths {
+                    discover_one(&p, out, true);
+                }
+            }
+            Err(e) => out.push(fail(
+                input,
+                image_stem(input),
+                None,
+                format!("cannot read manifest: {e}"),
+            )),
+        }
+    } else {
+        dicom_items(input, input, out, false);
+    }
+}
+
+/// The paths a manifest lists (blank lines and `#` comments skipped; relative to its folder).
+///
+/// # Errors
+/// An I/O error when the manifest cannot be read, or it is not UTF-8.
+pub fn read_manifest(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(path)?;
+    let base = path.parent().unwrap_or_else(|| Path::new("."));
+    Ok(text
+        .lines()
+        .map(|l| l.split_once('#').map_or(l, |(a, _)| a).trim())
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let p = PathBuf::from(l);
+            if p.is_absolute() {
+                p
+            } else {
+                base.join(p)
+            }
+        })
+        .collect())
+}
+
+/// Discover every item under `inputs`, de-duplicated (the same file or series reached twice is
+/// scanned once), sorted, with unique safe ids.
+pub fn discover(inputs: &[PathBuf]) -> Vec<Item> {
+    let mut raws = Vec::new();
+    for input in inputs {
+        discover_one(input, &mut raws, false);
+    }
+    // De-duplicate by what would be read.
+    let mut seen: BTreeMap<(String, Option<String>, String), Raw> = BTreeMap::new();
+    for r in raws {
+        let key = match &r.plan {
+            Plan::Scan {
+                path, series_uid, ..
+            } => (
+                std::fs::canonicalize(path)
+                    .unwrap_or_else(|_| path.clone())
+                    .to_string_lossy()
+                    .into_owned(),
+                series_uid.clone(),
+                String::new(),
+            ),
+            Plan::Fail { reason } => (
+                r.input.to_string_lossy().into_owned(),
+                r.series.clone(),
+                reason.clone(),
+            ),
+        };
+        seen.entry(key).or_insert(r);
+    }
+    let mut raws: Vec<Raw> = seen.into_values().collect();
+    raws.sort_by(|a, b| (&a.uid, &a.input, &a.series).cmp(&(&b.uid, &b.input, &b.series)));
+    let ids = names::assign_unique(&raws.iter().map(|r| r.uid.as_str()).collect::<Vec<_>>());
+    raws.into_iter()
+        .zip(ids)
+        .map(|(r, id)| Item {
+            id,
+            uid: r.uid,
+            input: r.input,
+            series: r.series,
+            plan: r.plan,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stems_and_formats() {
+        assert_eq!(image_stem(Path::new("/a/1.2.3.mhd")), "1.2.3");
+        assert_eq!(image_stem(Path::new("case.NII.GZ")), "case");
+        assert_eq!(format_of(Path::new("x.nii.gz")), Some(Format::Nifti));
+        assert_eq!(format_of(Path::new("x.mha")), Some(Format::MetaImage));
+        assert_eq!(format_of(Path::new("x.dcm")), None);
+    }
+
+    #[test]
+    fn manifest_comments_and_relative_paths() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let m = dir.path().join("list.txt");
+        std::fs::write(&m, "# scans\na.nii.gz\n\n  /abs/b.mhd  # second\n").expect("write");
+        let paths = read_manifest(&m).expect("manifest");
+        assert_eq!(
+            paths,
+            vec![dir.path().join("a.nii.gz"), PathBuf::from("/abs/b.mhd")]
+        );
+    }
+
+    #[test]
+    fn missing_inputs_fail_and_ids_are_unique_and_sorted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("../../evil.nii");
+        let b = dir.path().join("missing");
+        let items = discover(&[b.clone(), a.clone(), a]);
+        assert_eq!(items.len(), 2, "{items:?}");
+        for it in &items {
+            assert!(names::is_safe_component(&it.id));
+        }
+        assert!(items.iter().any(|i| i.uid == "evil"));
+        assert!(items.iter().all(
+            |i| matches!(&i.plan, Plan::Fail { reason } if reason.contains("cannot read input"))
+        ));
+    }
+}

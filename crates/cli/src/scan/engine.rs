@@ -1,0 +1,50 @@
+//! What the scan runner needs from a detector, as a trait so the runner's plumbing (discovery,
+//! outputs, resume, errors) does not depend on how detection is done.
+
+use std::collections::BTreeMap;
+
+use ndarray::Array3;
+use speck_candidates::Candidate;
+use speck_volume::{Geometry, Volume, VoxelIndex};
+
+/// The lung mask of a scan, when the detector made one.
+pub trait LungMask: Send + Sync {
+    /// Whether voxel `idx` (of the scanned volume) lies in the lungs; `None` when outside the mask.
+    fn contains(&self, idx: VoxelIndex) -> Option<bool>;
+}
+
+/// What detection produced for one scan.
+pub struct EngineOutput {
+    /// Candidates in LPS mm.
+    pub candidates: Vec<Candidate>,
+    /// The coarse heatmap and its geometry, when asked for and available.
+    pub heatmap: Option<(Array3<f32>, Geometry)>,
+    /// The lung mask, when one was made.
+    pub lung_mask: Option<Box<dyn LungMask>>,
+    /// Seconds per stage.
+    pub timings_s: BTreeMap<String, f64>,
+    /// Counts per stage.
+    pub counts: BTreeMap<String, u64>,
+    /// The device that actually ran.
+    pub device: String,
+    /// Warnings (fallbacks, models that did not fit...).
+    pub warnings: Vec<String>,
+}
+
+/// A detector the runner can share across worker threads.
+pub trait Engine: Send + Sync {
+    /// Detect candidates in `volume`. `want_heatmap` asks for the heatmap to be kept.
+    /// `progress` receives the fraction done in `[0, 1]`.
+    ///
+    /// # Errors
+    /// Whatever makes detection impossible for this scan.
+    fn detect(
+        &self,
+        volume: &Volume,
+        want_heatmap: bool,
+        progress: &(dyn Fn(f32) + Sync),
+    ) -> anyhow::Result<EngineOutput>;
+
+    /// The models and device, as written in every `scan.json` (and compared by `--resume`).
+    fn describe(&self) -> serde_json::Value;
+}

@@ -1,0 +1,339 @@
+//! What `speck scan` writes, and how it reads it back (for `--resume` and `speck merge`).
+//!
+//! Every number is written with a fixed number of decimals and every table is sorted, so the same
+//! detections give byte-identical files whatever the thread count or the order scans finished in.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{atomic, names};
+
+/// Columns of the per-scan and combined candidate files. The first five are LUNA16's.
+pub const CANDIDATE_COLUMNS: [&str; 14] = [
+    "seriesuid",
+    "coordX",
+    "coordY",
+    "coordZ",
+    "probability",
+    "scan_id",
+    "rank",
+    "index_z",
+    "index_y",
+    "index_x",
+    "diameter_mm",
+    "side",
+    "in_lung",
+    "instance_number",
+];
+
+/// Columns of `summary.csv`.
+pub const SUMMARY_COLUMNS: [&str; 7] = [
+    "scan_id",
+    "seriesuid",
+    "status",
+    "n_candidates",
+    "seconds",
+    "format",
+    "source",
+];
+
+/// Columns of `errors.csv`.
+pub const ERROR_COLUMNS: [&str; 5] = ["input", "series", "reason", "scan_id", "stage"];
+
+/// One candidate as written: LUNA16 world coordinates (LPS mm) and probability, then extras.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidateRow {
+    /// SeriesInstanceUID (DICOM) or file stem (NIfTI/MetaImage).
+    pub seriesuid: String,
+    /// LPS x, mm.
+    #[serde(rename = "coordX")]
+    pub coord_x: String,
+    /// LPS y, mm.
+    #[serde(rename = "coordY")]
+    pub coord_y: String,
+    /// LPS z, mm.
+    #[serde(rename = "coordZ")]
+    pub coord_z: String,
+    /// Probability in `[0, 1]`.
+    pub probability: String,
+    /// The scan's output folder name under `scans/`.
+    pub scan_id: String,
+    /// 1-based rank within the scan (1 = most probable); thumbnails are named by it.
+    pub rank: u32,
+    /// Nearest voxel, slice index (0-based).
+    pub index_z: String,
+    /// Nearest voxel, row index (0-based).
+    pub index_y: String,
+    /// Nearest voxel, column index (0-based).
+    pub index_x: String,
+    /// Estimated diameter in mm; empty when the model does not estimate one.
+    pub diameter_mm: String,
+    /// `left` or `right` (the patient's), relative to the body midline; empty when unknown.
+    pub side: String,
+    /// `true`/`false`: whether the centre lies in the lung mask; empty when no mask was made.
+    pub in_lung: String,
+    /// DICOM InstanceNumber of the nearest slice; empty for NIfTI/MetaImage.
+    pub instance_number: String,
+}
+
+/// Format `v` with `decimals` decimals, never as `-0.000` (so tiny sign differences of zero
+/// cannot make two runs differ).
+pub fn fixed(v: f64, decimals: usize) -> String {
+    if !v.is_finite() {
+        return String::new();
+    }
+    let s = format!("{v:.decimals$}");
+    if s.starts_with('-') && s[1..].chars().all(|c| c == '0' || c == '.') {
+        s[1..].to_string()
+    } else {
+        s
+    }
+}
+
+/// One line of `summary.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    /// Output folder name.
+    pub scan_id: String,
+    /// Identifier as in the candidate files.
+    pub seriesuid: String,
+    /// `ok` or `failed`.
+    pub status: String,
+    /// Number of candidates (0 when failed).
+    pub n_candidates: usize,
+    /// Wall-clock seconds spent on the scan (load + detect + write), 2 decimals.
+    pub seconds: String,
+    /// `dicom`, `nifti`, `metaimage`, or empty when unknown.
+    pub format: String,
+    /// What was read.
+    pub source: String,
+}
+
+/// One line of `errors.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorRow {
+    /// The command-line or manifest input.
+    pub input: String,
+    /// SeriesInstanceUID, when known.
+    pub series: String,
+    /// What went wrong.
+    pub reason: String,
+    /// The scan id it would have had.
+    pub scan_id: String,
+    /// `discover`, `memory`, `load`, `detect`, or `write`.
+    pub stage: String,
+}
+
+/// Timings, counts and facts about one scan: `scans/<id>/scan.json`, written last, so its presence
+/// marks the scan's outputs complete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanRecord {
+    /// Record format version.
+    pub version: u32,
+    /// Output folder name.
+    pub scan_id: String,
+    /// SeriesInstanceUID or file stem.
+    pub seriesuid: String,
+    /// The command-line or manifest input.
+    pub input: String,
+    /// What was read.
+    pub source: String,
+    /// Reader used.
+    pub format: String,
+    /// StudyInstanceUID, when DICOM.
+    pub study_uid: Option<String>,
+    /// PatientID, when the file has one.
+    pub patient_id: Option<String>,
+    /// Shape `[z, y, x]`.
+    pub shape_zyx: [usize; 3],
+    /// Spacing `[x, y, z]`, mm.
+    pub spacing_xyz_mm: [f64; 3],
+    /// Number of candidates written.
+    pub n_candidates: usize,
+    /// Device that actually ran the models.
+    pub device: String,
+    /// Seconds per stage (`load`, the detector's stages, `write`, `total`).
+    pub timings_s: std::collections::BTreeMap<String, f64>,
+    /// Counts reported by the detector (tiles, raw candidates, ...).
+    pub counts: std::collections::BTreeMap<String, u64>,
+    /// Things a user should know (from the reader and the detector).
+    pub warnings: Vec<String>,
+    /// Estimated peak memory (bytes) used to schedule the scan.
+    pub estimated_peak_bytes: u64,
+    /// Process peak RSS (bytes) after the scan; with `--jobs > 1` it covers concurrent scans too.
+    pub process_peak_rss_bytes: Option<u64>,
+    /// The models, with a content hash, so `--resume` redoes scans made with other models.
+    pub models: serde_json::Value,
+    /// The options that shaped the outputs (heatmap, number of thumbnails).
+    pub requested: serde_json::Value,
+    /// Files written, relative to the scan folder.
+    pub outputs: Vec<String>,
+}
+
+/// Current [`ScanRecord::version`].
+pub const RECORD_VERSION: u32 = 1;
+
+fn csv_bytes<T: Serialize>(columns: &[&str], rows: &[T]) -> io::Result<Vec<u8>> {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    w.write_record(columns).map_err(io::Error::other)?;
+    for r in rows {
+        w.serialize(r).map_err(io::Error::other)?;
+    }
+    w.into_inner().map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// Write rows as CSV with a header line, atomically.
+///
+/// # Errors
+/// Any I/O error.
+pub fn write_csv<T: Serialize>(path: &Path, columns: &[&str], rows: &[T]) -> io::Result<()> {
+    let bytes = csv_bytes(columns, rows)?;
+    atomic::write_atomic(path, &bytes)
+}
+
+/// Read rows written by [`write_csv`] (columns matched by name).
+///
+/// # Errors
+/// An I/O error, or `InvalidData` naming the line that does not parse.
+pub fn read_csv<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<Vec<T>> {
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_path(path)
+        .map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })?;
+    let mut out = Vec::new();
+    for (i, row) in r.deserialize().enumerate() {
+        out.push(row.map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: line {}: {e}", path.display(), i + 2),
+            )
+        })?);
+    }
+    Ok(out)
+}
+
+/// Sort candidate rows for a combined file: by series, scan, then rank.
+pub fn sort_candidates(rows: &mut [CandidateRow]) {
+    rows.sort_by(|a, b| {
+        (&a.seriesuid, &a.scan_id, a.rank).cmp(&(&b.seriesuid, &b.scan_id, b.rank))
+    });
+}
+
+/// Sort summary rows by scan id.
+pub fn sort_summary(rows: &mut [SummaryRow]) {
+    rows.sort_by(|a, b| a.scan_id.cmp(&b.scan_id));
+}
+
+/// Sort error rows by scan id, then input and reason.
+pub fn sort_errors(rows: &mut [ErrorRow]) {
+    rows.sort_by(|a, b| {
+        (&a.scan_id, &a.input, &a.series, &a.reason)
+            .cmp(&(&b.scan_id, &b.input, &b.series, &b.reason))
+    });
+}
+
+/// Paths of one scan's outputs under `out/scans/<id>/`.
+#[derive(Debug, Clone)]
+pub struct ScanPaths {
+    /// The scan folder.
+    pub dir: PathBuf,
+    /// `candidates.csv`.
+    pub candidates: PathBuf,
+    /// `scan.json`, the completion marker.
+    pub record: PathBuf,
+    /// `heatmap.nii.gz`.
+    pub heatmap: PathBuf,
+    /// `thumbnails/`.
+    pub thumbnails: PathBuf,
+}
+
+impl ScanPaths {
+    /// Paths for scan `id` (a safe name) under `out`.
+    pub fn new(out: &Path, id: &str) -> Self {
+        // Ids are made safe at discovery; this re-check keeps every path under `out` regardless.
+        let id = if names::is_safe_component(id) {
+            id.to_string()
+        } else {
+            names::safe_name(id)
+        };
+        let dir = out.join("scans").join(id);
+        Self {
+            candidates: dir.join("candidates.csv"),
+            record: dir.join("scan.json"),
+            heatmap: dir.join("heatmap.nii.gz"),
+            thumbnails: dir.join("thumbnails"),
+            dir,
+        }
+    }
+
+    /// Thumbnail file of the candidate of 1-based `rank`.
+    pub fn thumbnail(&self, rank: u32) -> PathBuf {
+        self.thumbnails.join(format!("candidate-{rank:03}.png"))
+    }
+}
+
+/// Read `scan.json` if it exists and parses.
+pub fn read_record(path: &Path) -> Option<ScanRecord> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Write `scan.json` atomically.
+///
+/// # Errors
+/// Any I/O or serialisation error.
+pub fn write_record(path: &Path, record: &ScanRecord) -> io::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
+    bytes.push(b'\n');
+    atomic::write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_has_no_negative_zero() {
+        assert_eq!(fixed(-0.0001, 3), "0.000");
+        assert_eq!(fixed(-1.23456, 3), "-1.235");
+        assert_eq!(fixed(2.0, 2), "2.00");
+        assert_eq!(fixed(f64::NAN, 2), "");
+    }
+
+    #[test]
+    fn csv_round_trip_with_hostile_uid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.csv");
+        let row = CandidateRow {
+            seriesuid: "a,\"b\"\nc".into(),
+            coord_x: fixed(1.0, 3),
+            coord_y: fixed(2.0, 3),
+            coord_z: fixed(3.0, 3),
+            probability: fixed(0.5, 6),
+            scan_id: "x".into(),
+            rank: 1,
+            index_z: "1".into(),
+            index_y: "2".into(),
+            index_x: "3".into(),
+            diameter_mm: String::new(),
+            side: "left".into(),
+            in_lung: "true".into(),
+            instance_number: String::new(),
+        };
+        write_csv(&p, &CANDIDATE_COLUMNS, std::slice::from_ref(&row)).expect("write");
+        let text = std::fs::read_to_string(&p).expect("read");
+        assert!(text.starts_with("seriesuid,coordX,coordY,coordZ,probability,"));
+        let back: Vec<CandidateRow> = read_csv(&p).expect("read");
+        assert_eq!(back, vec![row]);
+    }
+}

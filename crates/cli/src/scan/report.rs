@@ -1,0 +1,287 @@
+//! The run report: one page listing every scan with its top candidates and their thumbnails, and
+//! every error. Identifiers come from files, so everything is escaped (HTML) or sanitised
+//! (Markdown) before it is written.
+
+use std::fmt::Write as _;
+
+use super::output::{CandidateRow, ErrorRow, SummaryRow};
+
+/// Report format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// `report.html`, a self-contained page (thumbnails linked relatively).
+    Html,
+    /// `report.md`.
+    Md,
+    /// No report.
+    None,
+}
+
+/// One scan in the report.
+pub struct ReportScan<'a> {
+    /// Summary line.
+    pub summary: &'a SummaryRow,
+    /// Candidates, by rank.
+    pub candidates: Vec<&'a CandidateRow>,
+    /// Relative path (from the report) of each shown candidate's thumbnail, by rank.
+    pub thumbnails: Vec<Option<String>>,
+}
+
+/// Everything a report shows.
+pub struct ReportData<'a> {
+    /// Title line (what was scanned, with which models).
+    pub title: String,
+    /// Lines of facts (models, device, shard, counts).
+    pub facts: Vec<String>,
+    /// Scans, sorted by id.
+    pub scans: Vec<ReportScan<'a>>,
+    /// Errors.
+    pub errors: &'a [ErrorRow],
+    /// How many candidates per scan to list.
+    pub top: usize,
+}
+
+/// Escape text for HTML element content and attribute values.
+pub fn html_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c if c.is_control() => o.push(' '),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// Make text safe inside a Markdown table cell (no pipes, no newlines, no HTML, no links).
+pub fn md_cell(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '|' | '<' | '>' | '[' | ']' | '`' | '*' | '_' | '\\' => ' ',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// Render HTML.
+pub fn html(d: &ReportData<'_>) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>{}</title>\n<style>\
+         body{{font-family:sans-serif;margin:1.5em;color:#222}}\
+         table{{border-collapse:collapse;margin:.5em 0}}\
+         td,th{{border:1px solid #ccc;padding:.2em .5em;text-align:left;font-size:90%}}\
+         .failed{{color:#b00}} img{{display:block;max-width:100%}}\
+         .cand{{display:inline-block;margin:.3em;vertical-align:top;font-size:85%}}\
+         </style></head><body>\n<h1>{}</h1>\n<p><em>Research software, not for clinical use.</em></p>\n<ul>\n",
+        html_escape(&d.title),
+        html_escape(&d.title)
+    );
+    for f in &d.facts {
+        let _ = writeln!(s, "<li>{}</li>", html_escape(f));
+    }
+    s.push_str("</ul>\n<h2>Scans</h2>\n<table><tr><th>scan</th><th>series</th><th>status</th><th>candidates</th><th>seconds</th></tr>\n");
+    for sc in &d.scans {
+        let r = sc.summary;
+        let _ = writeln!(
+            s,
+            "<tr class=\"{}\"><td><a href=\"#{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            html_escape(&r.status),
+            html_escape(&r.scan_id),
+            html_escape(&r.scan_id),
+            html_escape(&r.seriesuid),
+            html_escape(&r.status),
+            r.n_candidates,
+            html_escape(&r.seconds)
+        );
+    }
+    s.push_str("</table>\n");
+    for sc in d.scans.iter().filter(|sc| sc.summary.status == "ok") {
+        let r = sc.summary;
+        let _ = writeln!(
+            s,
+            "<h3 id=\"{}\">{}</h3>\n<p>{} — {} candidate(s)</p>",
+            html_escape(&r.scan_id),
+            html_escape(&r.scan_id),
+            html_escape(&r.seriesuid),
+            r.n_candidates
+        );
+        for (c, thumb) in sc.candidates.iter().zip(&sc.thumbnails).take(d.top) {
+            let _ = write!(s, "<div class=\"cand\">");
+            if let Some(t) = thumb {
+                let _ = write!(
+                    s,
+                    "<img src=\"{}\" alt=\"candidate {}\" width=\"496\">",
+                    html_escape(t),
+                    c.rank
+                );
+            }
+            let _ = writeln!(
+                s,
+                "#{} p={} at ({}, {}, {}) mm, slice {}{}, {} {} {}</div>",
+                c.rank,
+                html_escape(&c.probability),
+                html_escape(&c.coord_x),
+                html_escape(&c.coord_y),
+                html_escape(&c.coord_z),
+                html_escape(&c.index_z),
+                if c.instance_number.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (Img {})", html_escape(&c.instance_number))
+                },
+                if c.diameter_mm.is_empty() {
+                    String::new()
+                } else {
+                    format!("{} mm,", html_escape(&c.diameter_mm))
+                },
+                html_escape(&c.side),
+                if c.in_lung == "false" {
+                    "(outside the lung mask)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    if !d.errors.is_empty() {
+        s.push_str("<h2>Errors</h2>\n<table><tr><th>input</th><th>series</th><th>stage</th><th>reason</th></tr>\n");
+        for e in d.errors {
+            let _ = writeln!(
+                s,
+                "<tr class=\"failed\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                html_escape(&e.input),
+                html_escape(&e.series),
+                html_escape(&e.stage),
+                html_escape(&e.reason)
+            );
+        }
+        s.push_str("</table>\n");
+    }
+    s.push_str("</body></html>\n");
+    s
+}
+
+/// Render Markdown.
+pub fn markdown(d: &ReportData<'_>) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# {}\n\n*Research software, not for clinical use.*\n",
+        md_cell(&d.title)
+    );
+    for f in &d.facts {
+        let _ = writeln!(s, "- {}", md_cell(f));
+    }
+    s.push_str(
+        "\n## Scans\n\n| scan | series | status | candidates | seconds |\n|---|---|---|---|---|\n",
+    );
+    for sc in &d.scans {
+        let r = sc.summary;
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            md_cell(&r.scan_id),
+            md_cell(&r.seriesuid),
+            md_cell(&r.status),
+            r.n_candidates,
+            md_cell(&r.seconds)
+        );
+    }
+    for sc in d
+        .scans
+        .iter()
+        .filter(|sc| sc.summary.status == "ok" && !sc.candidates.is_empty())
+    {
+        let _ = writeln!(s, "\n### {}\n", md_cell(&sc.summary.scan_id));
+        for (c, thumb) in sc.candidates.iter().zip(&sc.thumbnails).take(d.top) {
+            let _ = writeln!(
+                s,
+                "- #{} p={} at ({}, {}, {}) mm, slice {} {} {}",
+                c.rank,
+                md_cell(&c.probability),
+                md_cell(&c.coord_x),
+                md_cell(&c.coord_y),
+                md_cell(&c.coord_z),
+                md_cell(&c.index_z),
+                if c.diameter_mm.is_empty() {
+                    String::new()
+                } else {
+                    format!("{} mm", md_cell(&c.diameter_mm))
+                },
+                md_cell(&c.side)
+            );
+            if let Some(t) = thumb {
+                // Thumbnail paths are built from safe names only.
+                let _ = writeln!(s, "\n  ![candidate {}]({})\n", c.rank, t);
+            }
+        }
+    }
+    if !d.errors.is_empty() {
+        s.push_str("\n## Errors\n\n| input | series | stage | reason |\n|---|---|---|---|\n");
+        for e in d.errors {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} |",
+                md_cell(&e.input),
+                md_cell(&e.series),
+                md_cell(&e.stage),
+                md_cell(&e.reason)
+            );
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_ids_are_escaped() {
+        let summary = SummaryRow {
+            scan_id: "x".into(),
+            seriesuid: "<script>alert(1)</script>".into(),
+            status: "ok".into(),
+            n_candidates: 0,
+            seconds: "1.00".into(),
+            format: "nifti".into(),
+            source: "a".into(),
+        };
+        let errors = vec![ErrorRow {
+            input: "in|put".into(),
+            series: "\"onerror=".into(),
+            reason: "r".into(),
+            scan_id: "y".into(),
+            stage: "load".into(),
+        }];
+        let d = ReportData {
+            title: "t".into(),
+            facts: vec![],
+            scans: vec![ReportScan {
+                summary: &summary,
+                candidates: vec![],
+                thumbnails: vec![],
+            }],
+            errors: &errors,
+            top: 5,
+        };
+        let h = html(&d);
+        assert!(!h.contains("<script>"));
+        assert!(h.contains("&lt;script&gt;"));
+        assert!(!h.contains("\"onerror="));
+        let m = markdown(&d);
+        assert!(!m.contains("<script>"));
+        assert!(!m.contains("in|put"));
+    }
+}

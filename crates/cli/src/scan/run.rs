@@ -1,0 +1,692 @@
+//! The batch runner: scans items in parallel within a memory budget, writes each scan's outputs
+//! atomically with its `scan.json` last, records every failure, and builds the run-level files
+//! from the per-scan ones (so a resumed run loses nothing that an earlier one finished).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use speck_volume::{LoadOptions, Volume, VoxelIndex};
+
+use super::discover::{Format, Item, Plan};
+use super::engine::{Engine, EngineOutput};
+use super::memory::{self, Budget};
+use super::output::{
+    self, fixed, CandidateRow, ErrorRow, ScanPaths, ScanRecord, SummaryRow, CANDIDATE_COLUMNS,
+    ERROR_COLUMNS, RECORD_VERSION, SUMMARY_COLUMNS,
+};
+use super::report::{self, ReportFormat};
+use super::{atomic, thumbs};
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The output folder (`--out`); per-scan outputs go to `scans/<id>/` under it.
+    pub out: PathBuf,
+    /// Where the run-level files go (`out`, or `out/shards/K-of-N` for a shard).
+    pub run_dir: PathBuf,
+    /// Scans processed at once.
+    pub jobs: usize,
+    /// Memory budget in bytes for all scans in flight.
+    pub budget_bytes: u64,
+    /// Skip scans whose outputs are complete.
+    pub resume: bool,
+    /// Write the heatmap as NIfTI.
+    pub heatmap: bool,
+    /// Thumbnails for this many top candidates per scan (0: none).
+    pub thumbnails: usize,
+    /// Report format.
+    pub report: ReportFormat,
+    /// Show a progress bar (only drawn when stderr is a terminal).
+    pub progress: bool,
+    /// Lines describing the run, for the report.
+    pub facts: Vec<String>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunResult {
+    /// Scans that succeeded in this run.
+    pub ok: usize,
+    /// Scans skipped because an earlier run completed them.
+    pub resumed: usize,
+    /// Items that failed.
+    pub failed: usize,
+    /// Items not started because the run was interrupted.
+    pub not_started: usize,
+    /// Whether the run was interrupted.
+    pub interrupted: bool,
+}
+
+/// Options stored in `scan.json` so `--resume` knows whether a finished scan has what is asked now.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Requested {
+    heatmap: bool,
+    thumbnails: usize,
+}
+
+enum Outcome {
+    Done {
+        summary: SummaryRow,
+        rows: Vec<CandidateRow>,
+        resumed: bool,
+    },
+    Failed {
+        summary: SummaryRow,
+        error: ErrorRow,
+    },
+}
+
+struct Ctx<'a> {
+    engine: &'a dyn Engine,
+    models: serde_json::Value,
+    opts: &'a Options,
+    budget: Budget,
+    interrupted: &'a AtomicBool,
+}
+
+fn format_name(f: Format) -> &'static str {
+    match f {
+        Format::Dicom => "dicom",
+        Format::Nifti => "nifti",
+        Format::MetaImage => "metaimage",
+    }
+}
+
+fn failed(item: &Item, stage: &str, reason: String, seconds: f64) -> Outcome {
+    let (format, source) = match &item.plan {
+        Plan::Scan { format, path, .. } => (format_name(*format).to_string(), path_str(path)),
+        Plan::Fail { .. } => (String::new(), path_str(&item.input)),
+    };
+    tracing::warn!("{}: {stage}: {reason}", item.id);
+    Outcome::Failed {
+        summary: SummaryRow {
+            scan_id: item.id.clone(),
+            seriesuid: item.uid.clone(),
+            status: "failed".into(),
+            n_candidates: 0,
+            seconds: fixed(seconds, 2),
+            format,
+            source,
+        },
+        error: ErrorRow {
+            input: path_str(&item.input),
+            series: item.series.clone().unwrap_or_default(),
+            reason,
+            scan_id: item.id.clone(),
+            stage: stage.into(),
+        },
+    }
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// The scan's outputs are complete and were made with the same models and at least the same
+/// options: return its summary and candidates.
+fn completed(
+    item: &Item,
+    paths: &ScanPaths,
+    ctx: &Ctx<'_>,
+) -> Option<(ScanRecord, Vec<CandidateRow>)> {
+    let rec = output::read_record(&paths.record)?;
+    if rec.version != RECORD_VERSION || rec.seriesuid != item.uid || rec.models != ctx.models {
+        return None;
+    }
+    let req: Requested = serde_json::from_value(rec.requested.clone()).ok()?;
+    if (ctx.opts.heatmap && !req.heatmap) || req.thumbnails < ctx.opts.thumbnails {
+        return None;
+    }
+    if !rec.outputs.iter().all(|o| paths.dir.join(o).is_file()) {
+        return None;
+    }
+    let rows: Vec<CandidateRow> = output::read_csv(&paths.candidates).ok()?;
+    if rows.len() != rec.n_candidates || rows.iter().any(|r| r.scan_id != item.id) {
+        return None;
+    }
+    Some((rec, rows))
+}
+
+/// Body midline (LPS x, mm) of slice `z`: the world x of the centroid of body voxels (> -500 HU).
+/// The centroid of an affine image of points is the image of their centroid, so one conversion
+/// suffices.
+fn midline_x_mm(volume: &Volume, z: usize) -> Option<f64> {
+    let v = volume.voxels();
+    let slice = v.index_axis(ndarray::Axis(0), z);
+    let (mut n, mut sy, mut sx) = (0u64, 0f64, 0f64);
+    for ((y, x), &hu) in slice.indexed_iter() {
+        if hu > -500 {
+            n += 1;
+            sy += y as f64;
+            sx += x as f64;
+        }
+    }
+    if n == 0 {
+        return None;
+    }
+    let c = speck_volume::ContinuousIndex::new(z as f64, sy / n as f64, sx / n as f64);
+    Some(volume.geometry().index_to_world(c).x_mm)
+}
+
+/// Candidate rows for one scan: sorted by probability (descending) then position, ranked from 1.
+fn candidate_rows(item: &Item, volume: &Volume, det: &EngineOutput) -> Vec<CandidateRow> {
+    let mut cands = det.candidates.clone();
+    cands.sort_by(|a, b| {
+        b.probability
+            .total_cmp(&a.probability)
+            .then(a.world.z_mm.total_cmp(&b.world.z_mm))
+            .then(a.world.y_mm.total_cmp(&b.world.y_mm))
+            .then(a.world.x_mm.total_cmp(&b.world.x_mm))
+    });
+    let slices = &volume.provenance().slices;
+    let mut midlines: HashMap<usize, Option<f64>> = HashMap::new();
+    cands
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let idx: Option<VoxelIndex> = volume.world_to_voxel(c.world);
+            let (iz, iy, ix) = match idx {
+                Some(v) => (v.z.to_string(), v.y.to_string(), v.x.to_string()),
+                None => (String::new(), String::new(), String::new()),
+            };
+            let side = idx
+                .and_then(|v| {
+                    *midlines
+                        .entry(v.z)
+                        .or_insert_with(|| midline_x_mm(volume, v.z))
+                })
+                .map(|mid| if c.world.x_mm >= mid { "left" } else { "right" })
+                .unwrap_or_default();
+            let in_lung = match (idx, &det.lung_mask) {
+                (Some(v), Some(m)) => m.contains(v).map(|b| b.to_string()).unwrap_or_default(),
+                _ => String::new(),
+            };
+            let instance = idx
+                .and_then(|v| slices.get(v.z))
+                .and_then(|s| s.instance_number)
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            CandidateRow {
+                seriesuid: item.uid.clone(),
+                coord_x: fixed(c.world.x_mm, 3),
+                coord_y: fixed(c.world.y_mm, 3),
+                coord_z: fixed(c.world.z_mm, 3),
+                probability: fixed(f64::from(c.probability), 6),
+                scan_id: item.id.clone(),
+                rank: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                index_z: iz,
+                index_y: iy,
+                index_x: ix,
+                diameter_mm: c.diameter_mm.map(|d| fixed(d, 2)).unwrap_or_default(),
+                side: side.to_string(),
+                in_lung,
+                instance_number: instance,
+            }
+        })
+        .collect()
+}
+
+#[allow(clippy::field_reassign_with_default)]
+fn process(item: &Item, ctx: &Ctx<'_>, on_progress: &(dyn Fn(f32) + Sync)) -> Outcome {
+    let t0 = Instant::now();
+    let secs = |t: Instant| t.elapsed().as_secs_f64();
+    let (format, path, series_uid, size) = match &item.plan {
+        Plan::Fail { reason } => return failed(item, "discover", reason.clone(), 0.0),
+        Plan::Scan {
+            format,
+            path,
+            series_uid,
+            size,
+        } => (*format, path, series_uid, size),
+    };
+    let paths = ScanPaths::new(&ctx.opts.out, &item.id);
+    if ctx.opts.resume {
+        if let Some((rec, rows)) = completed(item, &paths, ctx) {
+            tracing::info!("{}: complete from an earlier run, skipped", item.id);
+            let seconds = rec.timings_s.get("total").copied().unwrap_or(0.0);
+            return Outcome::Done {
+                summary: SummaryRow {
+                    scan_id: item.id.clone(),
+                    seriesuid: item.uid.clone(),
+                    status: "ok".into(),
+                    n_candidates: rows.len(),
+                    seconds: fixed(seconds, 2),
+                    format: format_name(format).into(),
+                    source: path_str(path),
+                },
+                rows,
+                resumed: true,
+            };
+        }
+    }
+
+    // Memory: refuse what can never fit, then wait for room.
+    let total = ctx.budget.total();
+    let (estimate, mut limits) = match size {
+        Some(s) => (
+            memory::estimate_peak_bytes(s.voxels, s.bytes_per_voxel),
+            speck_volume::Limits::default(),
+        ),
+        None => {
+            // Unknown size: reserve an equal share and let the loader refuse anything larger.
+            let share = (total / ctx.opts.jobs.max(1) as u64).max(memory::BASE_BYTES);
+            (share, speck_volume::Limits::default())
+        }
+    };
+    if estimate > total {
+        let voxels = size.map(|s| s.voxels).unwrap_or(0);
+        return failed(
+            item,
+            "memory",
+            format!(
+                "needs an estimated {} ({voxels} voxels from the header) but the memory budget \
+                 (--max-memory) is {}",
+                memory::gib(estimate),
+                memory::gib(total)
+            ),
+            secs(t0),
+        );
+    }
+    limits.max_voxels = limits.max_voxels.min(memory::voxels_within(total, 4));
+    limits.max_bytes = limits
+        .max_bytes
+        .min(total.saturating_sub(memory::BASE_BYTES));
+    let Some(_reservation) = ctx.budget.reserve(estimate) else {
+        return failed(
+            item,
+            "memory",
+            "does not fit the memory budget".into(),
+            secs(t0),
+        );
+    };
+    if ctx.interrupted.load(Ordering::SeqCst) {
+        return failed(
+            item,
+            "interrupted",
+            "the run was interrupted".into(),
+            secs(t0),
+        );
+    }
+
+    // Load.
+    let t_load = Instant::now();
+    // Field by field, so options the loader adds later keep their defaults.
+    let mut load_opts = LoadOptions::default();
+    load_opts.limits = limits;
+    load_opts.series_uid = series_uid.clone();
+    let volume = match speck_volume::open_with(path, &load_opts) {
+        Ok(v) => v,
+        Err(e) => return failed(item, "load", e.to_string(), secs(t0)),
+    };
+    let load_s = secs(t_load);
+    let [nz, ny, nx] = volume.shape_zyx();
+    let voxels = (nz * ny * nx) as u64;
+    let actual_estimate = memory::estimate_peak_bytes(voxels, 2);
+    if actual_estimate > total {
+        return failed(
+            item,
+            "memory",
+            format!(
+                "the image has {nz}x{ny}x{nx} voxels, an estimated {} to scan, more than the \
+                 memory budget (--max-memory) of {}",
+                memory::gib(actual_estimate),
+                memory::gib(total)
+            ),
+            secs(t0),
+        );
+    }
+
+    // Detect.
+    let t_det = Instant::now();
+    let det = match ctx.engine.detect(&volume, ctx.opts.heatmap, on_progress) {
+        Ok(d) => d,
+        Err(e) => return failed(item, "detect", format!("{e:#}"), secs(t0)),
+    };
+    let detect_s = secs(t_det);
+
+    // Write: remove the old completion marker first, so a crash mid-way never leaves an old
+    // marker beside new files.
+    let t_write = Instant::now();
+    let rows = candidate_rows(item, &volume, &det);
+    match write_scan(
+        item,
+        &paths,
+        ctx,
+        &volume,
+        &det,
+        &rows,
+        estimate.max(actual_estimate),
+        format,
+        path,
+        load_s,
+        detect_s,
+        t_write,
+        t0,
+    ) {
+        Ok(seconds) => Outcome::Done {
+            summary: SummaryRow {
+                scan_id: item.id.clone(),
+                seriesuid: item.uid.clone(),
+                status: "ok".into(),
+                n_candidates: rows.len(),
+                seconds: fixed(seconds, 2),
+                format: format_name(format).into(),
+                source: path_str(path),
+            },
+            rows,
+            resumed: false,
+        },
+        Err(e) => failed(item, "write", format!("{e}"), secs(t0)),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_scan(
+    item: &Item,
+    paths: &ScanPaths,
+    ctx: &Ctx<'_>,
+    volume: &Volume,
+    det: &EngineOutput,
+    rows: &[CandidateRow],
+    estimate: u64,
+    format: Format,
+    path: &Path,
+    load_s: f64,
+    detect_s: f64,
+    t_write: Instant,
+    t0: Instant,
+) -> std::io::Result<f64> {
+    std::fs::create_dir_all(&paths.dir)?;
+    match std::fs::remove_file(&paths.record) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    atomic::sweep_stale_temps(&paths.dir);
+    let mut outputs = vec!["candidates.csv".to_string()];
+    let mut warnings = volume.provenance().warnings.clone();
+    warnings.extend(det.warnings.iter().cloned());
+    output::write_csv(&paths.candidates, &CANDIDATE_COLUMNS, rows)?;
+
+    if ctx.opts.heatmap {
+        match &det.heatmap {
+            Some((map, geometry)) => {
+                let (tmp, f) = atomic::create_temp(&paths.heatmap)?;
+                drop(f);
+                match speck_volume::nifti::write_nifti_f32(map.view(), geometry, &tmp) {
+                    Ok(()) => atomic::commit(&tmp, &paths.heatmap)?,
+                    Err(e) => {
+                        atomic::discard(&tmp);
+                        return Err(std::io::Error::other(format!("heatmap: {e}")));
+                    }
+                }
+                outputs.push("heatmap.nii.gz".into());
+            }
+            None => warnings.push("no heatmap: the detector's pipeline has no coarse stage".into()),
+        }
+    }
+
+    if paths.thumbnails.exists() {
+        std::fs::remove_dir_all(&paths.thumbnails)?;
+    }
+    if ctx.opts.thumbnails > 0 && !rows.is_empty() {
+        std::fs::create_dir_all(&paths.thumbnails)?;
+        let mut cands = det.candidates.clone();
+        cands.sort_by(|a, b| {
+            b.probability
+                .total_cmp(&a.probability)
+                .then(a.world.z_mm.total_cmp(&b.world.z_mm))
+                .then(a.world.y_mm.total_cmp(&b.world.y_mm))
+                .then(a.world.x_mm.total_cmp(&b.world.x_mm))
+        });
+        for (i, c) in cands.iter().take(ctx.opts.thumbnails).enumerate() {
+            let rank = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            let p = paths.thumbnail(rank);
+            thumbs::write_thumbnail(&p, volume, c.world, c.diameter_mm)?;
+            if let Some(name) = p.file_name() {
+                outputs.push(format!("thumbnails/{}", name.to_string_lossy()));
+            }
+        }
+    }
+
+    let mut timings: BTreeMap<String, f64> = BTreeMap::new();
+    timings.insert("load".into(), load_s);
+    timings.insert("detect".into(), detect_s);
+    for (k, v) in &det.timings_s {
+        timings.insert(format!("detect.{k}"), *v);
+    }
+    timings.insert("write".into(), t_write.elapsed().as_secs_f64());
+    let total_s = t0.elapsed().as_secs_f64();
+    timings.insert("total".into(), total_s);
+    let prov = volume.provenance();
+    let spacing = volume.geometry().spacing.xyz();
+    let record = ScanRecord {
+        version: RECORD_VERSION,
+        scan_id: item.id.clone(),
+        seriesuid: item.uid.clone(),
+        input: path_str(&item.input),
+        source: path_str(path),
+        format: format_name(format).into(),
+        study_uid: prov.study_uid.clone(),
+        patient_id: prov.patient_id.clone(),
+        shape_zyx: volume.shape_zyx(),
+        spacing_xyz_mm: spacing,
+        n_candidates: rows.len(),
+        device: det.device.clone(),
+        timings_s: timings,
+        counts: det.counts.clone(),
+        warnings,
+        estimated_peak_bytes: estimate,
+        process_peak_rss_bytes: memory::peak_rss_bytes(),
+        models: ctx.models.clone(),
+        requested: serde_json::to_value(Requested {
+            heatmap: ctx.opts.heatmap,
+            thumbnails: ctx.opts.thumbnails,
+        })
+        .unwrap_or_default(),
+        outputs,
+    };
+    output::write_record(&paths.record, &record)?;
+    Ok(total_s)
+}
+
+/// Run every item: returns the counts. Run-level files are written even when interrupted.
+///
+/// # Errors
+/// Only when a run-level file cannot be written (per-scan problems are recorded, not returned).
+pub fn run(
+    items: &[Item],
+    engine: &dyn Engine,
+    opts: &Options,
+    interrupted: &AtomicBool,
+) -> anyhow::Result<RunResult> {
+    use anyhow::Context as _;
+    std::fs::create_dir_all(opts.out.join("scans"))
+        .with_context(|| format!("cannot create {}", opts.out.display()))?;
+    std::fs::create_dir_all(&opts.run_dir)
+        .with_context(|| format!("cannot create {}", opts.run_dir.display()))?;
+    atomic::sweep_stale_temps(&opts.run_dir);
+
+    let ctx = Ctx {
+        engine,
+        models: engine.describe(),
+        opts,
+        budget: Budget::new(opts.budget_bytes),
+        interrupted,
+    };
+    let bar = progress_bar(items.len() as u64, opts.progress);
+    let next = AtomicUsize::new(0);
+    let outcomes: Mutex<Vec<Option<Outcome>>> =
+        Mutex::new((0..items.len()).map(|_| None).collect());
+    let (n_ok, n_failed) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let jobs = opts.jobs.clamp(1, items.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| loop {
+                if interrupted.load(Ordering::SeqCst) {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(item) = items.get(i) else { break };
+                let outcome = process(item, &ctx, &|_| {});
+                if matches!(outcome, Outcome::Failed { ref error, .. } if error.stage == "interrupted") {
+                    break;
+                }
+                match &outcome {
+                    Outcome::Done { .. } => n_ok.fetch_add(1, Ordering::SeqCst),
+                    Outcome::Failed { .. } => n_failed.fetch_add(1, Ordering::SeqCst),
+                };
+                if let Ok(mut o) = outcomes.lock() {
+                    o[i] = Some(outcome);
+                }
+                bar.set_message(format!(
+                    "{} ok, {} failed",
+                    n_ok.load(Ordering::SeqCst),
+                    n_failed.load(Ordering::SeqCst)
+                ));
+                bar.inc(1);
+            });
+        }
+    });
+    bar.finish_and_clear();
+
+    let outcomes = outcomes
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut result = RunResult {
+        interrupted: interrupted.load(Ordering::SeqCst),
+        ..RunResult::default()
+    };
+    let mut candidates = Vec::new();
+    let mut summary = Vec::new();
+    let mut errors = Vec::new();
+    for o in outcomes {
+        match o {
+            None => result.not_started += 1,
+            Some(Outcome::Done {
+                summary: s,
+                rows,
+                resumed,
+            }) => {
+                if resumed {
+                    result.resumed += 1;
+                } else {
+                    result.ok += 1;
+                }
+                summary.push(s);
+                candidates.extend(rows);
+            }
+            Some(Outcome::Failed { summary: s, error }) => {
+                result.failed += 1;
+                summary.push(s);
+                errors.push(error);
+            }
+        }
+    }
+    output::sort_candidates(&mut candidates);
+    output::sort_summary(&mut summary);
+    output::sort_errors(&mut errors);
+    let d = &opts.run_dir;
+    output::write_csv(&d.join("candidates.csv"), &CANDIDATE_COLUMNS, &candidates)
+        .with_context(|| format!("cannot write {}", d.join("candidates.csv").display()))?;
+    output::write_csv(&d.join("summary.csv"), &SUMMARY_COLUMNS, &summary)
+        .with_context(|| format!("cannot write {}", d.join("summary.csv").display()))?;
+    output::write_csv(&d.join("errors.csv"), &ERROR_COLUMNS, &errors)
+        .with_context(|| format!("cannot write {}", d.join("errors.csv").display()))?;
+    write_report(opts, &summary, &candidates, &errors, &result)?;
+    Ok(result)
+}
+
+fn write_report(
+    opts: &Options,
+    summary: &[SummaryRow],
+    candidates: &[CandidateRow],
+    errors: &[ErrorRow],
+    result: &RunResult,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let (name, render): (&str, fn(&report::ReportData<'_>) -> String) = match opts.report {
+        ReportFormat::None => return Ok(()),
+        ReportFormat::Html => ("report.html", report::html),
+        ReportFormat::Md => ("report.md", report::markdown),
+    };
+    let mut by_scan: BTreeMap<&str, Vec<&CandidateRow>> = BTreeMap::new();
+    for c in candidates {
+        by_scan.entry(c.scan_id.as_str()).or_default().push(c);
+    }
+    let top = opts.thumbnails.max(5);
+    let rel_prefix = relative_prefix(&opts.run_dir, &opts.out);
+    let scans = summary
+        .iter()
+        .map(|s| {
+            let mut cands = by_scan.remove(s.scan_id.as_str()).unwrap_or_default();
+            cands.sort_by_key(|c| c.rank);
+            let paths = ScanPaths::new(&opts.out, &s.scan_id);
+            let thumbnails = cands
+                .iter()
+                .map(|c| {
+                    paths.thumbnail(c.rank).is_file().then(|| {
+                        format!(
+                            "{rel_prefix}scans/{}/thumbnails/candidate-{:03}.png",
+                            s.scan_id, c.rank
+                        )
+                    })
+                })
+                .collect();
+            report::ReportScan {
+                summary: s,
+                candidates: cands,
+                thumbnails,
+            }
+        })
+        .collect();
+    let mut facts = opts.facts.clone();
+    facts.push(format!(
+        "{} scan(s) ok ({} from an earlier run), {} failed{}",
+        result.ok + result.resumed,
+        result.resumed,
+        result.failed,
+        if result.interrupted {
+            format!(", interrupted with {} not started", result.not_started)
+        } else {
+            String::new()
+        }
+    ));
+    let data = report::ReportData {
+        title: "Speck scan report".into(),
+        facts,
+        scans,
+        errors,
+        top,
+    };
+    let path = opts.run_dir.join(name);
+    atomic::write_atomic(&path, render(&data).as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// `../../` from `run_dir` back to `out` (run_dir is `out` or `out/shards/K-of-N`).
+fn relative_prefix(run_dir: &Path, out: &Path) -> String {
+    match run_dir.strip_prefix(out) {
+        Ok(rel) => "../".repeat(rel.components().count()),
+        Err(_) => String::new(),
+    }
+}
+
+fn progress_bar(len: u64, enabled: bool) -> indicatif::ProgressBar {
+    if !enabled || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} scans ({msg}) ETA {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar.set_message("0 ok, 0 failed");
+    bar.enable_steady_tick(std::time::Duration::from_millis(250));
+    bar
+}
