@@ -50,7 +50,7 @@ fn write_case(dir: &Path, seed: u64) -> [PathBuf; 4] {
     for s in 0..n_scans {
         let id = format!("1.2.840.{seed}.{s}");
         let _ = writeln!(ser, "{id}");
-        let heavy = s == 0 && seed % 3 == 0; // > 100 marks: the cap applies
+        let heavy = s == 0 && seed.is_multiple_of(3); // > 100 marks: the cap applies
         for k in 0..(r.next() * 4.0) as usize {
             let (x, d) = (f64::from(k as u32) * 60.0, 3.0 + r.next() * 12.0);
             let _ = writeln!(
