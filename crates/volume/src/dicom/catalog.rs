@@ -85,7 +85,10 @@ pub(crate) fn list_files(path: &Path, recursive: bool) -> Result<Vec<PathBuf>, V
 impl Catalog {
     /// Read the headers of `files` in parallel (non-DICOM and non-image files are skipped) and
     /// group their frames into stacks.
-    pub(crate) fn build(files: &[PathBuf]) -> Result<Self, VolumeError> {
+    ///
+    /// A file with the DICOM magic that cannot be parsed is an error, unless `lenient`, where it
+    /// is skipped (used for the siblings of a file the user named).
+    pub(crate) fn build(files: &[PathBuf], lenient: bool) -> Result<Self, VolumeError> {
         let headers: Vec<Option<FileHeader>> = files
             .par_iter()
             .map(|p| {
@@ -93,7 +96,13 @@ impl Catalog {
                     tracing::debug!(path = %p.display(), "not DICOM (no DICM magic at byte 128); skipped");
                     return Ok(None);
                 }
-                read_header(p)
+                match read_header(p) {
+                    Err(e) if lenient => {
+                        tracing::debug!(path = %p.display(), "unreadable DICOM file skipped: {e}");
+                        Ok(None)
+                    }
+                    other => other,
+                }
             })
             .collect::<Result<_, VolumeError>>()?;
         let files: Vec<FileHeader> = headers.into_iter().flatten().collect();

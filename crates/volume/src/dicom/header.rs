@@ -41,7 +41,9 @@ pub(crate) struct FileHeader {
     pub rows: u32,
     pub cols: u32,
     pub slice_thickness: Option<f64>,
-    /// One entry per frame.
+    /// NumberOfFrames (1 when absent).
+    pub n_frames: u32,
+    /// One entry per frame (only the first for a classic multi-frame image, see `unsupported`).
     pub frames: Vec<FrameGeom>,
     /// Set when the file is multi-frame without per-frame geometry (not readable as a stack).
     pub unsupported: Option<String>,
@@ -214,6 +216,7 @@ pub(crate) fn read_header(path: &Path) -> Result<Option<FileHeader>, VolumeError
         rows,
         cols,
         slice_thickness: float(obj, tags::SLICE_THICKNESS),
+        n_frames,
         frames,
         unsupported,
     }))

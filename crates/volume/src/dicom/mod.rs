@@ -60,7 +60,7 @@
 
 use std::path::Path;
 
-use crate::{LoadOptions, Volume, VolumeError};
+use crate::{Limits, LoadOptions, Volume, VolumeError};
 
 mod catalog;
 mod decode;
@@ -97,7 +97,7 @@ pub struct SeriesInfo {
 /// the folder cannot be listed; [`VolumeError::Malformed`] naming a file that has the DICOM magic
 /// but cannot be parsed.
 pub fn scan_series(path: &Path) -> Result<Vec<SeriesInfo>, VolumeError> {
-    let catalog = catalog::Catalog::build(&catalog::list_files(path, true)?)?;
+    let catalog = catalog::Catalog::build(&catalog::list_files(path, true)?, false)?;
     if catalog.stacks.is_empty() {
         return Err(VolumeError::NotFound {
             path: path.to_path_buf(),
@@ -118,7 +118,7 @@ pub fn scan_series(path: &Path) -> Result<Vec<SeriesInfo>, VolumeError> {
 ///
 /// `path` may be a folder (searched recursively), an enhanced multi-frame file, or one slice of a
 /// series (its folder's files are then read, not recursively, and the stack holding that slice is
-/// loaded).
+/// loaded; unreadable siblings are skipped there, while in a folder they are an error).
 ///
 /// # Errors
 /// [`VolumeError::NotFound`] (no image, or no series `options.series_uid`),
@@ -127,6 +127,20 @@ pub fn scan_series(path: &Path) -> Result<Vec<SeriesInfo>, VolumeError> {
 /// [`VolumeError::TooLarge`] before allocating beyond `options.limits`, [`VolumeError::Io`].
 pub fn read_series(path: &Path, options: &LoadOptions) -> Result<Volume, VolumeError> {
     read::read_series(path, options)
+}
+
+/// The modality values (`RescaleSlope * stored + RescaleIntercept`, per frame) of every frame of
+/// one DICOM image file, indexed `[frame, row, column]`, without geometry and without rounding.
+///
+/// This is the decoding step of [`read_series`] on its own: for checking decoders against other
+/// readers, and for images that are not part of a 3-D stack (no position, classic multi-frame).
+///
+/// # Errors
+/// [`VolumeError::Malformed`] (not DICOM, not an image, truncated or undecodable pixel data),
+/// [`VolumeError::Unsupported`] (colour, or a transfer syntax without a decoder, named),
+/// [`VolumeError::TooLarge`] (checked against `limits` before decoding), [`VolumeError::Io`].
+pub fn read_pixels(path: &Path, limits: &Limits) -> Result<ndarray::Array3<f64>, VolumeError> {
+    read::read_pixels(path, limits)
 }
 
 /// Options for [`write_series`].

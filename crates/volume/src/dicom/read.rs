@@ -11,8 +11,8 @@ use super::decode::PixelSource;
 use super::header::{read_header, sniff};
 use super::plan::{plan, Plan, SliceGeom};
 use crate::{
-    Direction, Geometry, LoadOptions, Provenance, SliceSource, Spacing, Volume, VolumeError,
-    WorldPoint,
+    Direction, Geometry, Limits, LoadOptions, Provenance, SliceSource, Spacing, Volume,
+    VolumeError, WorldPoint,
 };
 
 /// HU given to voxels that a tilt correction shifts in from outside the field of view.
@@ -26,7 +26,7 @@ const NEAR_ORIENTATION: f64 = 0.05;
 pub(crate) fn read_series(path: &Path, options: &LoadOptions) -> Result<Volume, VolumeError> {
     let meta = std::fs::metadata(path).map_err(|e| VolumeError::io(path, e))?;
     let (catalog, must_contain) = if meta.is_dir() {
-        (Catalog::build(&list_files(path, true)?)?, None)
+        (Catalog::build(&list_files(path, true)?, false)?, None)
     } else {
         if !sniff(path) {
             return Err(VolumeError::malformed(
@@ -39,7 +39,7 @@ pub(crate) fn read_series(path: &Path, options: &LoadOptions) -> Result<Volume, 
             reason: "this DICOM file holds no image".into(),
         })?;
         if header.frames.len() > 1 || header.unsupported.is_some() {
-            (Catalog::build(&[path.to_path_buf()])?, None)
+            (Catalog::build(&[path.to_path_buf()], false)?, None)
         } else {
             // One slice of a series: read the series it belongs to from its folder.
             let parent = path
@@ -47,7 +47,7 @@ pub(crate) fn read_series(path: &Path, options: &LoadOptions) -> Result<Volume, 
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or_else(|| Path::new("."));
             (
-                Catalog::build(&list_files(parent, false)?)?,
+                Catalog::build(&list_files(parent, false)?, true)?,
                 Some(path.to_path_buf()),
             )
         }
@@ -75,6 +75,55 @@ pub(crate) fn read_series(path: &Path, options: &LoadOptions) -> Result<Volume, 
         tracing::warn!(path = %path.display(), "{w}");
     }
     Ok(volume)
+}
+
+pub(crate) fn read_pixels(
+    path: &Path,
+    limits: &Limits,
+) -> Result<ndarray::Array3<f64>, VolumeError> {
+    if !sniff(path) {
+        return Err(VolumeError::malformed(
+            path,
+            "not a DICOM file (no \"DICM\" magic at byte 128)",
+        ));
+    }
+    let h = read_header(path)?
+        .ok_or_else(|| VolumeError::malformed(path, "this DICOM file holds no image"))?;
+    let (n, rows, cols) = (h.n_frames as usize, h.rows as usize, h.cols as usize);
+    let options = LoadOptions {
+        limits: *limits,
+        series_uid: None,
+    };
+    check_limits(&options, path, [n, rows, cols], 0, false)?;
+    let bytes = (n as u64) * (rows as u64) * (cols as u64) * 8;
+    if bytes > limits.max_bytes {
+        return Err(VolumeError::TooLarge {
+            path: path.to_path_buf(),
+            reason: format!("{bytes} bytes of f64 values"),
+            limit: format!("{} bytes", limits.max_bytes),
+        });
+    }
+    let source = PixelSource::open(path)?;
+    if source.rows_cols() != (rows, cols) {
+        return Err(VolumeError::malformed(
+            path,
+            "Rows/Columns changed between reads",
+        ));
+    }
+    let mut out = ndarray::Array3::<f64>::zeros((n, rows, cols));
+    out.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .try_for_each(|(i, mut frame)| {
+            let g = h.frames.get(i).or(h.frames.first());
+            let (slope, intercept) = g.map_or((1.0, 0.0), |g| (g.slope, g.intercept));
+            let raw = source.frame_values(path, i as u32)?;
+            for (o, &v) in frame.iter_mut().zip(raw.iter()) {
+                *o = f64::from(v) * slope + intercept;
+            }
+            Ok::<(), VolumeError>(())
+        })?;
+    Ok(out)
 }
 
 fn has_geometry(catalog: &Catalog, s: &Stack) -> bool {
