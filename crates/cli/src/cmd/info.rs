@@ -1,12 +1,169 @@
-//! `speck info` (not yet implemented).
+//! `speck info PATH [--json] [--series UID]`: what a DICOM folder, NIfTI or MetaImage file holds
+//! once loaded — size, spacing, origin, direction (LPS), HU range, series found and warnings.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use serde_json::{json, Value};
+use speck_volume::{open_with, LoadOptions, Volume};
 
 /// Arguments of `speck info`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// A DICOM folder (searched recursively) or file, `.nii`/`.nii.gz`, or `.mhd`/`.mha`.
+    pub path: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// DICOM only: load this SeriesInstanceUID instead of the largest axial CT stack.
+    #[arg(long, value_name = "UID")]
+    pub series: Option<String>,
+}
 
-/// Run `speck info`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("speck info is not implemented yet")
+/// Run `speck info`: exit 0 after printing; a load error is returned (non-zero exit, message).
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let options = LoadOptions {
+        series_uid: args.series.clone(),
+        ..LoadOptions::default()
+    };
+    // VolumeError already names the file and the reason (its Display includes its source).
+    let volume = open_with(&args.path, &options).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = report(&volume);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", text(&volume, &report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The JSON report. Keys: `size_xyz`, `spacing_xyz_mm`, `origin_lps_mm`, `direction` (row-major
+/// 3x3, columns are the x, y, z axis directions in LPS), `hu_min`, `hu_max`, `hu_mean`,
+/// `series_uid`, `warnings`, plus `source`, `patient_id`, `study_uid`, `other_series`, and
+/// `instance_numbers` (first and last InstanceNumber along z, DICOM only).
+pub fn report(volume: &Volume) -> Value {
+    let g = volume.geometry();
+    let p = volume.provenance();
+    let (hu_min, hu_max, hu_mean) = volume.hu_stats();
+    let instances: Vec<i32> = p.slices.iter().filter_map(|s| s.instance_number).collect();
+    json!({
+        "size_xyz": volume.size_xyz(),
+        "spacing_xyz_mm": g.spacing.xyz(),
+        "origin_lps_mm": g.origin.to_array(),
+        // `+ 0.0` turns -0.0 into 0.0 so that the JSON reads cleanly.
+        "direction": g.direction.rows().map(|r| r.map(|v| v + 0.0)),
+        "hu_min": hu_min,
+        "hu_max": hu_max,
+        "hu_mean": hu_mean,
+        "series_uid": p.series_uid,
+        "warnings": p.warnings,
+        "source": p.source,
+        "patient_id": p.patient_id,
+        "study_uid": p.study_uid,
+        "other_series": p.other_series,
+        "instance_numbers": match (instances.first(), instances.last()) {
+            (Some(a), Some(b)) => json!([a, b]),
+            _ => Value::Null,
+        },
+    })
+}
+
+fn fmt3(v: [f64; 3], prec: usize) -> String {
+    format!("{:.prec$}, {:.prec$}, {:.prec$}", v[0], v[1], v[2])
+}
+
+fn text(volume: &Volume, r: &Value) -> String {
+    let g = volume.geometry();
+    let p = volume.provenance();
+    let [nx, ny, nz] = volume.size_xyz();
+    let mut s = String::new();
+    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<14}{v}\n"));
+    if let Some(src) = &p.source {
+        line("source", src.display().to_string());
+    }
+    line("series", p.series_uid.clone().unwrap_or_else(|| "-".into()));
+    if let Some(id) = &p.patient_id {
+        line("patient", id.clone());
+    }
+    line("size (x,y,z)", format!("{nx} x {ny} x {nz} voxels"));
+    line("spacing", format!("{} mm", fmt3(g.spacing.xyz(), 4)));
+    line(
+        "origin (LPS)",
+        format!("{} mm", fmt3(g.origin.to_array(), 3)),
+    );
+    let rows = g.direction.rows().map(|r| r.map(|v| v + 0.0));
+    line("direction", format!("[{}]", fmt3(rows[0], 4)));
+    line(
+        "",
+        format!("[{}]  (columns: x, y, z axes)", fmt3(rows[1], 4)),
+    );
+    line("", format!("[{}]", fmt3(rows[2], 4)));
+    line(
+        "HU",
+        format!(
+            "min {}  max {}  mean {:.1}",
+            r["hu_min"],
+            r["hu_max"],
+            r["hu_mean"].as_f64().unwrap_or(f64::NAN)
+        ),
+    );
+    if let Some([a, b]) = r["instance_numbers"].as_array().map(|v| [&v[0], &v[1]]) {
+        line("instances", format!("Img {a} .. Img {b} along z"));
+    }
+    if p.other_series.is_empty() {
+        line("other series", "none".into());
+    } else {
+        for (i, o) in p.other_series.iter().enumerate() {
+            line(if i == 0 { "other series" } else { "" }, o.clone());
+        }
+    }
+    if p.warnings.is_empty() {
+        line("warnings", "none".into());
+    } else {
+        for (i, w) in p.warnings.iter().enumerate() {
+            line(if i == 0 { "warnings" } else { "" }, w.clone());
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use speck_volume::{Direction, Geometry, Provenance, Spacing, WorldPoint};
+
+    #[test]
+    fn report_has_the_documented_keys_and_values() {
+        let d = Direction::from_rows([[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+            .expect("direction");
+        let g = Geometry::new(
+            Spacing::new(0.7, 0.8, 2.5).expect("spacing"),
+            WorldPoint::new(1.0, 2.0, 3.0),
+            d,
+        );
+        let mut vox = ndarray::Array3::from_elem((2, 3, 4), -1000i16);
+        vox[[1, 2, 3]] = 400;
+        let prov = Provenance {
+            series_uid: Some("1.2.3".into()),
+            warnings: vec!["w1".into()],
+            ..Provenance::default()
+        };
+        let v = Volume::new(vox, g, prov).expect("volume");
+        let r = report(&v);
+        assert_eq!(r["size_xyz"], json!([4, 3, 2]));
+        assert_eq!(r["spacing_xyz_mm"], json!([0.7, 0.8, 2.5]));
+        assert_eq!(r["origin_lps_mm"], json!([1.0, 2.0, 3.0]));
+        // Row-major; column 1 (the y axis) points to +S.
+        assert_eq!(r["direction"][2][1], json!(-1.0));
+        assert_eq!(r["direction"][1][2], json!(1.0));
+        assert_eq!(r["direction"][0][1].to_string(), "0.0", "no negative zeros");
+        assert_eq!(r["hu_min"], json!(-1000));
+        assert_eq!(r["hu_max"], json!(400));
+        let mean = r["hu_mean"].as_f64().expect("mean");
+        assert!((mean - (-1000.0 * 23.0 + 400.0) / 24.0).abs() < 1e-9);
+        assert_eq!(r["series_uid"], json!("1.2.3"));
+        assert_eq!(r["warnings"], json!(["w1"]));
+        let t = text(&v, &r);
+        assert!(t.contains("4 x 3 x 2 voxels") && t.contains("w1"), "{t}");
+    }
 }
