@@ -154,7 +154,7 @@ impl ModelContract {
             ));
         }
         let stride = parse_list::<usize>(keys::STRIDE, &req(keys::STRIDE)?, 3, "z,y,x voxels")?;
-        if stride.iter().any(|s| *s == 0) {
+        if stride.contains(&0) {
             return Err(format!(
                 "`{}` must be positive, found {stride:?}",
                 keys::STRIDE

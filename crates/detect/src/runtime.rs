@@ -217,6 +217,13 @@ pub(crate) fn runtime(explicit: Option<&Path>) -> Result<Arc<Runtime>> {
     let mut guard = RUNTIME
         .lock()
         .map_err(|_| DetectError::Config("the ONNX Runtime lock was poisoned".into()))?;
+    if let Some(p) = explicit {
+        if !p.is_file() {
+            return Err(find_ort_library(Some(p)).err().unwrap_or_else(|| {
+                DetectError::RuntimeNotFound(format!("{} is not a file", p.display()))
+            }));
+        }
+    }
     if let Some(rt) = guard.as_ref() {
         if let Some(p) = explicit {
             if !same_file(p, &rt.library) {

@@ -1,0 +1,905 @@
+//! The [`Detector`]: lung mask → dense (coarse or segmentation) model → fine model → merge.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ndarray::Array3;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use speck_candidates::{local_maxima, merge, Candidate, MergeOptions, PeakOptions, Stage};
+use speck_volume::{ContinuousIndex, Geometry, Volume};
+
+use crate::contract::ModelRole;
+use crate::error::{DetectError, Result};
+use crate::lung::{LungMask, LungMaskOptions};
+use crate::model::{Model, SessionOptions};
+use crate::runtime::Device;
+use crate::sample::{sample_patch, Normalizer, SampleGrid};
+use crate::tiling::{run_sliding_window, DenseGrid, FullMap, PassStats, RowSink};
+
+/// What to do with candidates outside the lung mask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum OutsideLung {
+    /// Remove them (counted in [`StageCounts::outside_lung`]).
+    #[default]
+    Drop,
+    /// Keep them, with [`Detection::in_lung`] = `Some(false)`.
+    Flag,
+}
+
+/// Tunables of the pipeline (all have defaults; see [`DetectorBuilder`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorConfig {
+    /// Fraction of a tile shared with its neighbour, `[0, 0.95]` (default 0.25).
+    pub overlap: f32,
+    /// Tiles (dense) per ONNX Runtime call; fine patches per call are 8x this (default 2).
+    pub batch_size: usize,
+    /// Peak threshold on the dense map (default: the model's `speck.threshold`, else 0.5).
+    pub dense_threshold: Option<f32>,
+    /// Minimum fine probability kept (default: the model's `speck.threshold`, else 0.5).
+    pub fine_threshold: Option<f32>,
+    /// Local-maximum neighbourhood radius in output voxels (default 1 = 3x3x3).
+    pub peak_radius_vox: usize,
+    /// Average the fine model over flips along z, y and x (4 runs per candidate).
+    pub flip_tta: bool,
+    /// The lung mask, or `None` to process the whole volume (then `in_lung` is `None`).
+    pub lung_mask: Option<LungMaskOptions>,
+    /// Policy for candidates outside the lung mask.
+    pub outside_lung: OutsideLung,
+    /// At most this many dense candidates go to the fine model (highest first; default 2000).
+    pub max_fine_candidates: usize,
+    /// At most this many final candidates (highest first; default 500).
+    pub max_candidates: usize,
+    /// Duplicate merging.
+    pub merge: MergeOptions,
+    /// Output rows per peak-extraction slab (default 16).
+    pub slab_rows: usize,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self {
+            overlap: 0.25,
+            batch_size: 2,
+            dense_threshold: None,
+            fine_threshold: None,
+            peak_radius_vox: 1,
+            flip_tta: false,
+            lung_mask: Some(LungMaskOptions::default()),
+            outside_lung: OutsideLung::Drop,
+            max_fine_candidates: 2000,
+            max_candidates: 500,
+            merge: MergeOptions::default(),
+            slab_rows: 16,
+        }
+    }
+}
+
+/// Builds a [`Detector`]: `Detector::builder().coarse(p).fine(q).device(Device::Cpu).build()?`.
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct DetectorBuilder {
+    dense: Option<PathBuf>,
+    fine: Option<PathBuf>,
+    session: SessionOptions,
+    config: DetectorConfig,
+}
+
+impl DetectorBuilder {
+    /// The dense model (`speck.role` = `coarse` or `segmentation`).
+    pub fn coarse(mut self, path: impl Into<PathBuf>) -> Self {
+        self.dense = Some(path.into());
+        self
+    }
+    /// Same slot as [`DetectorBuilder::coarse`], for a `segmentation` model.
+    pub fn segmentation(self, path: impl Into<PathBuf>) -> Self {
+        self.coarse(path)
+    }
+    /// The fine patch classifier (`speck.role` = `fine`).
+    pub fn fine(mut self, path: impl Into<PathBuf>) -> Self {
+        self.fine = Some(path.into());
+        self
+    }
+    /// Requested execution provider (default CPU). See [`Device`] for the fallback rules.
+    pub fn device(mut self, device: Device) -> Self {
+        self.session.device = device;
+        self
+    }
+    /// ONNX Runtime intra-op threads per model (0 = one per core, the default).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.session.threads = threads;
+        self
+    }
+    /// Explicit `libonnxruntime.so` path.
+    pub fn ort_library(mut self, path: impl Into<PathBuf>) -> Self {
+        self.session.ort_library = Some(path.into());
+        self
+    }
+    /// Tile overlap fraction.
+    pub fn overlap(mut self, overlap: f32) -> Self {
+        self.config.overlap = overlap;
+        self
+    }
+    /// Tiles per ONNX Runtime call.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.config.batch_size = n;
+        self
+    }
+    /// Peak threshold on the dense map.
+    pub fn dense_threshold(mut self, t: f32) -> Self {
+        self.config.dense_threshold = Some(t);
+        self
+    }
+    /// Minimum fine probability.
+    pub fn fine_threshold(mut self, t: f32) -> Self {
+        self.config.fine_threshold = Some(t);
+        self
+    }
+    /// Flip test-time augmentation for the fine model.
+    pub fn flip_tta(mut self, on: bool) -> Self {
+        self.config.flip_tta = on;
+        self
+    }
+    /// Lung mask options, or `None` to process the whole volume.
+    pub fn lung_mask(mut self, options: Option<LungMaskOptions>) -> Self {
+        self.config.lung_mask = options;
+        self
+    }
+    /// Policy for candidates outside the lungs.
+    pub fn outside_lung(mut self, policy: OutsideLung) -> Self {
+        self.config.outside_lung = policy;
+        self
+    }
+    /// Cap on final candidates.
+    pub fn max_candidates(mut self, n: usize) -> Self {
+        self.config.max_candidates = n;
+        self
+    }
+    /// Replace the whole configuration.
+    pub fn config(mut self, config: DetectorConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Load the models and check the configuration.
+    ///
+    /// # Errors
+    /// [`DetectError::Config`] without models, with a model in the wrong slot, or with an
+    /// out-of-range option; any error of [`Model::load`].
+    pub fn build(self) -> Result<Detector> {
+        let c = &self.config;
+        if !(0.0..=0.95).contains(&c.overlap) {
+            return Err(DetectError::Config(format!(
+                "overlap must be in [0, 0.95], found {}",
+                c.overlap
+            )));
+        }
+        for (name, t) in [
+            ("dense_threshold", c.dense_threshold),
+            ("fine_threshold", c.fine_threshold),
+        ] {
+            if let Some(t) = t {
+                if !(0.0..=1.0).contains(&t) {
+                    return Err(DetectError::Config(format!(
+                        "{name} must be in [0, 1], found {t}"
+                    )));
+                }
+            }
+        }
+        if c.batch_size == 0 || c.slab_rows == 0 || c.max_candidates == 0 {
+            return Err(DetectError::Config(
+                "batch_size, slab_rows and max_candidates must be at least 1".into(),
+            ));
+        }
+        if self.dense.is_none() && self.fine.is_none() {
+            return Err(DetectError::Config(
+                "no model given: add a coarse (or segmentation) model, and optionally a fine one"
+                    .into(),
+            ));
+        }
+        let dense = match &self.dense {
+            Some(p) => {
+                let m = Model::load(p, &self.session)?;
+                if !m.contract().role.is_dense() {
+                    return Err(DetectError::Config(format!(
+                        "{} has role {}, but the coarse slot needs coarse or segmentation",
+                        p.display(),
+                        m.contract().role.as_str()
+                    )));
+                }
+                Some(m)
+            }
+            None => None,
+        };
+        let fine = match &self.fine {
+            Some(p) => {
+                let m = Model::load(p, &self.session)?;
+                if m.contract().role != ModelRole::Fine {
+                    return Err(DetectError::Config(format!(
+                        "{} has role {}, but the fine slot needs a fine model",
+                        p.display(),
+                        m.contract().role.as_str()
+                    )));
+                }
+                Some(m)
+            }
+            None => None,
+        };
+        let dense_norm = dense.as_ref().map(|m| Normalizer::new(m.contract()));
+        let fine_norm = fine.as_ref().map(|m| Normalizer::new(m.contract()));
+        Ok(Detector {
+            dense,
+            fine,
+            dense_norm,
+            fine_norm,
+            requested: self.session.device,
+            config: self.config,
+        })
+    }
+}
+
+/// One final finding.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    /// The candidate (world LPS mm, probability, diameter).
+    pub candidate: Candidate,
+    /// Inside the lung mask? `None` when the mask was switched off.
+    pub in_lung: Option<bool>,
+}
+
+/// Wall-clock time per stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageTimings {
+    /// Lung mask.
+    pub lung_mask: Duration,
+    /// Dense model (sliding windows and peak extraction).
+    pub dense: Duration,
+    /// Fine model.
+    pub fine: Duration,
+    /// Flagging, merging, sorting.
+    pub merge: Duration,
+    /// Everything.
+    pub total: Duration,
+}
+
+/// What each stage did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageCounts {
+    /// Fraction of the volume inside the region of interest (1 without a lung mask).
+    pub roi_fraction: f64,
+    /// Tiles laid over the region of interest's bounding box.
+    pub tiles_total: usize,
+    /// Tiles run (touching the region of interest).
+    pub tiles_run: usize,
+    /// Tiles skipped (outside the region of interest).
+    pub tiles_skipped: usize,
+    /// Most output rows (z planes) the blending accumulator held at once.
+    pub accumulator_rows: usize,
+    /// Peaks of the dense map above its threshold (before merging).
+    pub dense_candidates: usize,
+    /// Candidates outside the lung mask (dropped or flagged, by policy).
+    pub outside_lung: usize,
+    /// Candidates sent to the fine model.
+    pub fine_evaluated: usize,
+    /// Fine model runs (candidates x TTA variants).
+    pub fine_runs: usize,
+    /// Final candidates.
+    pub final_candidates: usize,
+    /// Model input voxels processed, over all stages: a measure of compute.
+    pub input_voxels: u64,
+}
+
+/// Progress reports of [`Detector::detect_with_progress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Progress {
+    /// The lung mask is being computed.
+    LungMask,
+    /// Dense tiles done out of total.
+    Dense {
+        /// Done.
+        done: usize,
+        /// Total.
+        total: usize,
+    },
+    /// Fine candidates done out of total.
+    Fine {
+        /// Done.
+        done: usize,
+        /// Total.
+        total: usize,
+    },
+    /// Finished.
+    Done,
+}
+
+/// The result of [`Detector::detect`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Detections {
+    /// Findings, highest probability first.
+    pub candidates: Vec<Detection>,
+    /// Time per stage.
+    pub timings: StageTimings,
+    /// Counts per stage.
+    pub counts: StageCounts,
+    /// The device that actually ran the models.
+    pub device: Device,
+    /// The device that was requested.
+    pub requested_device: Device,
+    /// Things a user should know (no lungs found, a device fallback...).
+    pub warnings: Vec<String>,
+}
+
+/// A dense model's probability map over the region of interest (from
+/// [`Detector::probability_map`]).
+#[derive(Debug, Clone)]
+pub struct ProbabilityMap {
+    /// `prob` channel, `[z, y, x]`.
+    pub data: Array3<f32>,
+    /// Geometry of `data` (model spacing x output stride).
+    pub geometry: Geometry,
+}
+
+/// The detection engine: `Send + Sync`, built once, used for many scans (concurrent calls are
+/// serialised per model by a lock).
+#[derive(Debug)]
+pub struct Detector {
+    dense: Option<Model>,
+    fine: Option<Model>,
+    dense_norm: Option<Normalizer>,
+    fine_norm: Option<Normalizer>,
+    requested: Device,
+    config: DetectorConfig,
+}
+
+impl std::fmt::Debug for Normalizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Normalizer")
+    }
+}
+
+impl Detector {
+    /// Start building a detector.
+    pub fn builder() -> DetectorBuilder {
+        DetectorBuilder::default()
+    }
+
+    /// The dense model, if any.
+    pub fn dense_model(&self) -> Option<&Model> {
+        self.dense.as_ref()
+    }
+
+    /// The fine model, if any.
+    pub fn fine_model(&self) -> Option<&Model> {
+        self.fine.as_ref()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DetectorConfig {
+        &self.config
+    }
+
+    /// The device that actually runs the models.
+    pub fn device(&self) -> Device {
+        self.dense
+            .as_ref()
+            .or(self.fine.as_ref())
+            .map_or(Device::Cpu, Model::device)
+    }
+
+    /// Detect nodules in `volume`.
+    ///
+    /// # Errors
+    /// [`DetectError::Config`] with only a fine model (use [`Detector::refine`]); runtime errors.
+    pub fn detect(&self, volume: &Volume) -> Result<Detections> {
+        self.detect_with_progress(volume, &|_| {})
+    }
+
+    /// [`Detector::detect`] with progress reports.
+    ///
+    /// # Errors
+    /// As [`Detector::detect`].
+    pub fn detect_with_progress(
+        &self,
+        volume: &Volume,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<Detections> {
+        let t_all = Instant::now();
+        let (Some(dense), Some(dense_norm)) = (&self.dense, &self.dense_norm) else {
+            return Err(DetectError::Config(
+                "this detector has only a fine model: use refine() with candidates, or add a coarse model"
+                    .into(),
+            ));
+        };
+        let mut counts = StageCounts::default();
+        let mut timings = StageTimings::default();
+        let mut warnings = Vec::new();
+        if self.device() != self.requested {
+            warnings.push(format!(
+                "requested device {} is unavailable; ran on {}",
+                self.requested,
+                self.device()
+            ));
+        }
+
+        progress(Progress::LungMask);
+        let t = Instant::now();
+        let mask = self.mask(volume);
+        timings.lung_mask = t.elapsed();
+        counts.roi_fraction = mask.fraction();
+        let use_mask = self.config.lung_mask.is_some();
+        if use_mask && mask.is_empty() {
+            let w = "no lungs found (no enclosed air region): nothing was searched".to_string();
+            tracing::warn!("{w}");
+            warnings.push(w);
+        }
+
+        let t = Instant::now();
+        let mut cands = Vec::new();
+        if let Some((lo, hi)) = mask.bbox() {
+            let c = dense.contract();
+            let grid = DenseGrid::new(lo, hi, volume.geometry().spacing.zyx(), c);
+            let tiles = plan_tiles(&grid, self.config.overlap);
+            counts.tiles_total = tiles.len();
+            let active: Vec<[usize; 3]> = tiles
+                .into_iter()
+                .filter(|t| {
+                    let (a, b) = grid.tile_footprint(*t);
+                    mask.touches_box(a, b)
+                })
+                .collect();
+            counts.tiles_skipped = counts.tiles_total - active.len();
+            let stage = if c.role == ModelRole::Segmentation {
+                Stage::Segmentation
+            } else {
+                Stage::Coarse
+            };
+            let mut sink = PeakSink::new(
+                &grid,
+                volume.geometry(),
+                c.output_channels.len(),
+                PeakOptions {
+                    threshold: self.config.dense_threshold.or(c.threshold).unwrap_or(0.5),
+                    radius_vox: self.config.peak_radius_vox.max(1),
+                    max_peaks: self.config.max_fine_candidates.max(1) * 4,
+                    stage,
+                },
+                c.channel("diameter_mm"),
+                self.config.slab_rows,
+            );
+            let stats: PassStats = run_sliding_window(
+                dense,
+                dense_norm,
+                volume.voxels(),
+                &grid,
+                &active,
+                self.config.batch_size,
+                &mut sink,
+                &|done, total| progress(Progress::Dense { done, total }),
+            )?;
+            counts.tiles_run = stats.tiles_run;
+            counts.accumulator_rows = stats.peak_rows;
+            counts.input_voxels +=
+                (stats.tiles_run * c.patch_size.iter().product::<usize>()) as u64;
+            let shape = volume.shape_zyx();
+            cands = sink
+                .found
+                .into_iter()
+                .filter(|c| {
+                    let v = [c.voxel.z, c.voxel.y, c.voxel.x];
+                    (0..3).all(|a| v[a] >= -0.5 && v[a] <= shape[a] as f64 - 0.5)
+                })
+                .collect();
+        }
+        counts.dense_candidates = cands.len();
+        timings.dense = t.elapsed();
+
+        let t = Instant::now();
+        let mut flagged = self.flag(&mask, volume, cands, &mut counts);
+        flagged = self.merge_flagged(&flagged, &mask, volume);
+        timings.merge += t.elapsed();
+
+        if let Some(fine) = &self.fine {
+            let t = Instant::now();
+            flagged.truncate(self.config.max_fine_candidates);
+            let list: Vec<Candidate> = flagged.iter().map(|d| d.candidate).collect();
+            let refined = self.run_fine(fine, volume, &list, &mut counts, progress)?;
+            timings.fine = t.elapsed();
+            let t = Instant::now();
+            let mut c2 = StageCounts::default();
+            flagged = self.flag(&mask, volume, refined, &mut c2);
+            flagged = self.merge_flagged(&flagged, &mask, volume);
+            timings.merge += t.elapsed();
+        }
+        if !use_mask {
+            for d in &mut flagged {
+                d.in_lung = None;
+            }
+        }
+        flagged.truncate(self.config.max_candidates);
+        counts.final_candidates = flagged.len();
+        timings.total = t_all.elapsed();
+        progress(Progress::Done);
+        Ok(Detections {
+            candidates: flagged,
+            timings,
+            counts,
+            device: self.device(),
+            requested_device: self.requested,
+            warnings,
+        })
+    }
+
+    /// Run only the fine model on given candidates (world positions), e.g. from a CSV or another
+    /// detector. Returns refined candidates above the fine threshold, merged and sorted.
+    ///
+    /// # Errors
+    /// [`DetectError::Config`] without a fine model; runtime errors.
+    pub fn refine(&self, volume: &Volume, candidates: &[Candidate]) -> Result<Vec<Candidate>> {
+        let Some(fine) = &self.fine else {
+            return Err(DetectError::Config("refine() needs a fine model".into()));
+        };
+        let mut counts = StageCounts::default();
+        let refined = self.run_fine(fine, volume, candidates, &mut counts, &|_| {})?;
+        let mut out = merge(&refined, &self.config.merge);
+        out.truncate(self.config.max_candidates);
+        Ok(out)
+    }
+
+    /// The dense model's `prob` map over the region of interest's bounding box, whole (memory
+    /// proportional to that box: for inspection, export and tests; [`Detector::detect`] never
+    /// holds it).
+    ///
+    /// # Errors
+    /// [`DetectError::Config`] without a dense model; runtime errors.
+    pub fn probability_map(&self, volume: &Volume) -> Result<Option<ProbabilityMap>> {
+        let (Some(dense), Some(norm)) = (&self.dense, &self.dense_norm) else {
+            return Err(DetectError::Config(
+                "probability_map() needs a dense model".into(),
+            ));
+        };
+        let mask = self.mask(volume);
+        let Some((lo, hi)) = mask.bbox() else {
+            return Ok(None);
+        };
+        let c = dense.contract();
+        let grid = DenseGrid::new(lo, hi, volume.geometry().spacing.zyx(), c);
+        let active: Vec<[usize; 3]> = plan_tiles(&grid, self.config.overlap)
+            .into_iter()
+            .filter(|t| {
+                let (a, b) = grid.tile_footprint(*t);
+                mask.touches_box(a, b)
+            })
+            .collect();
+        let mut sink = FullMap::new(c.output_channels.len(), grid.out_dims());
+        run_sliding_window(
+            dense,
+            norm,
+            volume.voxels(),
+            &grid,
+            &active,
+            self.config.batch_size,
+            &mut sink,
+            &|_, _| {},
+        )?;
+        Ok(Some(ProbabilityMap {
+            data: sink.channel(0),
+            geometry: grid.out_geometry(volume.geometry(), 0)?,
+        }))
+    }
+
+    fn mask(&self, volume: &Volume) -> LungMask {
+        match &self.config.lung_mask {
+            Some(o) => LungMask::compute(volume, o),
+            None => LungMask::everything(volume),
+        }
+    }
+
+    fn flag(
+        &self,
+        mask: &LungMask,
+        volume: &Volume,
+        cands: Vec<Candidate>,
+        counts: &mut StageCounts,
+    ) -> Vec<Detection> {
+        let mut out = Vec::with_capacity(cands.len());
+        for c in cands {
+            let inside = mask.contains_index(volume.world_to_index(c.world));
+            if !inside {
+                counts.outside_lung += 1;
+                if self.config.outside_lung == OutsideLung::Drop {
+                    continue;
+                }
+            }
+            out.push(Detection {
+                candidate: c,
+                in_lung: Some(inside),
+            });
+        }
+        out
+    }
+
+    fn merge_flagged(&self, d: &[Detection], mask: &LungMask, volume: &Volume) -> Vec<Detection> {
+        let list: Vec<Candidate> = d.iter().map(|d| d.candidate).collect();
+        merge(&list, &self.config.merge)
+            .into_iter()
+            .map(|c| Detection {
+                candidate: c,
+                in_lung: Some(mask.contains_index(volume.world_to_index(c.world))),
+            })
+            .collect()
+    }
+
+    fn run_fine(
+        &self,
+        fine: &Model,
+        volume: &Volume,
+        cands: &[Candidate],
+        counts: &mut StageCounts,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<Vec<Candidate>> {
+        let Some(norm) = &self.fine_norm else {
+            return Err(DetectError::Config("fine model without normaliser".into()));
+        };
+        let c = fine.contract();
+        let sv = volume.geometry().spacing.zyx();
+        let ratio: [f64; 3] = std::array::from_fn(|a| c.spacing_mm[a] / sv[a]);
+        let p = c.patch_size;
+        let pn = p[0] * p[1] * p[2];
+        let nch = c.output_channels.len();
+        let flips: Vec<[bool; 3]> = if self.config.flip_tta {
+            vec![
+                [false, false, false],
+                [true, false, false],
+                [false, true, false],
+                [false, false, true],
+            ]
+        } else {
+            vec![[false, false, false]]
+        };
+        let nv = flips.len();
+        let threshold = self.config.fine_threshold.or(c.threshold).unwrap_or(0.5);
+        let (ch_d, ch_z, ch_y, ch_x) = (
+            c.channel("diameter_mm"),
+            c.channel("dz"),
+            c.channel("dy"),
+            c.channel("dx"),
+        );
+        let half_mm: [f64; 3] = std::array::from_fn(|a| p[a] as f64 * c.spacing_mm[a] / 2.0);
+        let per_call = (self.config.batch_size * 8).max(nv);
+        let cands_per_call = (per_call / nv).max(1);
+        counts.fine_evaluated = cands.len();
+        let mut out = Vec::new();
+        for (k, chunk) in cands.chunks(cands_per_call).enumerate() {
+            let mut input = ndarray::Array5::<f32>::zeros((chunk.len() * nv, 1, p[0], p[1], p[2]));
+            let slice = input
+                .as_slice_mut()
+                .ok_or_else(|| DetectError::Config("non-contiguous batch buffer".into()))?;
+            slice
+                .par_chunks_mut(pn * nv)
+                .zip(chunk.par_iter())
+                .for_each(|(buf, cand)| {
+                    let ci = volume.world_to_index(cand.world);
+                    let centre = [ci.z, ci.y, ci.x];
+                    let grid = SampleGrid {
+                        origin: std::array::from_fn(|a| {
+                            centre[a] - (p[a] as f64 - 1.0) / 2.0 * ratio[a]
+                        }),
+                        step: ratio,
+                        dims: p,
+                    };
+                    let (first, rest) = buf.split_at_mut(pn);
+                    sample_patch(volume.voxels(), &grid, norm, c, first);
+                    for (v, f) in flips.iter().enumerate().skip(1) {
+                        let dst = &mut rest[(v - 1) * pn..v * pn];
+                        flip_into(first, dst, p, *f);
+                    }
+                });
+            let res = fine.run(input.view())?;
+            let rows = res.len() / (chunk.len() * nv).max(1);
+            if rows != nch || res.len() != chunk.len() * nv * nch {
+                return Err(DetectError::OutputShape {
+                    path: fine.path().to_path_buf(),
+                    expected: format!("[{}, {nch}]", chunk.len() * nv),
+                    found: format!("{:?}", res.shape()),
+                });
+            }
+            let res = res.as_standard_layout();
+            let data = res
+                .as_slice()
+                .ok_or_else(|| DetectError::Config("non-contiguous model output".into()))?;
+            for (i, cand) in chunk.iter().enumerate() {
+                let mut prob = 0.0f64;
+                let mut diam = 0.0f64;
+                let mut off = [0.0f64; 3];
+                for (v, f) in flips.iter().enumerate() {
+                    let r = &data[(i * nv + v) * nch..(i * nv + v + 1) * nch];
+                    prob += f64::from(r[0]);
+                    if let Some(d) = ch_d {
+                        diam += f64::from(r[d]);
+                    }
+                    for (a, ch) in [ch_z, ch_y, ch_x].into_iter().enumerate() {
+                        if let Some(ch) = ch {
+                            let o = f64::from(r[ch]);
+                            off[a] += if f[a] { -o } else { o };
+                        }
+                    }
+                }
+                let n = nv as f64;
+                let prob = (prob / n) as f32;
+                if !prob.is_finite() || prob < threshold {
+                    continue;
+                }
+                let ci = volume.world_to_index(cand.world);
+                let centre = [ci.z, ci.y, ci.x];
+                let pos: [f64; 3] = std::array::from_fn(|a| {
+                    let o = off[a] / n;
+                    let o = if o.is_finite() {
+                        o.clamp(-half_mm[a], half_mm[a])
+                    } else {
+                        0.0
+                    };
+                    centre[a] + o / sv[a]
+                });
+                let voxel = ContinuousIndex::new(pos[0], pos[1], pos[2]);
+                let world = volume.geometry().index_to_world(voxel);
+                let mut refined = Candidate::new(world, voxel, prob.clamp(0.0, 1.0), Stage::Fine);
+                if ch_d.is_some() {
+                    let d = diam / n;
+                    if d.is_finite() && d > 0.0 {
+                        refined = refined.with_diameter_mm(d);
+                    }
+                }
+                out.push(refined);
+            }
+            counts.fine_runs += chunk.len() * nv;
+            counts.input_voxels += (chunk.len() * nv * pn) as u64;
+            progress(Progress::Fine {
+                done: (k * cands_per_call + chunk.len()).min(cands.len()),
+                total: cands.len(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// All tile starts of the grid, `z`-major.
+fn plan_tiles(grid: &DenseGrid, overlap: f32) -> Vec<[usize; 3]> {
+    let [sz, sy, sx] = grid.tile_starts(overlap);
+    let mut out = Vec::with_capacity(sz.len() * sy.len() * sx.len());
+    for &z in &sz {
+        for &y in &sy {
+            for &x in &sx {
+                out.push([z, y, x]);
+            }
+        }
+    }
+    out
+}
+
+fn flip_into(src: &[f32], dst: &mut [f32], p: [usize; 3], f: [bool; 3]) {
+    for z in 0..p[0] {
+        let sz = if f[0] { p[0] - 1 - z } else { z };
+        for y in 0..p[1] {
+            let sy = if f[1] { p[1] - 1 - y } else { y };
+            for x in 0..p[2] {
+                let sx = if f[2] { p[2] - 1 - x } else { x };
+                dst[(z * p[1] + y) * p[2] + x] = src[(sz * p[1] + sy) * p[2] + sx];
+            }
+        }
+    }
+}
+
+/// Extracts peaks slab by slab, with a halo so that a peak on a slab border is found exactly once.
+struct PeakSink<'a> {
+    grid: &'a DenseGrid,
+    geometry: &'a Geometry,
+    channels: usize,
+    plane: usize,
+    dims: [usize; 3],
+    options: PeakOptions,
+    diameter: Option<usize>,
+    halo: usize,
+    slab: usize,
+    rows: VecDeque<(usize, Vec<f32>)>,
+    next: usize,
+    found: Vec<Candidate>,
+}
+
+impl<'a> PeakSink<'a> {
+    fn new(
+        grid: &'a DenseGrid,
+        geometry: &'a Geometry,
+        channels: usize,
+        options: PeakOptions,
+        diameter: Option<usize>,
+        slab: usize,
+    ) -> Self {
+        let dims = grid.out_dims();
+        Self {
+            grid,
+            geometry,
+            channels,
+            plane: dims[1] * dims[2],
+            dims,
+            options,
+            diameter,
+            halo: options.radius_vox.max(1) + 1,
+            slab: slab.max(1),
+            rows: VecDeque::new(),
+            next: 0,
+            found: Vec::new(),
+        }
+    }
+
+    fn emit(&mut self, core_hi: usize) -> Result<()> {
+        let core_lo = self.next;
+        let Some(first) = self.rows.front().map(|r| r.0) else {
+            return Ok(());
+        };
+        let last = self.rows.back().map_or(first, |r| r.0);
+        let z0 = first.max(core_lo.saturating_sub(self.halo));
+        let z1 = (last + 1).min(core_hi + self.halo);
+        let n = z1 - z0;
+        let [_, dy, dx] = self.dims;
+        let mut prob = Array3::<f32>::zeros((n, dy, dx));
+        for (row, data) in self.rows.iter().filter(|r| r.0 >= z0 && r.0 < z1) {
+            if let Some(dst) = prob
+                .index_axis_mut(ndarray::Axis(0), row - z0)
+                .as_slice_mut()
+            {
+                dst.copy_from_slice(&data[..self.plane]);
+            }
+        }
+        let geom = self.grid.out_geometry(self.geometry, z0)?;
+        for mut c in local_maxima(prob.view(), &geom, &self.options) {
+            let lz = c.voxel.z.round();
+            let gz = z0 as f64 + lz;
+            if gz < core_lo as f64 || gz >= core_hi as f64 {
+                continue;
+            }
+            if let Some(ch) = self.diameter {
+                let iy = (c.voxel.y.round().max(0.0) as usize).min(dy - 1);
+                let ix = (c.voxel.x.round().max(0.0) as usize).min(dx - 1);
+                if let Some((_, data)) = self.rows.iter().find(|r| r.0 == gz as usize) {
+                    let d = data[ch * self.plane + iy * dx + ix];
+                    if d.is_finite() && d > 0.0 {
+                        c = c.with_diameter_mm(f64::from(d));
+                    }
+                }
+            }
+            let v = self
+                .grid
+                .out_to_volume([z0 as f64 + c.voxel.z, c.voxel.y, c.voxel.x]);
+            c.voxel = ContinuousIndex::new(v[0], v[1], v[2]);
+            self.found.push(c);
+        }
+        self.next = core_hi;
+        let keep_from = core_hi.saturating_sub(self.halo);
+        while self.rows.front().is_some_and(|r| r.0 < keep_from) {
+            self.rows.pop_front();
+        }
+        Ok(())
+    }
+}
+
+impl RowSink for PeakSink<'_> {
+    fn push_row(&mut self, row: usize, data: &[f32]) -> Result<()> {
+        debug_assert_eq!(data.len(), self.channels * self.plane);
+        self.rows.push_back((row, data.to_vec()));
+        if row + 1 >= self.next + self.slab + self.halo {
+            self.emit(self.next + self.slab)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if self.next < self.dims[0] {
+            self.emit(self.dims[0])?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,502 @@
+//! Memory-bounded sliding windows.
+//!
+//! A dense model runs over a *model grid*: the region of interest (a box of the volume, in volume
+//! voxels) resampled to the model's spacing. Tiles of the model's patch size are laid over it with
+//! a configurable overlap; the last tile on each axis is aligned to the end of the grid, so every
+//! grid voxel is covered. Tiles that do not touch the region of interest are not run at all.
+//!
+//! Outputs are blended with a Gaussian importance map (σ = 1/8 of the tile on each axis, as in
+//! nnU-Net and MONAI): `map = Σ wₜ·outₜ / Σ wₜ`, so the normalised weights of the tiles covering a
+//! voxel sum to exactly 1.
+//!
+//! **Memory.** Tiles run in `z`-major order, and the accumulator only holds the output rows (`z`
+//! planes) that a tile still to come may touch — at most one tile depth plus one batch. A row
+//! whose last tile has been blended is normalised and handed to a [`RowSink`] (peak extraction
+//! with a halo, or a full map for small volumes), then freed. Nothing proportional to the whole
+//! volume is ever allocated in `f32`.
+//!
+//! **Overlap.** While ONNX Runtime runs batch `k`, rayon prepares batch `k + 1` (crop, pad,
+//! resample, normalise) and blends batch `k - 1`.
+
+use std::collections::VecDeque;
+
+use ndarray::{Array5, ArrayD, ArrayView3};
+use rayon::prelude::*;
+use speck_volume::{ContinuousIndex, Geometry, Spacing};
+
+use crate::contract::ModelContract;
+use crate::error::{DetectError, Result};
+use crate::model::Model;
+use crate::sample::{sample_patch, Normalizer, SampleGrid};
+
+/// The model grid over a box of the volume.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct DenseGrid {
+    /// Volume continuous index (`[z, y, x]`) of model voxel `[0, 0, 0]`.
+    pub start_v: [f64; 3],
+    /// Volume voxels per model voxel.
+    pub ratio: [f64; 3],
+    /// Model grid size (a multiple of the stride, at least one patch... or less when the box is
+    /// smaller than a patch, in which case the single tile is padded).
+    pub dims: [usize; 3],
+    pub patch: [usize; 3],
+    pub stride: [usize; 3],
+}
+
+impl DenseGrid {
+    /// The grid over volume voxels `lo..hi` (exclusive) for a model with `contract`, on a volume
+    /// with spacing `spacing_zyx`.
+    pub fn new(lo: [usize; 3], hi: [usize; 3], spacing_zyx: [f64; 3], c: &ModelContract) -> Self {
+        let ratio: [f64; 3] = std::array::from_fn(|a| c.spacing_mm[a] / spacing_zyx[a]);
+        let dims = std::array::from_fn(|a| {
+            let count = hi[a].saturating_sub(lo[a]).max(1);
+            let n = ((count - 1) as f64 / ratio[a] - 1e-9).ceil().max(0.0) as usize + 1;
+            let s = c.output_stride[a];
+            n.div_ceil(s) * s
+        });
+        Self {
+            start_v: lo.map(|v| v as f64),
+            ratio,
+            dims,
+            patch: c.patch_size,
+            stride: c.output_stride,
+        }
+    }
+
+    /// Output map size `[z, y, x]`.
+    pub fn out_dims(&self) -> [usize; 3] {
+        std::array::from_fn(|a| self.dims[a] / self.stride[a])
+    }
+
+    /// Volume continuous index of output voxel `o` (the centre of the input voxels it covers).
+    pub fn out_to_volume(&self, o: [f64; 3]) -> [f64; 3] {
+        std::array::from_fn(|a| {
+            let s = self.stride[a] as f64;
+            self.start_v[a] + (o[a] * s + (s - 1.0) / 2.0) * self.ratio[a]
+        })
+    }
+
+    /// Geometry of the output map starting at output row `z0`.
+    pub fn out_geometry(&self, volume: &Geometry, z0: usize) -> Result<Geometry> {
+        let origin_v = self.out_to_volume([z0 as f64, 0.0, 0.0]);
+        let origin =
+            volume.index_to_world(ContinuousIndex::new(origin_v[0], origin_v[1], origin_v[2]));
+        let s = volume.spacing.zyx();
+        let m: [f64; 3] = std::array::from_fn(|a| s[a] * self.ratio[a] * self.stride[a] as f64);
+        let spacing = Spacing::new(m[2], m[1], m[0])
+            .map_err(|e| DetectError::Volume(format!("output map spacing: {e}")))?;
+        Ok(Geometry::new(spacing, origin, volume.direction))
+    }
+
+    /// Tile start positions (model voxels) per axis.
+    pub fn tile_starts(&self, overlap: f32) -> [Vec<usize>; 3] {
+        std::array::from_fn(|a| axis_starts(self.dims[a], self.patch[a], self.stride[a], overlap))
+    }
+
+    /// The sample grid of the tile starting at model voxel `t`.
+    pub fn tile_samples(&self, t: [usize; 3]) -> SampleGrid {
+        SampleGrid {
+            origin: std::array::from_fn(|a| self.start_v[a] + t[a] as f64 * self.ratio[a]),
+            step: self.ratio,
+            dims: self.patch,
+        }
+    }
+
+    /// Volume index box (inclusive, continuous) covered by the tile starting at `t`.
+    pub fn tile_footprint(&self, t: [usize; 3]) -> ([f64; 3], [f64; 3]) {
+        let lo = std::array::from_fn(|a| self.start_v[a] + t[a] as f64 * self.ratio[a]);
+        let hi = std::array::from_fn(|a| {
+            self.start_v[a] + (t[a] + self.patch[a] - 1) as f64 * self.ratio[a]
+        });
+        (lo, hi)
+    }
+}
+
+/// Starts along one axis: step `patch·(1-overlap)` rounded down to a multiple of the stride, the
+/// last start aligned with the end.
+pub(crate) fn axis_starts(g: usize, p: usize, s: usize, overlap: f32) -> Vec<usize> {
+    if g <= p {
+        return vec![0];
+    }
+    let raw = (p as f64 * (1.0 - f64::from(overlap.clamp(0.0, 0.95)))).floor() as usize;
+    let step = ((raw / s).max(1)) * s;
+    let mut v = Vec::new();
+    let mut t = 0;
+    while t + p < g {
+        v.push(t);
+        t += step;
+    }
+    v.push(g - p);
+    v.dedup();
+    v
+}
+
+/// Gaussian importance map over an output tile (`[z, y, x]`, C-contiguous), max 1.
+pub(crate) fn gaussian_weights(q: [usize; 3]) -> Vec<f32> {
+    let axis = |n: usize| -> Vec<f64> {
+        let c = (n as f64 - 1.0) / 2.0;
+        let sigma = n as f64 / 8.0;
+        (0..n)
+            .map(|i| (-(i as f64 - c).powi(2) / (2.0 * sigma * sigma)).exp())
+            .collect()
+    };
+    let (wz, wy, wx) = (axis(q[0]), axis(q[1]), axis(q[2]));
+    let mut out = Vec::with_capacity(q[0] * q[1] * q[2]);
+    for a in &wz {
+        for b in &wy {
+            for c in &wx {
+                out.push(((a * b * c) as f32).max(1e-6));
+            }
+        }
+    }
+    out
+}
+
+/// Receives finalised output rows in increasing `z` order.
+pub(crate) trait RowSink: Send {
+    /// `row` is the output `z` index; `data` holds `C` planes of `Oy·Ox` values (channel-major).
+    fn push_row(&mut self, row: usize, data: &[f32]) -> Result<()>;
+    /// Called once after the last row.
+    fn finish(&mut self) -> Result<()>;
+}
+
+/// Rolling accumulator over output rows.
+struct Accumulator<'s, S: RowSink> {
+    channels: usize,
+    out_dims: [usize; 3],
+    plane: usize,
+    base: usize,
+    rows: VecDeque<Vec<f32>>,
+    weights: Vec<f32>,
+    q: [usize; 3],
+    stride: [usize; 3],
+    sink: &'s mut S,
+    peak_rows: usize,
+}
+
+impl<S: RowSink> Accumulator<'_, S> {
+    fn blend(&mut self, t: [usize; 3], out: &[f32]) {
+        let [qz, qy, qx] = self.q;
+        let qn = qz * qy * qx;
+        let o: [usize; 3] = std::array::from_fn(|a| t[a] / self.stride[a]);
+        let [oz_n, oy_n, ox_n] = self.out_dims;
+        let c_n = self.channels;
+        for dz in 0..qz {
+            let r = o[0] + dz;
+            if r >= oz_n || r < self.base {
+                continue;
+            }
+            while self.base + self.rows.len() <= r {
+                self.rows.push_back(vec![0.0; (c_n + 1) * self.plane]);
+            }
+            self.peak_rows = self.peak_rows.max(self.rows.len());
+            let row = &mut self.rows[r - self.base];
+            for dy in 0..qy {
+                let y = o[1] + dy;
+                if y >= oy_n {
+                    break;
+                }
+                for dx in 0..qx {
+                    let x = o[2] + dx;
+                    if x >= ox_n {
+                        break;
+                    }
+                    let qi = (dz * qy + dy) * qx + dx;
+                    let w = self.weights[qi];
+                    let idx = y * ox_n + x;
+                    for c in 0..c_n {
+                        row[c * self.plane + idx] += w * out[c * qn + qi];
+                    }
+                    row[c_n * self.plane + idx] += w;
+                }
+            }
+        }
+    }
+
+    /// Normalise and emit every row below `limit`.
+    fn finalise(&mut self, limit: usize) -> Result<()> {
+        let limit = limit.min(self.out_dims[0]);
+        let c_n = self.channels;
+        while self.base < limit {
+            let mut row = self
+                .rows
+                .pop_front()
+                .unwrap_or_else(|| vec![0.0; (c_n + 1) * self.plane]);
+            let (vals, w) = row.split_at_mut(c_n * self.plane);
+            for c in 0..c_n {
+                for (v, &wi) in vals[c * self.plane..(c + 1) * self.plane]
+                    .iter_mut()
+                    .zip(w.iter())
+                {
+                    *v = if wi > 0.0 { *v / wi } else { 0.0 };
+                }
+            }
+            self.sink.push_row(self.base, vals)?;
+            self.base += 1;
+        }
+        Ok(())
+    }
+}
+
+/// What happened in one sliding-window pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct PassStats {
+    pub tiles_total: usize,
+    pub tiles_run: usize,
+    pub batches: usize,
+    /// Most output rows held at once (memory bound check).
+    pub peak_rows: usize,
+}
+
+/// Run `model` over the `tiles` (model-grid starts, sorted `z`-major) of `grid`, blending into
+/// rows handed to `sink`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_sliding_window<S: RowSink>(
+    model: &Model,
+    norm: &Normalizer,
+    vox: ArrayView3<'_, i16>,
+    grid: &DenseGrid,
+    tiles: &[[usize; 3]],
+    batch: usize,
+    sink: &mut S,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<PassStats> {
+    let c = model.contract();
+    let channels = c.output_channels.len();
+    let q = c.output_patch();
+    let out_dims = grid.out_dims();
+    let plane = out_dims[1] * out_dims[2];
+    let mut acc = Accumulator {
+        channels,
+        out_dims,
+        plane,
+        base: 0,
+        rows: VecDeque::new(),
+        weights: gaussian_weights(q),
+        q,
+        stride: grid.stride,
+        sink,
+        peak_rows: 0,
+    };
+    let batch = batch.max(1);
+    let chunks: Vec<&[[usize; 3]]> = tiles.chunks(batch).collect();
+    let p = grid.patch;
+    let pn = p[0] * p[1] * p[2];
+    let prepare = |chunk: &[[usize; 3]]| -> Result<Array5<f32>> {
+        let mut input = Array5::<f32>::zeros((chunk.len(), 1, p[0], p[1], p[2]));
+        let slice = input
+            .as_slice_mut()
+            .ok_or_else(|| DetectError::Config("non-contiguous batch buffer".into()))?;
+        slice
+            .par_chunks_mut(pn)
+            .zip(chunk.par_iter())
+            .for_each(|(buf, t)| sample_patch(vox, &grid.tile_samples(*t), norm, c, buf));
+        Ok(input)
+    };
+    let expect = |n: usize| vec![n, channels, q[0], q[1], q[2]];
+    let qn = q[0] * q[1] * q[2];
+    let blend_chunk = |acc: &mut Accumulator<'_, S>, j: usize, out: ArrayD<f32>| -> Result<()> {
+        let chunk = chunks[j];
+        if out.shape() != expect(chunk.len()).as_slice() {
+            return Err(DetectError::OutputShape {
+                path: model.path().to_path_buf(),
+                expected: format!("{:?}", expect(chunk.len())),
+                found: format!("{:?}", out.shape()),
+            });
+        }
+        let out = out.as_standard_layout();
+        let data = out
+            .as_slice()
+            .ok_or_else(|| DetectError::Config("non-contiguous model output".into()))?;
+        for (b, t) in chunk.iter().enumerate() {
+            acc.blend(*t, &data[b * channels * qn..(b + 1) * channels * qn]);
+        }
+        let limit = chunks
+            .get(j + 1)
+            .map_or(out_dims[0], |next| next[0][0] / grid.stride[0]);
+        acc.finalise(limit)
+    };
+    let mut stats = PassStats {
+        tiles_total: tiles.len(),
+        ..PassStats::default()
+    };
+    if let Some(first) = chunks.first() {
+        let mut input = prepare(first)?;
+        let mut prev: Option<(usize, ArrayD<f32>)> = None;
+        for k in 0..chunks.len() {
+            let (res, (next, blended)) = rayon::join(
+                || model.run(input.view()),
+                || {
+                    let next = chunks.get(k + 1).map(|ch| prepare(ch));
+                    let blended = match prev.take() {
+                        Some((j, out)) => blend_chunk(&mut acc, j, out),
+                        None => Ok(()),
+                    };
+                    (next, blended)
+                },
+            );
+            blended?;
+            prev = Some((k, res?));
+            stats.tiles_run += chunks[k].len();
+            stats.batches += 1;
+            progress(stats.tiles_run, tiles.len());
+            if let Some(n) = next {
+                input = n?;
+            }
+        }
+        if let Some((j, out)) = prev.take() {
+            blend_chunk(&mut acc, j, out)?;
+        }
+    }
+    acc.finalise(out_dims[0])?;
+    stats.peak_rows = acc.peak_rows;
+    acc.sink.finish()?;
+    Ok(stats)
+}
+
+/// A sink that keeps the whole map (small volumes, tests, segmentation export).
+pub(crate) struct FullMap {
+    pub channels: usize,
+    pub dims: [usize; 3],
+    pub data: Vec<f32>,
+}
+
+impl FullMap {
+    pub fn new(channels: usize, dims: [usize; 3]) -> Self {
+        Self {
+            channels,
+            dims,
+            data: Vec::with_capacity(channels * dims[0] * dims[1] * dims[2]),
+        }
+    }
+
+    /// Channel `c` as a `[z, y, x]` array.
+    pub fn channel(&self, c: usize) -> ndarray::Array3<f32> {
+        let [dz, dy, dx] = self.dims;
+        let plane = dy * dx;
+        ndarray::Array3::from_shape_fn((dz, dy, dx), |(z, y, x)| {
+            self.data[(z * self.channels + c) * plane + y * dx + x]
+        })
+    }
+}
+
+impl RowSink for FullMap {
+    fn push_row(&mut self, _row: usize, data: &[f32]) -> Result<()> {
+        self.data.extend_from_slice(data);
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_cover_the_axis_and_align_to_stride() {
+        for (g, p, s, ov) in [
+            (100usize, 32usize, 1usize, 0.25f32),
+            (100, 32, 2, 0.5),
+            (32, 32, 1, 0.25),
+            (20, 32, 1, 0.25),
+            (65, 16, 4, 0.0),
+        ] {
+            let g = g.div_ceil(s) * s;
+            let st = axis_starts(g, p, s, ov);
+            let mut covered = vec![false; g];
+            for &t in &st {
+                assert_eq!(t % s, 0, "start {t} not on stride {s}");
+                for c in covered.iter_mut().skip(t).take(p) {
+                    *c = true;
+                }
+            }
+            assert!(covered.iter().all(|c| *c), "{g} {p} {s} {ov}: {st:?}");
+            assert!(st.windows(2).all(|w| w[0] < w[1]));
+        }
+    }
+
+    struct Collect(Vec<(usize, Vec<f32>)>);
+    impl RowSink for Collect {
+        fn push_row(&mut self, row: usize, data: &[f32]) -> Result<()> {
+            self.0.push((row, data.to_vec()));
+            Ok(())
+        }
+        fn finish(&mut self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Normalised Gaussian weights of the tiles covering a voxel sum to 1 everywhere: blending a
+    /// constant-1 output from every tile gives exactly 1 at every voxel of the grid, and the rows
+    /// come out once each, in order.
+    #[test]
+    fn normalised_weights_sum_to_one_everywhere() {
+        for (dims, patch, stride, overlap) in [
+            (
+                [40usize, 50, 37],
+                [16usize, 16, 16],
+                [1usize, 1, 1],
+                0.25f32,
+            ),
+            ([40, 52, 36], [16, 16, 16], [2, 2, 2], 0.5),
+            ([10, 30, 30], [16, 16, 16], [1, 1, 1], 0.6),
+        ] {
+            let grid = DenseGrid {
+                start_v: [0.0; 3],
+                ratio: [1.0; 3],
+                dims: std::array::from_fn(|a| dims[a].div_ceil(stride[a]) * stride[a]),
+                patch,
+                stride,
+            };
+            let q: [usize; 3] = std::array::from_fn(|a| patch[a] / stride[a]);
+            let od = grid.out_dims();
+            let mut sink = Collect(Vec::new());
+            let mut acc = Accumulator {
+                channels: 1,
+                out_dims: od,
+                plane: od[1] * od[2],
+                base: 0,
+                rows: VecDeque::new(),
+                weights: gaussian_weights(q),
+                q,
+                stride,
+                sink: &mut sink,
+                peak_rows: 0,
+            };
+            let st = grid.tile_starts(overlap);
+            let ones = vec![1.0f32; q[0] * q[1] * q[2]];
+            for &z in &st[0] {
+                acc.finalise(z / stride[0]).expect("finalise");
+                for &y in &st[1] {
+                    for &x in &st[2] {
+                        acc.blend([z, y, x], &ones);
+                    }
+                }
+            }
+            acc.finalise(od[0]).expect("finalise");
+            assert!(acc.peak_rows <= q[0], "held {} rows", acc.peak_rows);
+            assert_eq!(sink.0.len(), od[0]);
+            for (i, (row, data)) in sink.0.iter().enumerate() {
+                assert_eq!(*row, i);
+                for v in data {
+                    assert!((v - 1.0).abs() < 1e-5, "row {row}: {v}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gaussian_has_sigma_of_an_eighth() {
+        let w = gaussian_weights([1, 1, 64]);
+        let c = 31.5f64;
+        let sigma = 8.0f64;
+        for (i, v) in w.iter().enumerate() {
+            let e = (-(i as f64 - c).powi(2) / (2.0 * sigma * sigma))
+                .exp()
+                .max(1e-6);
+            assert!((f64::from(*v) - e).abs() < 1e-6);
+        }
+    }
+}
