@@ -10,7 +10,7 @@ use dicom_core::value::{DataSetSequence, PixelFragmentSequence, PrimitiveValue};
 use dicom_core::{DataElement, Tag, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
-use speck_volume::dicom::{read_series, scan_series, write_series, DicomWriteOptions};
+use speck_volume::dicom::{read_pixels, read_series, scan_series, write_series, DicomWriteOptions};
 use speck_volume::{
     Direction, Geometry, Limits, LoadOptions, Provenance, Spacing, Volume, VolumeError, VoxelIndex,
     WorldPoint,
@@ -788,4 +788,48 @@ fn write_series_round_trips_through_read_series() {
         .series_uid
         .as_deref()
         .is_some_and(|u| u.starts_with("2.25.")));
+}
+
+#[test]
+fn truncated_and_corrupted_files_are_errors_not_panics() {
+    let src = tempfile::tempdir().expect("tmp");
+    let mut s = stack("11.1", 1, 1.0, 4, 4).remove(0);
+    s.stored = (0..16).collect();
+    let good = src.path().join("good");
+    write_slice(&good, &s);
+    let bytes = std::fs::read(&good).expect("read");
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("f.dcm");
+    // Every truncation point, then single-byte corruptions across the header.
+    let mut cases: Vec<Vec<u8>> = (0..bytes.len())
+        .step_by(3)
+        .map(|n| bytes[..n].to_vec())
+        .collect();
+    for i in (132..bytes.len()).step_by(5) {
+        let mut b = bytes.clone();
+        b[i] ^= 0xA5;
+        cases.push(b);
+    }
+    // A PixelData element claiming ~4 GB.
+    let mut huge = bytes.clone();
+    let n = huge.len();
+    let len_at = n - 32 - 4; // OW: tag(4) VR(2) reserved(2) length(4), then 32 bytes of pixels
+    huge[len_at..len_at + 4].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    std::fs::write(&path, &huge).expect("write");
+    match read_series(&path, &opts()) {
+        Err(VolumeError::Malformed { path: p, reason }) => {
+            assert_eq!(p, path);
+            assert!(reason.contains("claims 4294967280 bytes"), "{reason}");
+        }
+        other => panic!("expected Malformed, got {other:?}"),
+    }
+    cases.push(huge);
+    for (i, case) in cases.iter().enumerate() {
+        std::fs::write(&path, case).expect("write");
+        // Must return (Ok or Err), never panic; an Ok volume must hold the right pixels.
+        if let Ok(v) = read_series(&path, &opts()) {
+            assert_eq!(v.shape_zyx(), [1, 4, 4], "case {i}");
+        }
+        let _ = read_pixels(&path, &Limits::default());
+    }
 }

@@ -110,6 +110,8 @@ pub(crate) fn sniff(path: &Path) -> bool {
 ///
 /// `Ok(None)` for a DICOM file that is not an image (DICOMDIR, structured report, ...).
 pub(crate) fn read_header(path: &Path) -> Result<Option<FileHeader>, VolumeError> {
+    // No declared length may exceed what the file holds, before dicom-object allocates it.
+    super::guard::check_lengths(path, crate::Limits::default().max_bytes)?;
     let file = OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .open_file(path)

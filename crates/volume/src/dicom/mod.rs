@@ -64,6 +64,7 @@ use crate::{Limits, LoadOptions, Volume, VolumeError};
 
 mod catalog;
 mod decode;
+mod guard;
 mod header;
 mod plan;
 mod read;

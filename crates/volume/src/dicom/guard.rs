@@ -1,0 +1,331 @@
+//! A pre-flight walk over every element length of a DICOM file, before `dicom-object` parses it.
+//!
+//! `dicom-object` allocates (and zero-fills) a value's declared length before reading it, so a
+//! 700-byte file whose PixelData claims 4 GB would make it allocate 4 GB. This walk reads only tags
+//! and lengths, seeking over values, and refuses any element, item or sequence that claims more
+//! bytes than remain in its file (or in its enclosing item), nesting deeper than [`MAX_DEPTH`], or
+//! a deflated data set that inflates beyond the byte limit.
+
+use std::io::{BufReader, Cursor, Read, Seek};
+use std::path::Path;
+
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
+use dicom_core::{Tag, VR};
+use dicom_dictionary_std::StandardDataDictionary;
+
+use crate::VolumeError;
+
+/// Deepest nesting of sequences accepted.
+const MAX_DEPTH: u32 = 32;
+const UNDEFINED: u32 = 0xFFFF_FFFF;
+const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
+const IMPLICIT: &str = "1.2.840.10008.1.2";
+const BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Enc {
+    ExplicitLe,
+    ImplicitLe,
+    ExplicitBe,
+}
+
+struct Cur<R> {
+    r: R,
+    pos: u64,
+}
+
+impl<R: Read + SeekRelative> Cur<R> {
+    fn bytes<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let mut b = [0u8; N];
+        self.r
+            .read_exact(&mut b)
+            .map_err(|_| format!("truncated at byte {}", self.pos))?;
+        self.pos += N as u64;
+        Ok(b)
+    }
+
+    fn u16(&mut self, enc: Enc) -> Result<u16, String> {
+        let b = self.bytes::<2>()?;
+        Ok(if enc == Enc::ExplicitBe {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        })
+    }
+
+    fn u32(&mut self, enc: Enc) -> Result<u32, String> {
+        let b = self.bytes::<4>()?;
+        Ok(if enc == Enc::ExplicitBe {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
+    }
+
+    fn tag(&mut self, enc: Enc) -> Result<Tag, String> {
+        Ok(Tag(self.u16(enc)?, self.u16(enc)?))
+    }
+
+    fn skip(&mut self, n: u64) -> Result<(), String> {
+        let n_i64 = i64::try_from(n).map_err(|_| format!("length {n} too large"))?;
+        self.r
+            .seek_relative(n_i64)
+            .map_err(|e| format!("seek at byte {}: {e}", self.pos))?;
+        self.pos += n;
+        Ok(())
+    }
+}
+
+/// Relative seeks that keep a `BufReader`'s buffer when they can.
+trait SeekRelative {
+    fn seek_relative(&mut self, n: i64) -> std::io::Result<()>;
+}
+
+impl SeekRelative for BufReader<std::fs::File> {
+    fn seek_relative(&mut self, n: i64) -> std::io::Result<()> {
+        BufReader::seek_relative(self, n)
+    }
+}
+
+impl SeekRelative for Cursor<Vec<u8>> {
+    fn seek_relative(&mut self, n: i64) -> std::io::Result<()> {
+        self.seek(std::io::SeekFrom::Current(n)).map(|_| ())
+    }
+}
+
+fn long_form(vr: &[u8; 2]) -> bool {
+    matches!(
+        vr,
+        b"OB"
+            | b"OD"
+            | b"OF"
+            | b"OL"
+            | b"OV"
+            | b"OW"
+            | b"SQ"
+            | b"SV"
+            | b"UC"
+            | b"UN"
+            | b"UR"
+            | b"UT"
+            | b"UV"
+    )
+}
+
+fn dictionary_says_sequence(tag: Tag) -> bool {
+    StandardDataDictionary
+        .by_tag(tag)
+        .is_some_and(|e| e.vr() == VirtualVr::Exact(VR::SQ))
+}
+
+struct Walker<R> {
+    c: Cur<R>,
+}
+
+impl<R: Read + SeekRelative> Walker<R> {
+    /// Walk data elements until `end`, or until an item delimiter when `in_undefined_item`.
+    fn dataset(
+        &mut self,
+        end: u64,
+        enc: Enc,
+        depth: u32,
+        in_undefined_item: bool,
+    ) -> Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err(format!("sequences nested deeper than {MAX_DEPTH}"));
+        }
+        while self.c.pos < end {
+            let tag = self.c.tag(enc)?;
+            if tag == Tag(0xFFFE, 0xE00D) {
+                self.c.u32(enc)?;
+                return if in_undefined_item {
+                    Ok(())
+                } else {
+                    Err(format!("stray item delimiter at byte {}", self.c.pos - 8))
+                };
+            }
+            if tag.0 == 0xFFFE {
+                return Err(format!("unexpected {tag} at byte {}", self.c.pos - 4));
+            }
+            let (vr, len) = match enc {
+                Enc::ImplicitLe => (None, self.c.u32(enc)?),
+                Enc::ExplicitLe | Enc::ExplicitBe => {
+                    let vr = self.c.bytes::<2>()?;
+                    if !vr.iter().all(u8::is_ascii_uppercase) {
+                        return Err(format!(
+                            "invalid VR {vr:?} for {tag} at byte {}",
+                            self.c.pos - 6
+                        ));
+                    }
+                    let len = if long_form(&vr) {
+                        self.c.bytes::<2>()?;
+                        self.c.u32(enc)?
+                    } else {
+                        u32::from(self.c.u16(enc)?)
+                    };
+                    (Some(vr), len)
+                }
+            };
+            let is_sq = match vr {
+                Some(v) => &v == b"SQ",
+                None => dictionary_says_sequence(tag),
+            };
+            if len == UNDEFINED {
+                let fragments = matches!(vr, Some(v) if &v == b"OB" || &v == b"OW")
+                    || (vr.is_none() && tag == Tag(0x7FE0, 0x0010));
+                // Undefined-length UN holds implicit VR little endian data (PS3.5 6.2.2).
+                let inner = if matches!(vr, Some(v) if &v == b"UN") {
+                    Enc::ImplicitLe
+                } else {
+                    enc
+                };
+                self.items(end, inner, depth + 1, fragments)?;
+            } else {
+                let left = end - self.c.pos;
+                if u64::from(len) > left {
+                    return Err(format!(
+                        "element {tag} claims {len} bytes but only {left} remain"
+                    ));
+                }
+                if is_sq {
+                    let item_end = self.c.pos + u64::from(len);
+                    self.items(item_end, enc, depth + 1, false)?;
+                    if self.c.pos != item_end {
+                        return Err(format!("sequence {tag} overruns its length"));
+                    }
+                } else {
+                    self.c.skip(u64::from(len))?;
+                }
+            }
+        }
+        if in_undefined_item {
+            return Err("item without its delimiter before the end of its container".into());
+        }
+        Ok(())
+    }
+
+    /// Items of a sequence (or fragments of encapsulated pixel data) until `end` or a sequence
+    /// delimiter.
+    fn items(&mut self, end: u64, enc: Enc, depth: u32, fragments: bool) -> Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err(format!("sequences nested deeper than {MAX_DEPTH}"));
+        }
+        while self.c.pos < end {
+            let tag = self.c.tag(enc)?;
+            let len = self.c.u32(enc)?;
+            if tag == Tag(0xFFFE, 0xE0DD) {
+                return Ok(());
+            }
+            if tag != Tag(0xFFFE, 0xE000) {
+                return Err(format!(
+                    "expected an item, found {tag} at byte {}",
+                    self.c.pos - 8
+                ));
+            }
+            if len == UNDEFINED {
+                if fragments {
+                    return Err("pixel data fragment of undefined length".into());
+                }
+                self.dataset(end, enc, depth + 1, true)?;
+            } else {
+                let left = end - self.c.pos;
+                if u64::from(len) > left {
+                    return Err(format!("item claims {len} bytes but only {left} remain"));
+                }
+                if fragments {
+                    self.c.skip(u64::from(len))?;
+                } else {
+                    let item_end = self.c.pos + u64::from(len);
+                    self.dataset(item_end, enc, depth + 1, false)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Check every length in `path` (already known to start with the 128-byte preamble and `DICM`).
+/// `max_inflated` bounds the inflated size of a deflated data set.
+pub(crate) fn check_lengths(path: &Path, max_inflated: u64) -> Result<(), VolumeError> {
+    let bad = |reason: String| VolumeError::malformed(path, format!("corrupt DICOM: {reason}"));
+    let file = std::fs::File::open(path).map_err(|e| VolumeError::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| VolumeError::io(path, e))?.len();
+    let mut w = Walker {
+        c: Cur {
+            r: BufReader::with_capacity(16 * 1024, file),
+            pos: 0,
+        },
+    };
+    w.c.skip(132).map_err(bad)?;
+    // File meta group: explicit VR little endian, group 0002.
+    let mut ts = String::new();
+    loop {
+        if w.c.pos + 8 > file_len {
+            break;
+        }
+        let group = w.c.u16(Enc::ExplicitLe).map_err(bad)?;
+        if group != 0x0002 {
+            w.c.r.seek_relative(-2).map_err(|e| bad(e.to_string()))?;
+            w.c.pos -= 2;
+            break;
+        }
+        let element = w.c.u16(Enc::ExplicitLe).map_err(bad)?;
+        let vr = w.c.bytes::<2>().map_err(bad)?;
+        if !vr.iter().all(u8::is_ascii_uppercase) {
+            return Err(bad(format!(
+                "invalid VR {vr:?} in meta element (0002,{element:04X})"
+            )));
+        }
+        let len = if long_form(&vr) {
+            w.c.bytes::<2>().map_err(bad)?;
+            w.c.u32(Enc::ExplicitLe).map_err(bad)?
+        } else {
+            u32::from(w.c.u16(Enc::ExplicitLe).map_err(bad)?)
+        };
+        let left = file_len - w.c.pos;
+        if u64::from(len) > left {
+            return Err(bad(format!(
+                "meta element (0002,{element:04X}) claims {len} bytes but only {left} remain"
+            )));
+        }
+        if element == 0x0010 && len <= 128 {
+            let mut v = vec![0u8; len as usize];
+            w.c.r.read_exact(&mut v).map_err(|e| bad(e.to_string()))?;
+            w.c.pos += u64::from(len);
+            ts = String::from_utf8_lossy(&v)
+                .trim_end_matches(['\0', ' '])
+                .to_string();
+        } else {
+            w.c.skip(u64::from(len)).map_err(bad)?;
+        }
+    }
+    if ts == DEFLATED {
+        let mut raw = Vec::new();
+        let limit = max_inflated.saturating_add(1);
+        flate2::read::DeflateDecoder::new(w.c.r)
+            .take(limit)
+            .read_to_end(&mut raw)
+            .map_err(|e| bad(format!("inflating the deflated data set: {e}")))?;
+        if raw.len() as u64 > max_inflated {
+            return Err(VolumeError::TooLarge {
+                path: path.to_path_buf(),
+                reason: "the deflated data set inflates beyond the byte limit".into(),
+                limit: format!("{max_inflated} bytes"),
+            });
+        }
+        let end = raw.len() as u64;
+        let mut inner = Walker {
+            c: Cur {
+                r: Cursor::new(raw),
+                pos: 0,
+            },
+        };
+        return inner.dataset(end, Enc::ExplicitLe, 0, false).map_err(bad);
+    }
+    let enc = match ts.as_str() {
+        IMPLICIT => Enc::ImplicitLe,
+        BIG_ENDIAN => Enc::ExplicitBe,
+        _ => Enc::ExplicitLe,
+    };
+    w.dataset(file_len, enc, 0, false).map_err(bad)
+}
