@@ -23,9 +23,11 @@ enum Command {
     /// Generate a synthetic chest CT with nodules of known size.
     Phantom(cmd::phantom::Args),
     /// Score candidates against annotations: FROC/CPM, per nodule size.
-    Eval(cmd::eval::Args),
+    Eval(Box<cmd::eval::Args>),
     /// Detect nodules in DICOM/NIfTI/MetaImage scans: per-scan and combined outputs.
     Scan(Box<cmd::scan::Args>),
+    /// Combine the outputs of `speck scan` shards into one set of files.
+    Merge(cmd::merge::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,8 +36,9 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Info(a) => cmd::info::run(a),
         Command::Phantom(a) => cmd::phantom::run(a),
-        Command::Eval(a) => cmd::eval::run(a),
+        Command::Eval(a) => cmd::eval::run(*a),
         Command::Scan(a) => cmd::scan::run(*a),
+        Command::Merge(a) => cmd::merge::run(a),
     };
     match result {
         Ok(code) => code,

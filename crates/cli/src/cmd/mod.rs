@@ -2,5 +2,6 @@
 
 pub mod eval;
 pub mod info;
+pub mod merge;
 pub mod phantom;
 pub mod scan;

@@ -44,6 +44,9 @@ pub struct Args {
     /// Path to libonnxruntime.so (else ORT_DYLIB_PATH, else an installed Python onnxruntime).
     #[arg(long, value_name = "PATH")]
     pub ort_lib: Option<PathBuf>,
+    /// Keep candidates outside the lung mask (in_lung=false) instead of dropping them.
+    #[arg(long)]
+    pub keep_outside_lung: bool,
     /// Scans processed at the same time (within --max-memory).
     #[arg(long, short, default_value_t = 1)]
     pub jobs: usize,
@@ -126,6 +129,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--out {} is a file, not a folder", args.out.display());
     }
 
+    // Models first (unless only listing): a missing model should not wait for a long discovery.
+    let engine = if args.dry_run {
+        None
+    } else {
+        let threads = args.threads.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+            (cores / args.jobs).max(1)
+        });
+        Some(crate::scan::detector::build(
+            &crate::scan::detector::EngineConfig {
+                coarse: args.coarse.clone(),
+                fine: args.fine.clone(),
+                models_dir: args.models_dir.clone(),
+                device: args.device.clone(),
+                threads,
+                ort_lib: args.ort_lib.clone(),
+                keep_outside_lung: args.keep_outside_lung,
+            },
+        )?)
+    };
+
     let all = discover::discover(&args.inputs);
     if all.is_empty() {
         anyhow::bail!("no inputs to scan");
@@ -154,19 +178,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-
-    let threads = args.threads.unwrap_or_else(|| {
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        (cores / args.jobs).max(1)
-    });
-    let engine = crate::scan::detector::build(&crate::scan::detector::EngineConfig {
-        coarse: args.coarse.clone(),
-        fine: args.fine.clone(),
-        models_dir: args.models_dir.clone(),
-        device: args.device.clone(),
-        threads,
-        ort_lib: args.ort_lib.clone(),
-    })?;
+    let Some(engine) = engine else {
+        anyhow::bail!("no detector");
+    };
 
     let run_dir = if shard.is_split() {
         args.out.join("shards").join(shard.dir_name())

@@ -62,6 +62,8 @@ pub struct Item {
     pub uid: String,
     /// The command-line (or manifest) input it was found under.
     pub input: PathBuf,
+    /// The file or folder concerned (what is read, or what could not be).
+    pub source: PathBuf,
     /// The series, for DICOM.
     pub series: Option<String>,
     /// What to do.
@@ -127,6 +129,7 @@ pub fn image_stem(p: &Path) -> String {
 struct Raw {
     uid: String,
     input: PathBuf,
+    source: PathBuf,
     series: Option<String>,
     plan: Plan,
 }
@@ -148,6 +151,7 @@ fn file_item(input: &Path, path: &Path, format: Format) -> Raw {
     Raw {
         uid: image_stem(path),
         input: input.to_path_buf(),
+        source: path.to_path_buf(),
         series: None,
         plan: Plan::Scan {
             format,
@@ -158,10 +162,11 @@ fn file_item(input: &Path, path: &Path, format: Format) -> Raw {
     }
 }
 
-fn fail(input: &Path, uid: String, series: Option<String>, reason: String) -> Raw {
+fn fail(input: &Path, source: &Path, uid: String, series: Option<String>, reason: String) -> Raw {
     Raw {
         uid,
         input: input.to_path_buf(),
+        source: source.to_path_buf(),
         series,
         plan: Plan::Fail { reason },
     }
@@ -185,6 +190,7 @@ fn dicom_items(input: &Path, path: &Path, out: &mut Vec<Raw>, quiet_if_none: boo
             if series.is_empty() && !quiet_if_none {
                 out.push(fail(
                     input,
+                    path,
                     image_stem(path),
                     None,
                     "no DICOM series, NIfTI or MetaImage file found".into(),
@@ -192,9 +198,16 @@ fn dicom_items(input: &Path, path: &Path, out: &mut Vec<Raw>, quiet_if_none: boo
             }
             for s in series {
                 let modality = s.modality.clone().unwrap_or_default();
+                let dir = if path.is_file() {
+                    Some(path.to_path_buf())
+                } else {
+                    common_dir(&s.files)
+                };
+                let dir = dir.unwrap_or_else(|| path.to_path_buf());
                 if !modality.is_empty() && !modality.eq_ignore_ascii_case("CT") {
                     out.push(fail(
                         input,
+                        &dir,
                         s.series_uid.clone(),
                         Some(s.series_uid.clone()),
                         format!(
@@ -204,21 +217,17 @@ fn dicom_items(input: &Path, path: &Path, out: &mut Vec<Raw>, quiet_if_none: boo
                     ));
                     continue;
                 }
-                let dir = if path.is_file() {
-                    Some(path.to_path_buf())
-                } else {
-                    common_dir(&s.files)
-                };
                 let voxels = u64::from(s.rows_cols.0)
                     .saturating_mul(u64::from(s.rows_cols.1))
                     .saturating_mul(s.n_images as u64);
                 out.push(Raw {
                     uid: s.series_uid.clone(),
                     input: input.to_path_buf(),
+                    source: dir.clone(),
                     series: Some(s.series_uid.clone()),
                     plan: Plan::Scan {
                         format: Format::Dicom,
-                        path: dir.unwrap_or_else(|| path.to_path_buf()),
+                        path: dir,
                         series_uid: Some(s.series_uid),
                         size: (voxels > 0).then_some(header::HeaderSize {
                             voxels,
@@ -229,7 +238,7 @@ fn dicom_items(input: &Path, path: &Path, out: &mut Vec<Raw>, quiet_if_none: boo
             }
         }
         Err(speck_volume::VolumeError::NotFound { .. }) if quiet_if_none => {}
-        Err(e) => out.push(fail(input, image_stem(path), None, e.to_string())),
+        Err(e) => out.push(fail(input, path, image_stem(path), None, e.to_string())),
     }
 }
 
@@ -239,19 +248,19 @@ fn walk(
     depth: usize,
     images: &mut Vec<PathBuf>,
     other: &mut bool,
-    errs: &mut Vec<String>,
+    errs: &mut Vec<(PathBuf, String)>,
 ) {
     if depth > MAX_DEPTH {
-        errs.push(format!(
-            "{}: deeper than {MAX_DEPTH} folders; not searched",
-            dir.display()
+        errs.push((
+            dir.to_path_buf(),
+            format!("deeper than {MAX_DEPTH} folders; not searched"),
         ));
         return;
     }
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) => {
-            errs.push(format!("{}: {e}", dir.display()));
+            errs.push((dir.to_path_buf(), format!("cannot list folder: {e}")));
             return;
         }
     };
@@ -279,6 +288,7 @@ fn discover_one(input: &Path, out: &mut Vec<Raw>, in_manifest: bool) {
         Err(e) => {
             out.push(fail(
                 input,
+                input,
                 image_stem(input),
                 None,
                 format!("cannot read input: {e}"),
@@ -289,8 +299,8 @@ fn discover_one(input: &Path, out: &mut Vec<Raw>, in_manifest: bool) {
     if meta.is_dir() {
         let (mut images, mut other, mut errs) = (Vec::new(), false, Vec::new());
         walk(input, 0, &mut images, &mut other, &mut errs);
-        for e in errs {
-            out.push(fail(input, image_stem(input), None, e));
+        for (p, e) in errs {
+            out.push(fail(input, &p, image_stem(&p), None, e));
         }
         let n_images = images.len();
         for p in images {
@@ -302,6 +312,7 @@ fn discover_one(input: &Path, out: &mut Vec<Raw>, in_manifest: bool) {
         } else if n_images == 0 {
             out.push(fail(
                 input,
+                input,
                 image_stem(input),
                 None,
                 "no DICOM series, NIfTI or MetaImage file found".into(),
@@ -312,6 +323,7 @@ fn discover_one(input: &Path, out: &mut Vec<Raw>, in_manifest: bool) {
     } else if is_manifest(input) {
         if in_manifest {
             out.push(fail(
+                input,
                 input,
                 image_stem(input),
                 None,
@@ -326,6 +338,7 @@ fn discover_one(input: &Path, out: &mut Vec<Raw>, in_manifest: bool) {
                 }
             }
             Err(e) => out.push(fail(
+                input,
                 input,
                 image_stem(input),
                 None,
@@ -381,7 +394,7 @@ pub fn discover(inputs: &[PathBuf]) -> Vec<Item> {
                 String::new(),
             ),
             Plan::Fail { reason } => (
-                r.input.to_string_lossy().into_owned(),
+                r.source.to_string_lossy().into_owned(),
                 r.series.clone(),
                 reason.clone(),
             ),
@@ -397,6 +410,7 @@ pub fn discover(inputs: &[PathBuf]) -> Vec<Item> {
             id,
             uid: r.uid,
             input: r.input,
+            source: r.source,
             series: r.series,
             plan: r.plan,
         })

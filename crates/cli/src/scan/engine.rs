@@ -5,26 +5,27 @@ use std::collections::BTreeMap;
 
 use ndarray::Array3;
 use speck_candidates::Candidate;
-use speck_volume::{Geometry, Volume, VoxelIndex};
+use speck_volume::{Geometry, Volume};
 
-/// The lung mask of a scan, when the detector made one.
-pub trait LungMask: Send + Sync {
-    /// Whether voxel `idx` (of the scanned volume) lies in the lungs; `None` when outside the mask.
-    fn contains(&self, idx: VoxelIndex) -> Option<bool>;
+/// One finding.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Found {
+    /// The candidate, in LPS mm.
+    pub candidate: Candidate,
+    /// Whether its centre is in the lung mask; `None` when no mask was made.
+    pub in_lung: Option<bool>,
 }
 
 /// What detection produced for one scan.
 pub struct EngineOutput {
-    /// Candidates in LPS mm.
-    pub candidates: Vec<Candidate>,
+    /// Findings.
+    pub candidates: Vec<Found>,
     /// The coarse heatmap and its geometry, when asked for and available.
     pub heatmap: Option<(Array3<f32>, Geometry)>,
-    /// The lung mask, when one was made.
-    pub lung_mask: Option<Box<dyn LungMask>>,
     /// Seconds per stage.
     pub timings_s: BTreeMap<String, f64>,
-    /// Counts per stage.
-    pub counts: BTreeMap<String, u64>,
+    /// Counts per stage (numbers).
+    pub counts: BTreeMap<String, serde_json::Value>,
     /// The device that actually ran.
     pub device: String,
     /// Warnings (fallbacks, models that did not fit...).

@@ -114,7 +114,7 @@ pub struct SummaryRow {
 /// One line of `errors.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorRow {
-    /// The command-line or manifest input.
+    /// The file or folder that failed (or could not be read).
     pub input: String,
     /// SeriesInstanceUID, when known.
     pub series: String,
@@ -157,7 +157,7 @@ pub struct ScanRecord {
     /// Seconds per stage (`load`, the detector's stages, `write`, `total`).
     pub timings_s: std::collections::BTreeMap<String, f64>,
     /// Counts reported by the detector (tiles, raw candidates, ...).
-    pub counts: std::collections::BTreeMap<String, u64>,
+    pub counts: std::collections::BTreeMap<String, serde_json::Value>,
     /// Things a user should know (from the reader and the detector).
     pub warnings: Vec<String>,
     /// Estimated peak memory (bytes) used to schedule the scan.

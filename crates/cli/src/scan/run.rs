@@ -12,14 +12,14 @@ use std::time::Instant;
 use speck_volume::{LoadOptions, Volume, VoxelIndex};
 
 use super::discover::{Format, Item, Plan};
-use super::engine::{Engine, EngineOutput};
+use super::engine::{Engine, EngineOutput, Found};
 use super::memory::{self, Budget};
 use super::output::{
     self, fixed, CandidateRow, ErrorRow, ScanPaths, ScanRecord, SummaryRow, CANDIDATE_COLUMNS,
     ERROR_COLUMNS, RECORD_VERSION, SUMMARY_COLUMNS,
 };
 use super::report::{self, ReportFormat};
-use super::{atomic, thumbs};
+use super::{atomic, names, thumbs};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -97,10 +97,11 @@ fn format_name(f: Format) -> &'static str {
 }
 
 fn failed(item: &Item, stage: &str, reason: String, seconds: f64) -> Outcome {
-    let (format, source) = match &item.plan {
-        Plan::Scan { format, path, .. } => (format_name(*format).to_string(), path_str(path)),
-        Plan::Fail { .. } => (String::new(), path_str(&item.input)),
+    let format = match &item.plan {
+        Plan::Scan { format, .. } => format_name(*format).to_string(),
+        Plan::Fail { .. } => String::new(),
     };
+    let source = path_str(&item.source);
     tracing::warn!("{}: {stage}: {reason}", item.id);
     Outcome::Failed {
         summary: SummaryRow {
@@ -110,10 +111,10 @@ fn failed(item: &Item, stage: &str, reason: String, seconds: f64) -> Outcome {
             n_candidates: 0,
             seconds: fixed(seconds, 2),
             format,
-            source,
+            source: source.clone(),
         },
         error: ErrorRow {
-            input: path_str(&item.input),
+            input: source,
             series: item.series.clone().unwrap_or_default(),
             reason,
             scan_id: item.id.clone(),
@@ -172,22 +173,29 @@ fn midline_x_mm(volume: &Volume, z: usize) -> Option<f64> {
     Some(volume.geometry().index_to_world(c).x_mm)
 }
 
-/// Candidate rows for one scan: sorted by probability (descending) then position, ranked from 1.
-fn candidate_rows(item: &Item, volume: &Volume, det: &EngineOutput) -> Vec<CandidateRow> {
-    let mut cands = det.candidates.clone();
-    cands.sort_by(|a, b| {
+/// Findings sorted by probability (descending), then position: the order of ranks.
+fn sorted_findings(det: &EngineOutput) -> Vec<Found> {
+    let mut found = det.candidates.clone();
+    found.sort_by(|a, b| {
+        let (a, b) = (&a.candidate, &b.candidate);
         b.probability
             .total_cmp(&a.probability)
             .then(a.world.z_mm.total_cmp(&b.world.z_mm))
             .then(a.world.y_mm.total_cmp(&b.world.y_mm))
             .then(a.world.x_mm.total_cmp(&b.world.x_mm))
     });
+    found
+}
+
+/// Candidate rows for one scan, ranked from 1 in the order of [`sorted_findings`].
+fn candidate_rows(item: &Item, volume: &Volume, found: &[Found]) -> Vec<CandidateRow> {
     let slices = &volume.provenance().slices;
     let mut midlines: HashMap<usize, Option<f64>> = HashMap::new();
-    cands
+    found
         .iter()
         .enumerate()
-        .map(|(i, c)| {
+        .map(|(i, f)| {
+            let c = &f.candidate;
             let idx: Option<VoxelIndex> = volume.world_to_voxel(c.world);
             let (iz, iy, ix) = match idx {
                 Some(v) => (v.z.to_string(), v.y.to_string(), v.x.to_string()),
@@ -201,10 +209,6 @@ fn candidate_rows(item: &Item, volume: &Volume, det: &EngineOutput) -> Vec<Candi
                 })
                 .map(|mid| if c.world.x_mm >= mid { "left" } else { "right" })
                 .unwrap_or_default();
-            let in_lung = match (idx, &det.lung_mask) {
-                (Some(v), Some(m)) => m.contains(v).map(|b| b.to_string()).unwrap_or_default(),
-                _ => String::new(),
-            };
             let instance = idx
                 .and_then(|v| slices.get(v.z))
                 .and_then(|s| s.instance_number)
@@ -223,7 +227,7 @@ fn candidate_rows(item: &Item, volume: &Volume, det: &EngineOutput) -> Vec<Candi
                 index_x: ix,
                 diameter_mm: c.diameter_mm.map(|d| fixed(d, 2)).unwrap_or_default(),
                 side: side.to_string(),
-                in_lung,
+                in_lung: f.in_lung.map(|b| b.to_string()).unwrap_or_default(),
                 instance_number: instance,
             }
         })
@@ -351,13 +355,15 @@ fn process(item: &Item, ctx: &Ctx<'_>, on_progress: &(dyn Fn(f32) + Sync)) -> Ou
     // Write: remove the old completion marker first, so a crash mid-way never leaves an old
     // marker beside new files.
     let t_write = Instant::now();
-    let rows = candidate_rows(item, &volume, &det);
+    let found = sorted_findings(&det);
+    let rows = candidate_rows(item, &volume, &found);
     match write_scan(
         item,
         &paths,
         ctx,
         &volume,
         &det,
+        &found,
         &rows,
         estimate.max(actual_estimate),
         format,
@@ -391,6 +397,7 @@ fn write_scan(
     ctx: &Ctx<'_>,
     volume: &Volume,
     det: &EngineOutput,
+    found: &[Found],
     rows: &[CandidateRow],
     estimate: u64,
     format: Format,
@@ -435,15 +442,8 @@ fn write_scan(
     }
     if ctx.opts.thumbnails > 0 && !rows.is_empty() {
         std::fs::create_dir_all(&paths.thumbnails)?;
-        let mut cands = det.candidates.clone();
-        cands.sort_by(|a, b| {
-            b.probability
-                .total_cmp(&a.probability)
-                .then(a.world.z_mm.total_cmp(&b.world.z_mm))
-                .then(a.world.y_mm.total_cmp(&b.world.y_mm))
-                .then(a.world.x_mm.total_cmp(&b.world.x_mm))
-        });
-        for (i, c) in cands.iter().take(ctx.opts.thumbnails).enumerate() {
+        for (i, f) in found.iter().take(ctx.opts.thumbnails).enumerate() {
+            let c = &f.candidate;
             let rank = u32::try_from(i + 1).unwrap_or(u32::MAX);
             let p = paths.thumbnail(rank);
             thumbs::write_thumbnail(&p, volume, c.world, c.diameter_mm)?;
@@ -597,19 +597,48 @@ pub fn run(
         .with_context(|| format!("cannot write {}", d.join("summary.csv").display()))?;
     output::write_csv(&d.join("errors.csv"), &ERROR_COLUMNS, &errors)
         .with_context(|| format!("cannot write {}", d.join("errors.csv").display()))?;
-    write_report(opts, &summary, &candidates, &errors, &result)?;
+    let mut facts = opts.facts.clone();
+    facts.push(format!(
+        "{} scan(s) ok ({} from an earlier run), {} failed{}",
+        result.ok + result.resumed,
+        result.resumed,
+        result.failed,
+        if result.interrupted {
+            format!(", interrupted with {} not started", result.not_started)
+        } else {
+            String::new()
+        }
+    ));
+    write_report(
+        &opts.out,
+        &opts.run_dir,
+        opts.report,
+        opts.thumbnails.max(5),
+        facts,
+        &summary,
+        &candidates,
+        &errors,
+    )?;
     Ok(result)
 }
 
-fn write_report(
-    opts: &Options,
+/// Write `report.html`/`report.md` into `run_dir`, linking thumbnails under `out/scans/`.
+///
+/// # Errors
+/// When the report cannot be written.
+#[allow(clippy::too_many_arguments)]
+pub fn write_report(
+    out: &Path,
+    run_dir: &Path,
+    format: ReportFormat,
+    top: usize,
+    facts: Vec<String>,
     summary: &[SummaryRow],
     candidates: &[CandidateRow],
     errors: &[ErrorRow],
-    result: &RunResult,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    let (name, render): (&str, fn(&report::ReportData<'_>) -> String) = match opts.report {
+    let (name, render): (&str, fn(&report::ReportData<'_>) -> String) = match format {
         ReportFormat::None => return Ok(()),
         ReportFormat::Html => ("report.html", report::html),
         ReportFormat::Md => ("report.md", report::markdown),
@@ -618,18 +647,18 @@ fn write_report(
     for c in candidates {
         by_scan.entry(c.scan_id.as_str()).or_default().push(c);
     }
-    let top = opts.thumbnails.max(5);
-    let rel_prefix = relative_prefix(&opts.run_dir, &opts.out);
+    let rel_prefix = relative_prefix(run_dir, out);
     let scans = summary
         .iter()
         .map(|s| {
             let mut cands = by_scan.remove(s.scan_id.as_str()).unwrap_or_default();
             cands.sort_by_key(|c| c.rank);
-            let paths = ScanPaths::new(&opts.out, &s.scan_id);
+            let paths = ScanPaths::new(out, &s.scan_id);
+            let safe = names::is_safe_component(&s.scan_id);
             let thumbnails = cands
                 .iter()
                 .map(|c| {
-                    paths.thumbnail(c.rank).is_file().then(|| {
+                    (safe && paths.thumbnail(c.rank).is_file()).then(|| {
                         format!(
                             "{rel_prefix}scans/{}/thumbnails/candidate-{:03}.png",
                             s.scan_id, c.rank
@@ -644,18 +673,6 @@ fn write_report(
             }
         })
         .collect();
-    let mut facts = opts.facts.clone();
-    facts.push(format!(
-        "{} scan(s) ok ({} from an earlier run), {} failed{}",
-        result.ok + result.resumed,
-        result.resumed,
-        result.failed,
-        if result.interrupted {
-            format!(", interrupted with {} not started", result.not_started)
-        } else {
-            String::new()
-        }
-    ));
     let data = report::ReportData {
         title: "Speck scan report".into(),
         facts,
@@ -663,7 +680,7 @@ fn write_report(
         errors,
         top,
     };
-    let path = opts.run_dir.join(name);
+    let path = run_dir.join(name);
     atomic::write_atomic(&path, render(&data).as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))
 }
