@@ -26,6 +26,8 @@ enum Command {
     Eval(Box<cmd::eval::Args>),
     /// Detect nodules in DICOM/NIfTI/MetaImage scans: per-scan and combined outputs.
     Scan(Box<cmd::scan::Args>),
+    /// Combine the outputs of `speck scan` shards into one set of files.
+    Merge(cmd::merge::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +38,7 @@ fn main() -> std::process::ExitCode {
         Command::Phantom(a) => cmd::phantom::run(a),
         Command::Eval(a) => cmd::eval::run(*a),
         Command::Scan(a) => cmd::scan::run(*a),
+        Command::Merge(a) => cmd::merge::run(a),
     };
     match result {
         Ok(code) => code,
