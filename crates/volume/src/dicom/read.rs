@@ -180,6 +180,18 @@ fn select(
             }),
         };
     }
+    if must_contain.is_some() {
+        // The user named one slice: load the stack it belongs to, whatever it is.
+        return match largest(&|s| contains(s)) {
+            Some(i) if stacks[i].unsupported.is_some() => Err(unsupported_error(&stacks[i])),
+            Some(i) if has_geometry(catalog, &stacks[i]) => Ok((i, Vec::new())),
+            _ => Err(VolumeError::unsupported(
+                must_contain.unwrap_or(path),
+                "image without ImagePositionPatient/ImageOrientationPatient: cannot place it in \
+                 3-D",
+            )),
+        };
+    }
     let axial_ct = |s: &Stack| {
         let ct = catalog
             .first_header(s)
