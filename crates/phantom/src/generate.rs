@@ -1,0 +1,241 @@
+//! Putting it together: geometry, anatomy, trees, nodules, rendering.
+
+use std::sync::Arc;
+
+use ndarray::Array3;
+use rand::Rng;
+use speck_volume::{Direction, Geometry, Provenance, Spacing, Volume, WorldPoint};
+
+use crate::anatomy::Anatomy;
+use crate::nodules::{place_all, Scene};
+use crate::options::PhantomOptions;
+use crate::render::{render, Geom, Grid, NoiseModel, Padding, Paint, Prim};
+use crate::rng::{derive_seed, rng_for, uniform};
+use crate::shapes::{Capsule, Psf, V3};
+use crate::trees::{grow, SegmentGrid, TreeParams};
+use crate::truth::GroundTruth;
+use crate::{Phantom, PhantomError};
+
+/// Noise σ (HU) at 2.5 mm slices before the per-seed factor; calibrated on LIDC-IDRI-0001
+/// (see docs/phantoms.md).
+const NOISE_SD_AT_2_5_MM: f64 = 12.0;
+
+/// A DICOM UID under the `2.25` (UUID-derived) root, from the seed and a tag.
+pub(crate) fn uid_for(seed: u64, tag: &str) -> String {
+    let hi = u128::from(derive_seed(seed, tag, 0));
+    let lo = u128::from(derive_seed(seed, tag, 1));
+    let v = ((hi << 64) | lo).max(1);
+    format!("2.25.{v}")
+}
+
+/// Sample up to `n` points inside lung `side` (at least 1 mm deep).
+fn lung_points(anatomy: &Anatomy, side: usize, n: usize, rng: &mut impl Rng) -> Vec<V3> {
+    let (lo, hi) = anatomy.lung_box(side);
+    let mut pts = Vec::with_capacity(n);
+    let mut tries = 0usize;
+    while pts.len() < n && tries < n * 40 {
+        tries += 1;
+        let p: V3 = std::array::from_fn(|i| uniform(rng, lo[i], hi[i]));
+        let (sd, s) = anatomy.lung_sd_local(p);
+        if sd < -1.0 && s == side {
+            pts.push(p);
+        }
+    }
+    pts
+}
+
+/// Generate a phantom. See the crate docs.
+pub(crate) fn generate(opts: &PhantomOptions) -> Result<Phantom, PhantomError> {
+    opts.validate()?;
+    let seed = opts.seed;
+    let [nz, ny, nx] = opts.shape_zyx;
+    let [sz, sy, sx] = opts.spacing_zyx_mm;
+    let mut rng = rng_for(seed, "frame", 0);
+    let spacing = Spacing::new(sx, sy, sz).map_err(|e| PhantomError::Volume {
+        context: "phantom spacing".into(),
+        source: e,
+    })?;
+    // A scanner-like origin: centred in-plane with a few mm of jitter, negative z.
+    let origin = WorldPoint::new(
+        -0.5 * (nx - 1) as f64 * sx + uniform(&mut rng, -15.0, 15.0),
+        -0.5 * (ny - 1) as f64 * sy + uniform(&mut rng, -15.0, 15.0),
+        -(nz as f64) * sz - uniform(&mut rng, 10.0, 150.0),
+    );
+    let geometry = Geometry::new(spacing, origin, Direction::IDENTITY);
+    let fov = [nz as f64 * sz, ny as f64 * sy, nx as f64 * sx];
+    let centre = (
+        origin.x_mm + 0.5 * (nx - 1) as f64 * sx,
+        origin.y_mm + 0.5 * (ny - 1) as f64 * sy,
+    );
+    let z_bottom = origin.z_mm - 0.5 * sz;
+    let psf = Psf::new(opts.psf_sigma_mm);
+    let mut anatomy = Anatomy::new(seed, fov, centre, z_bottom, psf);
+    let structures = anatomy.take_structures();
+    // Trees.
+    let k = anatomy.k;
+    let mut vessel_segs: Vec<Capsule> = Vec::new();
+    let mut airway_segs: Vec<Capsule> = Vec::new();
+    for side in 0..2 {
+        let (lo, hi) = anatomy.lung_box(side);
+        let box_mm3 = (0..3).map(|i| (hi[i] - lo[i]).max(0.0)).product::<f64>();
+        let n = ((box_mm3 * 0.6 / 1000.0) as usize).clamp(40, 3500);
+        let root = (4.5 * k.sqrt()).max(1.0);
+        let art = TreeParams {
+            root_radius: root,
+            gamma: 2.8,
+            min_radius: 0.25,
+            twig_radius: 0.15,
+        };
+        let vein = TreeParams {
+            root_radius: root * 1.05,
+            ..art
+        };
+        let air = TreeParams {
+            root_radius: (5.0 * k.sqrt()).max(1.2),
+            gamma: 2.8,
+            min_radius: 1.0,
+            twig_radius: 0.8,
+        };
+        let hilum = anatomy.hila[side];
+        let mut r = rng_for(seed, "arteries", side as u64);
+        let pa = lung_points(&anatomy, side, n, &mut r);
+        vessel_segs.extend(grow(&pa, hilum.artery, art, &mut r));
+        let mut r = rng_for(seed, "veins", side as u64);
+        let pv = lung_points(&anatomy, side, n, &mut r);
+        vessel_segs.extend(grow(&pv, hilum.vein, vein, &mut r));
+        let mut r = rng_for(seed, "airways", side as u64);
+        let n_air = (n / 25).max(8).min(pa.len());
+        airway_segs.extend(grow(&pa[..n_air], hilum.bronchus, air, &mut r));
+    }
+    let wall = |r: f64| 0.2 * r + 0.3;
+    let mut prims: Vec<Prim> = structures;
+    prims.extend(
+        vessel_segs
+            .iter()
+            .map(|c| Prim::new(Geom::Capsule(*c), Paint::Vessel, &psf)),
+    );
+    let airway_hu = anatomy.hu.airway_wall;
+    let airway_outer: Vec<Capsule> = airway_segs
+        .iter()
+        .map(|c| Capsule::new(c.a, c.b, c.ra + wall(c.ra), c.rb + wall(c.rb)))
+        .collect();
+    prims.extend(
+        airway_outer
+            .iter()
+            .map(|c| Prim::new(Geom::Capsule(*c), Paint::Over(airway_hu), &psf)),
+    );
+    prims.extend(
+        airway_segs
+            .iter()
+            .map(|c| Prim::new(Geom::Capsule(*c), Paint::Over(anatomy.hu.air), &psf)),
+    );
+    // Nodules.
+    let vessels = SegmentGrid::new(vessel_segs, 8.0);
+    let airways = SegmentGrid::new(airway_outer, 8.0);
+    let attachable = vessels
+        .segments
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            let r = 0.5 * (s.ra + s.rb);
+            (0.5..=2.5).contains(&r) && s.length() > 1.0
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let off = anatomy.offset();
+    let first_local = [
+        origin.x_mm - off[0],
+        origin.y_mm - off[1],
+        origin.z_mm - off[2],
+    ];
+    let last_local = [
+        first_local[0] + (nx - 1) as f64 * sx,
+        first_local[1] + (ny - 1) as f64 * sy,
+        first_local[2] + (nz - 1) as f64 * sz,
+    ];
+    let scene = Scene {
+        anatomy: &anatomy,
+        vessels: &vessels,
+        airways: &airways,
+        bounds: (
+            [
+                first_local[0] + 2.0,
+                first_local[1] + 2.0,
+                first_local[2] + sz,
+            ],
+            [last_local[0] - 2.0, last_local[1] - 2.0, last_local[2] - sz],
+        ),
+        attachable,
+    };
+    let placed = place_all(opts, &scene)?;
+    let mut nodules = Vec::with_capacity(placed.len());
+    for p in placed {
+        prims.extend(p.prims);
+        nodules.push(p.nodule);
+    }
+    // Paint order: vessels, then the rest in insertion order, nodules last.
+    prims.sort_by_key(|p| match p.paint {
+        Paint::Vessel => 0u8,
+        Paint::Over(_) => 1,
+        Paint::Nodule { .. } => 2,
+    });
+    // Noise and padding.
+    let noise_sd_hu = opts.noise_sd_hu.unwrap_or_else(|| {
+        NOISE_SD_AT_2_5_MM * uniform(&mut rng, 0.8, 1.3) * (2.5 / sz.max(0.5)).sqrt()
+    });
+    let noise = NoiseModel {
+        seed,
+        sd_hu: noise_sd_hu,
+        sigma_px: 0.7,
+        z_mix: 0.25,
+    };
+    let padding = (rng.random::<f64>() < 0.4).then(|| Padding {
+        radius_mm: 0.5 * fov[1].min(fov[2]),
+        centre: (
+            0.5 * (first_local[0] + last_local[0]),
+            0.5 * (first_local[1] + last_local[1]),
+        ),
+        value: [-2048i16, -3024, -1024][rng.random_range(0..3)],
+    });
+    let grid = Grid {
+        shape_zyx: [nz, ny, nx],
+        first_local,
+        spacing: [sx, sy, sz],
+    };
+    let mut mask = opts.lung_mask.then(|| Array3::<u8>::zeros((nz, ny, nx)));
+    let voxels = render(&anatomy, &prims, &grid, &noise, padding, mask.as_mut());
+    let series_uid = uid_for(seed, "series-uid");
+    let study_uid = uid_for(seed, "study-uid");
+    let patient_id = format!("PHANTOM-{seed}");
+    let provenance = Provenance {
+        series_uid: Some(series_uid.clone()),
+        study_uid: Some(study_uid.clone()),
+        patient_id: Some(patient_id.clone()),
+        ..Provenance::default()
+    };
+    let volume = Volume::new(voxels, geometry, provenance).map_err(|e| PhantomError::Volume {
+        context: "building the phantom volume".into(),
+        source: e,
+    })?;
+    tracing::debug!(
+        seed,
+        nodules = nodules.len(),
+        noise_sd_hu,
+        "phantom generated"
+    );
+    Ok(Phantom {
+        volume,
+        truth: GroundTruth {
+            seed,
+            series_uid,
+            study_uid,
+            patient_id,
+            nodules,
+            reference_min_vox: opts.reference_min_vox,
+            in_plane_spacing_mm: opts.in_plane_spacing_mm(),
+            noise_sd_hu,
+            lung_mask: mask,
+            anatomy: Arc::new(anatomy),
+        },
+    })
+}
