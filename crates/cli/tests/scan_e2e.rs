@@ -1,0 +1,515 @@
+//! End-to-end tests of `speck scan` and `speck merge`: the binary is run on folders of phantoms
+//! written as DICOM, NIfTI and MetaImage, with broken inputs mixed in, and its files are checked.
+//!
+//! Models: the analytic blob filters of `models/test/` (real ONNX Runtime, no training needed).
+//! Each test skips (prints a note) when ONNX Runtime cannot be found.
+
+mod scan_support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use scan_support::*;
+use speck_phantom::OutputFormat;
+
+/// One phantom written in all three formats, plus a corrupt NIfTI and an MR (unsupported) series.
+struct Mixed {
+    _dir: tempfile::TempDir,
+    input: std::path::PathBuf,
+    uid: String,
+}
+
+fn mixed_folder() -> Mixed {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("archive");
+    let p = phantom(11);
+    write(&p, &input.join("nifti"), OutputFormat::Nifti);
+    write(&p, &input.join("mhd"), OutputFormat::MetaImage);
+    write(&p, &input.join("dicom"), OutputFormat::Dicom);
+    // A second, different phantom as DICOM, then turned into an MR series.
+    let mr = phantom(12);
+    let mr_dir = write(&mr, &input.join("mr"), OutputFormat::Dicom);
+    make_mr(&mr_dir);
+    // A corrupt NIfTI: a gzip stream cut short.
+    let good = std::fs::read(
+        input
+            .join("nifti")
+            .join(format!("{}.nii.gz", p.truth.series_uid)),
+    )
+    .expect("read");
+    std::fs::write(input.join("broken.nii.gz"), &good[..good.len() / 3]).expect("write");
+    Mixed {
+        uid: p.truth.series_uid.clone(),
+        input,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn mixed_archive_good_scans_are_found_and_bad_ones_listed() {
+    if !ort_available() {
+        return;
+    }
+    let m = mixed_folder();
+    let out = m.input.parent().expect("parent").join("out");
+    let o = scan(
+        &[&m.input],
+        &out,
+        &["--thumbnails", "--thumbnails-top", "2", "--heatmap"],
+        &[],
+    );
+    assert_eq!(code(&o), 1, "some scans failed: exit code 1");
+
+    let summary = read_csv(&out.join("summary.csv"));
+    let errors = read_csv(&out.join("errors.csv"));
+    let ok: Vec<_> = summary.iter().filter(|r| r["status"] == "ok").collect();
+    assert_eq!(ok.len(), 3, "{summary:?}");
+    assert_eq!(summary.len(), 5, "{summary:?}");
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    let broken = errors
+        .iter()
+        .find(|e| e["input"].ends_with("broken.nii.gz"))
+        .expect("broken.nii.gz listed");
+    assert_eq!(broken["stage"], "load");
+    let mr = errors
+        .iter()
+        .find(|e| e["reason"].contains("MR"))
+        .expect("MR series listed");
+    assert_eq!(mr["stage"], "discover");
+    assert!(!mr["series"].is_empty());
+
+    // The same phantom in three formats: the same candidates (world mm, probability).
+    let all = read_csv(&out.join("candidates.csv"));
+    let mut by_scan: BTreeMap<String, Vec<&BTreeMap<String, String>>> = BTreeMap::new();
+    for r in &all {
+        assert_eq!(r["seriesuid"], m.uid);
+        by_scan.entry(r["scan_id"].clone()).or_default().push(r);
+    }
+    assert_eq!(by_scan.len(), 3, "three scans with candidates");
+    let lists: Vec<_> = by_scan.values().collect();
+    let n = lists[0].len();
+    assert!(n > 0, "the phantom's nodules give candidates");
+    for l in &lists {
+        assert_eq!(l.len(), n);
+        for (a, b) in l.iter().zip(lists[0].iter()) {
+            for k in ["coordX", "coordY", "coordZ", "probability"] {
+                let (x, y): (f64, f64) = (a[k].parse().expect("num"), b[k].parse().expect("num"));
+                assert!((x - y).abs() < 0.05, "{k}: {x} vs {y}");
+            }
+        }
+    }
+
+    // Per-scan outputs: CSV equal to the combined rows, a complete record, thumbnails, heatmap.
+    for (id, rows) in &by_scan {
+        let sd = out.join("scans").join(id);
+        let own = read_csv(&sd.join("candidates.csv"));
+        assert_eq!(own.len(), rows.len());
+        let rec: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(sd.join("scan.json")).expect("scan.json"))
+                .expect("json");
+        assert_eq!(rec["n_candidates"].as_u64(), Some(rows.len() as u64));
+        assert_eq!(rec["device"], "cpu");
+        assert!(rec["timings_s"]["total"].as_f64().expect("total") > 0.0);
+        assert!(sd.join("heatmap.nii.gz").is_file());
+        let heat = speck_volume::open(sd.join("heatmap.nii.gz")).expect("heatmap readable");
+        assert!(heat.shape_zyx().iter().all(|&d| d > 0));
+        for rank in 1..=rows.len().min(2) {
+            let t = sd
+                .join("thumbnails")
+                .join(format!("candidate-{rank:03}.png"));
+            let bytes = std::fs::read(&t).expect("thumbnail");
+            assert_eq!(&bytes[1..4], b"PNG");
+        }
+        let format = rec["format"].as_str().expect("format");
+        for r in rows {
+            assert!(!r["index_z"].is_empty() && !r["side"].is_empty());
+            assert!(r["side"] == "left" || r["side"] == "right");
+            // DICOM knows each slice's InstanceNumber; the other formats do not.
+            assert_eq!(format == "dicom", !r["instance_number"].is_empty(), "{r:?}");
+        }
+    }
+    let report = std::fs::read_to_string(out.join("report.html")).expect("report");
+    assert!(report.contains("thumbnails/candidate-001.png"));
+    assert!(temp_files(&out).is_empty());
+    keep_if_asked(m._dir);
+}
+
+#[test]
+fn missing_models_are_a_fatal_error_with_exit_code_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = speck(
+        &[
+            "scan",
+            dir.path().to_str().expect("utf8"),
+            "--out",
+            dir.path().join("out").to_str().expect("utf8"),
+            "--models-dir",
+            dir.path().to_str().expect("utf8"),
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("coarse-*.onnx"));
+}
+
+/// Two or three phantoms (NIfTI, MetaImage, DICOM) with distinct series.
+fn good_folder(n: usize) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in");
+    let formats = [
+        OutputFormat::Nifti,
+        OutputFormat::Dicom,
+        OutputFormat::MetaImage,
+    ];
+    for (i, f) in formats.iter().take(n).enumerate() {
+        write(&phantom(21 + i as u64), &input, *f);
+    }
+    (dir, input)
+}
+
+fn bytes(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn mtime(p: &Path) -> std::time::SystemTime {
+    std::fs::metadata(p)
+        .and_then(|m| m.modified())
+        .expect("mtime")
+}
+
+#[test]
+fn resume_after_an_interruption_redoes_nothing_finished_and_loses_nothing() {
+    if !ort_available() {
+        return;
+    }
+    let (dir, input) = good_folder(3);
+    let out = dir.path().join("out");
+    assert_eq!(code(&scan(&[&input], &out, &[], &[])), 0);
+    let first = bytes(&out.join("candidates.csv"));
+    let summary = read_csv(&out.join("summary.csv"));
+    let ids: Vec<String> = summary.iter().map(|r| r["scan_id"].clone()).collect();
+    assert_eq!(ids.len(), 3);
+
+    // Simulate a kill in the middle of scan 1 (its marker not yet written, a temp file left) and
+    // in the middle of writing the run files (combined CSV gone).
+    let s1 = out.join("scans").join(&ids[1]);
+    std::fs::remove_file(s1.join("scan.json")).expect("rm marker");
+    std::fs::write(s1.join(".speck-tmp-999-0-candidates.csv"), b"half a line").expect("tmp");
+    std::fs::remove_file(out.join("candidates.csv")).expect("rm combined");
+    let kept: Vec<_> = [0, 2]
+        .iter()
+        .map(|&i| {
+            let p = out.join("scans").join(&ids[i]).join("scan.json");
+            (p.clone(), mtime(&p), bytes(&p))
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+
+    let o = scan(&[&input], &out, &["--resume", "-v"], &[]);
+    assert_eq!(code(&o), 0);
+    for (p, t, b) in &kept {
+        assert_eq!(mtime(p), *t, "{} was rewritten", p.display());
+        assert_eq!(&bytes(p), b);
+    }
+    assert!(
+        s1.join("scan.json").is_file(),
+        "the interrupted scan was redone"
+    );
+    assert_eq!(
+        bytes(&out.join("candidates.csv")),
+        first,
+        "nothing lost, nothing changed"
+    );
+    assert!(temp_files(&out).is_empty(), "stale temp file swept");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("3 ok (2 from an earlier run)"), "{stderr}");
+}
+
+#[test]
+fn two_shards_merged_equal_one_unsharded_run() {
+    if !ort_available() {
+        return;
+    }
+    let (dir, input) = good_folder(3);
+    // A broken input too, so errors are sharded and merged as well.
+    std::fs::write(
+        input.join("junk.mha"),
+        b"ObjectType = Image\nDimSize = 4 4\n",
+    )
+    .expect("junk");
+    let whole = dir.path().join("whole");
+    assert_eq!(code(&scan(&[&input], &whole, &[], &[])), 1);
+
+    let sharded = dir.path().join("sharded");
+    assert!(code(&scan(&[&input], &sharded, &["--shard", "0/2"], &[])) <= 1);
+    // The second shard from Slurm's variables (1-based array indices).
+    let o = scan(
+        &[&input],
+        &sharded,
+        &[],
+        &[
+            ("SLURM_ARRAY_TASK_ID", "2"),
+            ("SLURM_ARRAY_TASK_COUNT", "2"),
+            ("SLURM_ARRAY_TASK_MIN", "1"),
+        ],
+    );
+    assert!(code(&o) <= 1);
+    let s0 = read_csv(&sharded.join("shards/0-of-2/summary.csv"));
+    let s1 = read_csv(&sharded.join("shards/1-of-2/summary.csv"));
+    assert_eq!(s0.len() + s1.len(), 4);
+    assert!(s0.len().abs_diff(s1.len()) <= 1, "balanced");
+
+    let o = speck(&["merge", sharded.to_str().expect("utf8")], &[]);
+    assert_eq!(code(&o), 1, "a failed scan: exit 1");
+    for f in ["candidates.csv", "summary.csv", "errors.csv"] {
+        let (a, b) = (bytes(&whole.join(f)), bytes(&sharded.join(f)));
+        if f == "summary.csv" {
+            // Seconds differ between runs; everything else is equal.
+            let strip = |rows: Vec<std::collections::BTreeMap<String, String>>| {
+                rows.into_iter()
+                    .map(|mut r| {
+                        r.remove("seconds");
+                        r
+                    })
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                strip(read_csv(&whole.join(f))),
+                strip(read_csv(&sharded.join(f)))
+            );
+        } else {
+            assert_eq!(a, b, "{f} differs");
+        }
+    }
+    // A missing shard is reported by merge.
+    std::fs::remove_dir_all(sharded.join("shards/1-of-2")).expect("rm");
+    std::fs::remove_file(sharded.join("summary.csv")).expect("rm");
+    let o = speck(
+        &[
+            "merge",
+            sharded.to_str().expect("utf8"),
+            "--out",
+            dir.path().join("m").to_str().expect("utf8"),
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 1);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("missing shards: 1-of-2"));
+}
+
+#[test]
+fn candidate_files_are_byte_identical_across_thread_and_job_counts() {
+    if !ort_available() {
+        return;
+    }
+    let (dir, input) = good_folder(2);
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    assert_eq!(
+        code(&scan(
+            &[&input],
+            &a,
+            &["--threads", "1", "--jobs", "1"],
+            &[]
+        )),
+        0
+    );
+    assert_eq!(
+        code(&scan(
+            &[&input],
+            &b,
+            &["--threads", "2", "--jobs", "2"],
+            &[]
+        )),
+        0
+    );
+    let ca = bytes(&a.join("candidates.csv"));
+    assert!(ca.split(|&c| c == b'\n').count() > 2, "some candidates");
+    assert_eq!(ca, bytes(&b.join("candidates.csv")));
+    for r in read_csv(&a.join("summary.csv")) {
+        let f = Path::new("scans")
+            .join(&r["scan_id"])
+            .join("candidates.csv");
+        assert_eq!(bytes(&a.join(&f)), bytes(&b.join(&f)), "{}", f.display());
+    }
+}
+
+#[test]
+fn hostile_series_uid_stays_inside_out_and_is_escaped_in_the_report() {
+    if !ort_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("a").join("b").join("in");
+    let p = phantom(31);
+    let evil = "../../evil<script>";
+    let o = speck_volume::dicom::DicomWriteOptions {
+        series_uid: Some(evil.to_string()),
+        ..Default::default()
+    };
+    speck_volume::dicom::write_series(&p.volume, &input.join("series"), &o).expect("write");
+    let out = dir.path().join("a").join("b").join("out");
+    let before = files_under(dir.path());
+    assert_eq!(code(&scan(&[&input], &out, &["--thumbnails"], &[])), 0);
+    let after = files_under(dir.path());
+    for f in after.iter().filter(|f| !before.contains(f)) {
+        assert!(
+            dir.path().join(f).starts_with(&out),
+            "{} written outside --out",
+            f.display()
+        );
+    }
+    let summary = read_csv(&out.join("summary.csv"));
+    assert_eq!(
+        summary[0]["seriesuid"], evil,
+        "the identifier is kept as data"
+    );
+    let id = &summary[0]["scan_id"];
+    assert!(
+        !id.starts_with('.') && !id.contains('/') && !id.contains('<'),
+        "{id}"
+    );
+    assert_eq!(Path::new(id).components().count(), 1);
+    assert!(out.join("scans").join(id).join("scan.json").is_file());
+    let report = std::fs::read_to_string(out.join("report.html")).expect("report");
+    assert!(!report.contains("<script>"));
+}
+
+#[test]
+fn a_scan_over_the_memory_budget_is_refused_and_the_others_run() {
+    if !ort_available() {
+        return;
+    }
+    let (dir, input) = good_folder(1);
+    // A NIfTI header claiming 512 x 512 x 2000 int16 voxels (the data is absent: never read).
+    let mut h = vec![0u8; 352];
+    h[0..4].copy_from_slice(&348i32.to_le_bytes());
+    for (i, d) in [3i16, 512, 512, 2000, 1, 1, 1, 1].iter().enumerate() {
+        h[40 + 2 * i..42 + 2 * i].copy_from_slice(&d.to_le_bytes());
+    }
+    h[70..72].copy_from_slice(&4i16.to_le_bytes());
+    h[72..74].copy_from_slice(&16i16.to_le_bytes());
+    h[344..348].copy_from_slice(b"n+1\0");
+    std::fs::write(input.join("huge.nii"), &h).expect("write");
+    let out = dir.path().join("out");
+    let o = scan(&[&input], &out, &["--max-memory", "2"], &[]);
+    assert_eq!(code(&o), 1);
+    let errors = read_csv(&out.join("errors.csv"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["stage"], "memory");
+    assert!(errors[0]["reason"].contains("--max-memory"), "{errors:?}");
+    let summary = read_csv(&out.join("summary.csv"));
+    assert_eq!(summary.iter().filter(|r| r["status"] == "ok").count(), 1);
+}
+
+#[test]
+fn manifest_and_dry_run_list_the_same_scans_per_shard() {
+    let (dir, input) = good_folder(3);
+    let files: Vec<_> = std::fs::read_dir(&input)
+        .expect("ls")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_none_or(|e| e != "raw"))
+        .collect();
+    let manifest = dir.path().join("scans.txt");
+    let mut text = String::from("# three scans\n");
+    for f in &files {
+        text.push_str(&format!("{}\n", f.display()));
+    }
+    text.push_str("missing.nii.gz  # listed but absent\n");
+    std::fs::write(&manifest, text).expect("manifest");
+    let out = dir.path().join("out");
+    let list = |shard: &str| {
+        let o = speck(
+            &[
+                "scan",
+                manifest.to_str().expect("utf8"),
+                "--out",
+                out.to_str().expect("utf8"),
+                "--dry-run",
+                "--shard",
+                shard,
+            ],
+            &[],
+        );
+        assert_eq!(code(&o), 0);
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let whole = list("0/1");
+    assert_eq!(whole.len(), 4, "{whole:?}");
+    assert!(whole
+        .iter()
+        .any(|l| l.contains("fail") && l.contains("missing")));
+    let mut parts = list("0/3");
+    parts.extend(list("1/3"));
+    parts.extend(list("2/3"));
+    parts.sort();
+    let mut sorted = whole.clone();
+    sorted.sort();
+    assert_eq!(parts, sorted);
+    assert!(!out.exists(), "a dry run writes nothing");
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_resume_finishes_the_rest() {
+    if !ort_available() {
+        return;
+    }
+    let (dir, input) = good_folder(3);
+    let out = dir.path().join("out");
+    let mut args: Vec<String> = vec![
+        "scan".into(),
+        input.display().to_string(),
+        "--out".into(),
+        out.display().to_string(),
+        "--jobs".into(),
+        "1".into(),
+    ];
+    args.extend(model_args());
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_speck"))
+        .args(&args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Wait for the first finished scan, then interrupt.
+    let t0 = std::time::Instant::now();
+    let first_done = loop {
+        let done: Vec<_> = std::fs::read_dir(out.join("scans"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path().join("scan.json"))
+                    .filter(|p| p.is_file())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(p) = done.into_iter().next() {
+            break p;
+        }
+        assert!(t0.elapsed().as_secs() < 120, "no scan finished");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(code(&o), 130, "interrupted");
+    assert!(temp_files(&out).is_empty(), "no temporary file left");
+    // Every scan folder is either complete or has no marker; the run files exist.
+    let summary = read_csv(&out.join("summary.csv"));
+    assert!(!summary.is_empty() && summary.len() < 3, "{summary:?}");
+    let t_first = mtime(&first_done);
+
+    let o = scan(&[&input], &out, &["--resume"], &[]);
+    assert_eq!(code(&o), 0);
+    assert_eq!(
+        mtime(&first_done),
+        t_first,
+        "the finished scan was not redone"
+    );
+    assert_eq!(read_csv(&out.join("summary.csv")).len(), 3);
+}
