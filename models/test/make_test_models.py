@@ -28,6 +28,9 @@ Models (input "image" [N,1,D,H,W] float32, already windowed to [0,1] by Speck un
     diameter_mm: voxels above 0.45 (HU > -370 with the lung window) inside a ball of radius 5 around
     the patch centre, V, as an equivalent sphere 2*(3V/4pi)^(1/3) (x 1 mm).
     dz,dy,dx: centroid of those voxels minus the patch centre ((P-1)/2), in mm.
+- bench_conv4_64.onnx  role=coarse, spacing 1 mm, patch 64^3: four 3x3x3 Conv3d layers (1->16->16->16->1,
+    ReLU between, fixed seeded random weights) and 0.5*sigmoid: a benchmark workload shaped like a
+    small real network (~15 kMAC per voxel), never above its threshold 0.9 (no peaks).
 - identity_seg_1mm.onnx  role=segmentation, output = input (patch 16^3): tiling/blending tests.
 - identity_seg_1mm_f16.onnx  same with float16 input and output.
 - invalid_rank4.onnx  input rank 4: must be refused.
@@ -244,6 +247,32 @@ def identity(elem):
     return model, meta("segmentation", (1, 1, 1), (16, 16, 16), (1, 1, 1), "prob")
 
 
+def conv4_bench():
+    rng = np.random.default_rng(64)
+    chans = [1, 16, 16, 16, 1]
+    nodes, inits = [], []
+    x = "image"
+    for i in range(4):
+        cin, cout = chans[i], chans[i + 1]
+        w = (rng.standard_normal((cout, cin, 3, 3, 3)) / np.sqrt(cin * 27)).astype(np.float32)
+        b = np.zeros(cout, np.float32)
+        inits += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(b, f"b{i}")]
+        y = f"c{i}"
+        nodes.append(helper.make_node("Conv", [x, f"w{i}", f"b{i}"], [y], pads=[1] * 6))
+        if i < 3:
+            nodes.append(helper.make_node("Relu", [y], [f"r{i}"]))
+            y = f"r{i}"
+        x = y
+    inits.append(numpy_helper.from_array(np.array(0.5, np.float32), "half"))
+    nodes.append(helper.make_node("Sigmoid", [x], ["sg"]))
+    nodes.append(helper.make_node("Mul", ["sg", "half"], ["prob"]))
+    graph = helper.make_graph(
+        nodes, "speck_bench_conv4", [io("image", TensorProto.FLOAT, dyn5(1))], [io("prob", TensorProto.FLOAT, dyn5(1))], inits
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    return model, meta("coarse", (1, 1, 1), (64, 64, 64), (1, 1, 1), "prob", extra={"speck.threshold": "0.9"})
+
+
 def main():
     k1 = blob_kernel(4, 1.5, 4, 1, 3, 1)
     k2 = blob_kernel(2, 1.0, 2, 0, 2, 0)
@@ -260,6 +289,8 @@ def main():
     save(m, "blob_seg_1mm.onnx", d)
     m, d = blob_fine()
     save(m, "blob_fine_1mm.onnx", d)
+    m, d = conv4_bench()
+    save(m, "bench_conv4_64.onnx", d)
     m, d = identity(TensorProto.FLOAT)
     save(m, "identity_seg_1mm.onnx", d)
     m, d = identity(TensorProto.FLOAT16)
