@@ -268,11 +268,26 @@ pub(crate) fn write_series(
                     .implementation_version_name("SPECK"),
             )
             .map_err(|e| VolumeError::malformed(&path, format!("DICOM file meta: {e}")))?;
-        file.write_to_file(&path).map_err(|e| match e {
-            dicom_object::WriteError::WriteFile { source, .. } => VolumeError::io(&path, source),
-            other => VolumeError::malformed(&path, format!("writing DICOM: {other}")),
-        })
+        file.write_to_file(&path)
+            .map_err(|e| write_error(&path, &e))
     })
+}
+
+/// A DICOM write error: an I/O failure anywhere in its chain (full disk, read-only folder) is
+/// [`VolumeError::Io`] with the OS error, so that it is never mistaken for bad input.
+fn write_error(path: &Path, e: &dicom_object::WriteError) -> VolumeError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            let copy = match io.raw_os_error() {
+                Some(code) => std::io::Error::from_raw_os_error(code),
+                None => std::io::Error::new(io.kind(), io.to_string()),
+            };
+            return VolumeError::io(path, copy);
+        }
+        source = s.source();
+    }
+    VolumeError::malformed(path, format!("writing DICOM: {e}"))
 }
 
 fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
