@@ -360,26 +360,32 @@ pub fn read_metaimage(path: &Path, options: &LoadOptions) -> Result<Volume, Volu
         })?,
     };
     let available = data_len.saturating_sub(base);
-    let start = match header_size {
-        -1 if !compressed => {
-            if raw_bytes > available {
-                return Err(VolumeError::malformed(
-                    &data_path,
-                    format!(
+    let start =
+        match header_size {
+            -1 if !compressed => {
+                if raw_bytes > available {
+                    return Err(VolumeError::malformed(
+                        &data_path,
+                        format!(
                         "DimSize declares {raw_bytes} bytes but the data file holds {available}"
                     ),
-                ));
+                    ));
+                }
+                data_len - raw_bytes
             }
-            data_len - raw_bytes
-        }
-        n if n >= 0 => base.saturating_add(n as u64),
-        n => {
-            return Err(VolumeError::malformed(
+            n if n >= 0 => base.saturating_add(n as u64),
+            -1 => return Err(VolumeError::malformed(
                 path,
-                format!("HeaderSize = {n} (only -1 or a byte count is valid)"),
-            ))
-        }
-    };
+                "HeaderSize = -1 (data at the end of the file) with compressed data, whose size \
+                 is unknown",
+            )),
+            n => {
+                return Err(VolumeError::malformed(
+                    path,
+                    format!("HeaderSize = {n} (only -1 or a byte count is valid)"),
+                ))
+            }
+        };
     if start > data_len {
         return Err(VolumeError::malformed(
             &data_path,
