@@ -1,10 +1,12 @@
 //! Pixel data of one frame to stored integer values (before RescaleSlope/Intercept).
 //!
-//! Rescaling is *not* done here and not by `dicom-pixeldata` either: the native path reads the
-//! stored bits directly, and the encapsulated path takes the decoder's raw samples, so the caller
-//! applies each frame's slope and intercept exactly once.
+//! Rescaling is *not* done here and not by `dicom-pixeldata` either: native pixel data is read
+//! straight from the file at the offset the length guard found (no parsing, one read), and
+//! encapsulated data goes through `dicom-pixeldata`'s decoders, whose raw samples are taken as they
+//! are; the caller applies each frame's slope and intercept exactly once.
 
 use std::borrow::Cow;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use dicom_core::value::Value;
@@ -13,16 +15,23 @@ use dicom_object::DefaultDicomObject;
 use dicom_pixeldata::PixelDecoder;
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
+use super::header::FileHeader;
 use crate::VolumeError;
 
 /// Explicit VR Big Endian (retired; its constant in the dictionary is deprecated).
 const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
 
-/// A DICOM file opened with its pixel data, ready to hand out frames.
+/// Where a file's pixels come from.
+enum Data {
+    /// Native pixel bytes (little endian), all frames.
+    Native(Vec<u8>),
+    /// Encapsulated (compressed) pixel data, decoded frame by frame.
+    Encapsulated(Box<DefaultDicomObject>),
+}
+
+/// A DICOM file's pixel data, ready to hand out frames.
 pub(crate) struct PixelSource {
-    obj: DefaultDicomObject,
-    /// All native (uncompressed) pixel bytes, little endian; `None` when encapsulated.
-    native: Option<Vec<u8>>,
+    data: Data,
     format: Format,
 }
 
@@ -42,78 +51,48 @@ fn ts_name(uid: &str) -> String {
     }
 }
 
-fn us(
-    obj: &DefaultDicomObject,
-    path: &Path,
-    tag: dicom_core::Tag,
-    name: &str,
-) -> Result<u16, VolumeError> {
-    obj.get(tag)
-        .ok_or_else(|| VolumeError::malformed(path, format!("missing {name}")))?
-        .to_int::<u16>()
-        .map_err(|e| VolumeError::malformed(path, format!("{name}: {e}")))
-}
-
 impl PixelSource {
-    /// Open `path` fully and check that its pixels are something Speck can turn into HU.
-    pub(crate) fn open(path: &Path) -> Result<Self, VolumeError> {
-        let obj = dicom_object::open_file(path)
-            .map_err(|e| VolumeError::malformed(path, format!("not a readable DICOM file: {e}")))?;
-        let ts = obj
-            .meta()
-            .transfer_syntax()
-            .trim_end_matches(['\0', ' '])
-            .to_string();
-        let samples = obj
-            .get(tags::SAMPLES_PER_PIXEL)
-            .and_then(|e| e.to_int::<u16>().ok())
-            .unwrap_or(1);
-        if samples != 1 {
+    /// Check that the pixels of the file `h` describes are something Speck can turn into HU, and
+    /// load them (native) or the object (encapsulated).
+    pub(crate) fn open(h: &FileHeader) -> Result<Self, VolumeError> {
+        let path = h.path.as_path();
+        if h.samples_per_pixel != 1 {
             return Err(VolumeError::unsupported(
                 path,
-                format!("{samples} samples per pixel (colour); CT images are greyscale"),
+                format!(
+                    "{} samples per pixel (colour); CT images are greyscale",
+                    h.samples_per_pixel
+                ),
             ));
         }
-        let photometric = obj
-            .get(tags::PHOTOMETRIC_INTERPRETATION)
-            .and_then(|e| e.to_str().ok().map(|s| s.trim().to_string()))
-            .unwrap_or_default();
-        if !photometric.is_empty() && !photometric.starts_with("MONOCHROME") {
+        if !h.photometric.is_empty() && !h.photometric.starts_with("MONOCHROME") {
             return Err(VolumeError::unsupported(
                 path,
-                format!("photometric interpretation {photometric}; CT images are MONOCHROME"),
+                format!(
+                    "photometric interpretation {}; CT images are MONOCHROME",
+                    h.photometric
+                ),
             ));
         }
-        let format = Format {
-            rows: usize::from(us(&obj, path, tags::ROWS, "Rows")?),
-            cols: usize::from(us(&obj, path, tags::COLUMNS, "Columns")?),
-            bits_allocated: us(&obj, path, tags::BITS_ALLOCATED, "BitsAllocated")?,
-            bits_stored: obj
-                .get(tags::BITS_STORED)
-                .and_then(|e| e.to_int::<u16>().ok())
-                .unwrap_or(0),
-            signed: obj
-                .get(tags::PIXEL_REPRESENTATION)
-                .and_then(|e| e.to_int::<u16>().ok())
-                .unwrap_or(0)
-                == 1,
-        };
-        let mut format = format;
-        if !matches!(format.bits_allocated, 8 | 16 | 32) {
+        if !matches!(h.bits_allocated, 8 | 16 | 32) {
             return Err(VolumeError::unsupported(
                 path,
                 format!(
                     "BitsAllocated {} (only 8, 16 and 32 are read)",
-                    format.bits_allocated
+                    h.bits_allocated
                 ),
             ));
         }
-        if format.bits_stored == 0 || format.bits_stored > format.bits_allocated {
-            format.bits_stored = format.bits_allocated;
-        }
-        let registry_ts = TransferSyntaxRegistry.get(&ts);
-        let Some(registry_ts) = registry_ts else {
-            return Err(VolumeError::unsupported(path, ts_name(&ts)));
+        let format = Format {
+            rows: h.rows as usize,
+            cols: h.cols as usize,
+            bits_allocated: h.bits_allocated,
+            bits_stored: h.bits_stored,
+            signed: h.signed,
+        };
+        let ts = h.transfer_syntax.as_str();
+        let Some(registry_ts) = TransferSyntaxRegistry.get(ts) else {
+            return Err(VolumeError::unsupported(path, ts_name(ts)));
         };
         if ts == uids::JPEG_EXTENDED12_BIT && format.bits_stored > 8 {
             return Err(VolumeError::unsupported(
@@ -121,46 +100,68 @@ impl PixelSource {
                 format!(
                     "transfer syntax {}: 12-bit JPEG (extended process 2 & 4) is not decoded by \
                      dicom-pixeldata; convert the series (e.g. `gdcmconv --raw`) first",
-                    ts_name(&ts)
+                    ts_name(ts)
                 ),
             ));
         }
         if ts == EXPLICIT_VR_BIG_ENDIAN {
             return Err(VolumeError::unsupported(
                 path,
-                format!("retired transfer syntax {}", ts_name(&ts)),
+                format!("retired transfer syntax {}", ts_name(ts)),
             ));
         }
-        let native = if registry_ts.is_encapsulated_pixel_data() {
+        let frame_bytes = format.rows * format.cols * usize::from(format.bits_allocated / 8);
+        let needed = frame_bytes as u64 * u64::from(h.n_frames);
+        let data = if registry_ts.is_encapsulated_pixel_data() {
             if !registry_ts.can_decode_all() {
                 return Err(VolumeError::unsupported(
                     path,
-                    format!("no decoder for transfer syntax {}", ts_name(&ts)),
+                    format!("no decoder for transfer syntax {}", ts_name(ts)),
                 ));
             }
-            None
+            let obj = dicom_object::open_file(path).map_err(|e| {
+                VolumeError::malformed(path, format!("not a readable DICOM file: {e}"))
+            })?;
+            Data::Encapsulated(Box::new(obj))
+        } else if let Some((offset, len)) = h.native_pixel_data {
+            if len < needed {
+                return Err(VolumeError::malformed(
+                    path,
+                    format!(
+                        "PixelData holds {len} bytes; {} frame(s) of {} x {} x {} bits need {needed}",
+                        h.n_frames, format.rows, format.cols, format.bits_allocated
+                    ),
+                ));
+            }
+            let mut f = std::fs::File::open(path).map_err(|e| VolumeError::io(path, e))?;
+            f.seek(SeekFrom::Start(offset))
+                .map_err(|e| VolumeError::io(path, e))?;
+            let mut bytes = vec![0u8; needed as usize];
+            f.read_exact(&mut bytes)
+                .map_err(|e| VolumeError::io(path, e))?;
+            Data::Native(bytes)
         } else {
+            // Native but not found by the guard (deflated data set): let dicom-object parse it.
+            let obj = dicom_object::open_file(path).map_err(|e| {
+                VolumeError::malformed(path, format!("not a readable DICOM file: {e}"))
+            })?;
             let element = obj
                 .get(tags::PIXEL_DATA)
                 .ok_or_else(|| VolumeError::malformed(path, "no PixelData"))?;
             match element.value() {
-                Value::Primitive(p) => Some(p.to_bytes().into_owned()),
+                Value::Primitive(p) => Data::Native(p.to_bytes().into_owned()),
                 _ => {
                     return Err(VolumeError::malformed(
                         path,
                         format!(
                             "encapsulated PixelData in a native transfer syntax {}",
-                            ts_name(&ts)
+                            ts_name(ts)
                         ),
                     ))
                 }
             }
         };
-        Ok(Self {
-            obj,
-            native,
-            format,
-        })
+        Ok(Self { data, format })
     }
 
     /// The stored values of frame `frame` (row-major, `rows * cols`), sign-extended from
@@ -169,8 +170,8 @@ impl PixelSource {
         let f = self.format;
         let n = f.rows * f.cols;
         let bytes_per = usize::from(f.bits_allocated / 8);
-        let bytes: Cow<'_, [u8]> = match &self.native {
-            Some(all) => {
+        let bytes: Cow<'_, [u8]> = match &self.data {
+            Data::Native(all) => {
                 let start = n * bytes_per * frame as usize;
                 let chunk = all.get(start..start + n * bytes_per).ok_or_else(|| {
                     VolumeError::malformed(
@@ -184,14 +185,13 @@ impl PixelSource {
                 })?;
                 Cow::Borrowed(chunk)
             }
-            None => {
-                let ts = self
-                    .obj
+            Data::Encapsulated(obj) => {
+                let ts = obj
                     .meta()
                     .transfer_syntax()
                     .trim_end_matches('\0')
                     .to_string();
-                let decoded = self.obj.decode_pixel_data_frame(frame).map_err(|e| {
+                let decoded = obj.decode_pixel_data_frame(frame).map_err(|e| {
                     VolumeError::malformed(
                         path,
                         format!("decoding frame {frame} ({}): {e}", ts_name(&ts)),
@@ -252,10 +252,5 @@ impl PixelSource {
                 .collect(),
         };
         Ok(out)
-    }
-
-    /// Rows and columns of the image.
-    pub(crate) fn rows_cols(&self) -> (usize, usize) {
-        (self.format.rows, self.format.cols)
     }
 }

@@ -120,6 +120,18 @@ fn dictionary_says_sequence(tag: Tag) -> bool {
 
 struct Walker<R> {
     c: Cur<R>,
+    /// Offset and length of the top-level PixelData value, when its length is defined.
+    pixel_data: Option<(u64, u64)>,
+}
+
+/// What the walk learnt about a file besides its lengths being sound.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Layout {
+    /// TransferSyntaxUID from the file meta group.
+    pub transfer_syntax: String,
+    /// Byte offset and length of the top-level PixelData value in the file, when it is stored
+    /// natively with a defined length (`None` for encapsulated or deflated data).
+    pub native_pixel_data: Option<(u64, u64)>,
 }
 
 impl<R: Read + SeekRelative> Walker<R> {
@@ -194,6 +206,9 @@ impl<R: Read + SeekRelative> Walker<R> {
                         return Err(format!("sequence {tag} overruns its length"));
                     }
                 } else {
+                    if depth == 0 && tag == Tag(0x7FE0, 0x0010) {
+                        self.pixel_data = Some((self.c.pos, u64::from(len)));
+                    }
                     self.c.skip(u64::from(len))?;
                 }
             }
@@ -246,7 +261,7 @@ impl<R: Read + SeekRelative> Walker<R> {
 
 /// Check every length in `path` (already known to start with the 128-byte preamble and `DICM`).
 /// `max_inflated` bounds the inflated size of a deflated data set.
-pub(crate) fn check_lengths(path: &Path, max_inflated: u64) -> Result<(), VolumeError> {
+pub(crate) fn check_lengths(path: &Path, max_inflated: u64) -> Result<Layout, VolumeError> {
     let bad = |reason: String| VolumeError::malformed(path, format!("corrupt DICOM: {reason}"));
     let file = std::fs::File::open(path).map_err(|e| VolumeError::io(path, e))?;
     let file_len = file.metadata().map_err(|e| VolumeError::io(path, e))?.len();
@@ -255,6 +270,7 @@ pub(crate) fn check_lengths(path: &Path, max_inflated: u64) -> Result<(), Volume
             r: BufReader::with_capacity(16 * 1024, file),
             pos: 0,
         },
+        pixel_data: None,
     };
     w.c.skip(132).map_err(bad)?;
     // File meta group: explicit VR little endian, group 0002.
@@ -319,13 +335,26 @@ pub(crate) fn check_lengths(path: &Path, max_inflated: u64) -> Result<(), Volume
                 r: Cursor::new(raw),
                 pos: 0,
             },
+            pixel_data: None,
         };
-        return inner.dataset(end, Enc::ExplicitLe, 0, false).map_err(bad);
+        inner.dataset(end, Enc::ExplicitLe, 0, false).map_err(bad)?;
+        return Ok(Layout {
+            transfer_syntax: ts,
+            native_pixel_data: None,
+        });
     }
     let enc = match ts.as_str() {
         IMPLICIT => Enc::ImplicitLe,
         BIG_ENDIAN => Enc::ExplicitBe,
         _ => Enc::ExplicitLe,
     };
-    w.dataset(file_len, enc, 0, false).map_err(bad)
+    w.dataset(file_len, enc, 0, false).map_err(bad)?;
+    Ok(Layout {
+        native_pixel_data: if enc == Enc::ExplicitBe {
+            None
+        } else {
+            w.pixel_data
+        },
+        transfer_syntax: ts,
+    })
 }

@@ -41,6 +41,20 @@ pub(crate) struct FileHeader {
     pub rows: u32,
     pub cols: u32,
     pub slice_thickness: Option<f64>,
+    /// TransferSyntaxUID.
+    pub transfer_syntax: String,
+    /// Where the native (uncompressed) pixel bytes are in the file: offset and length.
+    pub native_pixel_data: Option<(u64, u64)>,
+    /// SamplesPerPixel (1 when absent).
+    pub samples_per_pixel: u16,
+    /// PhotometricInterpretation, trimmed ("" when absent).
+    pub photometric: String,
+    /// BitsAllocated (0 when absent).
+    pub bits_allocated: u16,
+    /// BitsStored (BitsAllocated when absent or larger).
+    pub bits_stored: u16,
+    /// PixelRepresentation is 1 (two's complement).
+    pub signed: bool,
     /// NumberOfFrames (1 when absent).
     pub n_frames: u32,
     /// One entry per frame (only the first for a classic multi-frame image, see `unsupported`).
@@ -111,7 +125,7 @@ pub(crate) fn sniff(path: &Path) -> bool {
 /// `Ok(None)` for a DICOM file that is not an image (DICOMDIR, structured report, ...).
 pub(crate) fn read_header(path: &Path) -> Result<Option<FileHeader>, VolumeError> {
     // No declared length may exceed what the file holds, before dicom-object allocates it.
-    super::guard::check_lengths(path, crate::Limits::default().max_bytes)?;
+    let layout = super::guard::check_lengths(path, crate::Limits::default().max_bytes)?;
     let file = OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .open_file(path)
@@ -206,8 +220,20 @@ pub(crate) fn read_header(path: &Path) -> Result<Option<FileHeader>, VolumeError
             .ok()
             .or_else(|| s.parse::<f64>().ok().map(|f| f as i32))
     });
+    let bits_allocated = uint(obj, tags::BITS_ALLOCATED).unwrap_or(0) as u16;
+    let bits_stored = match uint(obj, tags::BITS_STORED) {
+        Some(b) if b > 0 && b <= u32::from(bits_allocated) => b as u16,
+        _ => bits_allocated,
+    };
     Ok(Some(FileHeader {
         path: path.to_path_buf(),
+        transfer_syntax: layout.transfer_syntax,
+        native_pixel_data: layout.native_pixel_data,
+        samples_per_pixel: uint(obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1) as u16,
+        photometric: string(obj, tags::PHOTOMETRIC_INTERPRETATION).unwrap_or_default(),
+        bits_allocated,
+        bits_stored,
+        signed: uint(obj, tags::PIXEL_REPRESENTATION) == Some(1),
         series_uid,
         study_uid: string(obj, tags::STUDY_INSTANCE_UID),
         patient_id: string(obj, tags::PATIENT_ID),

@@ -1,7 +1,7 @@
 //! `read_series`: choose a stack, plan its grid, decode its frames in parallel, build the volume.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ndarray::{Array2, Array3, ArrayViewMut2, Axis};
 use rayon::prelude::*;
@@ -103,13 +103,7 @@ pub(crate) fn read_pixels(
             limit: format!("{} bytes", limits.max_bytes),
         });
     }
-    let source = PixelSource::open(path)?;
-    if source.rows_cols() != (rows, cols) {
-        return Err(VolumeError::malformed(
-            path,
-            "Rows/Columns changed between reads",
-        ));
-    }
+    let source = PixelSource::open(&h)?;
     let mut out = ndarray::Array3::<f64>::zeros((n, rows, cols));
     out.axis_iter_mut(Axis(0))
         .into_par_iter()
@@ -413,12 +407,28 @@ fn assemble(
             .into_par_iter()
             .zip(srcs.par_iter())
             .map(|(mut out, s)| -> Result<usize, VolumeError> {
-                let raw = pixels.raw(catalog, s, rows, cols)?;
+                let raw = pixels.raw(catalog, s)?;
                 let mut clamped = 0;
-                for (o, &v) in out.iter_mut().zip(raw.iter()) {
-                    let (hu, c) = to_i16(f64::from(v) * s.slope + s.intercept);
-                    *o = hu;
-                    clamped += usize::from(c);
+                let integer_intercept =
+                    (s.slope == 1.0 && s.intercept.fract() == 0.0 && s.intercept.abs() <= 1e9)
+                        .then_some(s.intercept as i64);
+                match (integer_intercept, out.as_slice_mut()) {
+                    // The common case (slope 1, integer intercept): exact integer arithmetic.
+                    (Some(b), Some(out)) => {
+                        for (o, &v) in out.iter_mut().zip(raw.iter()) {
+                            let h = i64::from(v) + b;
+                            let c = h.clamp(i64::from(i16::MIN), i64::from(i16::MAX));
+                            clamped += usize::from(c != h);
+                            *o = c as i16;
+                        }
+                    }
+                    _ => {
+                        for (o, &v) in out.iter_mut().zip(raw.iter()) {
+                            let (hu, c) = to_i16(f64::from(v) * s.slope + s.intercept);
+                            *o = hu;
+                            clamped += usize::from(c);
+                        }
+                    }
                 }
                 Ok(clamped)
             })
@@ -537,37 +547,17 @@ impl Pixels {
         multi.dedup();
         let shared = multi
             .into_iter()
-            .map(|f| Ok((f, PixelSource::open(&catalog.files[f].path)?)))
+            .map(|f| Ok((f, PixelSource::open(&catalog.files[f])?)))
             .collect::<Result<_, VolumeError>>()?;
         Ok(Self { shared })
     }
 
-    fn raw(
-        &self,
-        catalog: &Catalog,
-        s: &Src,
-        rows: usize,
-        cols: usize,
-    ) -> Result<Vec<i32>, VolumeError> {
-        let path: &PathBuf = &catalog.files[s.file].path;
-        let owned;
-        let source = match self.shared.get(&s.file) {
-            Some(p) => p,
-            None => {
-                owned = PixelSource::open(path)?;
-                &owned
-            }
-        };
-        if source.rows_cols() != (rows, cols) {
-            return Err(VolumeError::malformed(
-                path,
-                format!(
-                    "pixel data is {:?} (rows, columns) but the series is {rows} x {cols}",
-                    source.rows_cols()
-                ),
-            ));
+    fn raw(&self, catalog: &Catalog, s: &Src) -> Result<Vec<i32>, VolumeError> {
+        let h = &catalog.files[s.file];
+        match self.shared.get(&s.file) {
+            Some(p) => p.frame_values(&h.path, s.frame),
+            None => PixelSource::open(h)?.frame_values(&h.path, s.frame),
         }
-        source.frame_values(path, s.frame)
     }
 
     fn hu_f32(
@@ -577,7 +567,7 @@ impl Pixels {
         rows: usize,
         cols: usize,
     ) -> Result<Array2<f32>, VolumeError> {
-        let raw = self.raw(catalog, s, rows, cols)?;
+        let raw = self.raw(catalog, s)?;
         let hu: Vec<f32> = raw
             .iter()
             .map(|&v| (f64::from(v) * s.slope + s.intercept) as f32)
