@@ -118,8 +118,10 @@ fn refine(map: &ArrayView3<'_, f32>, z: usize, y: usize, x: usize) -> Continuous
 ///   `(2r+1)³` neighbourhood (`r = options.radius_vox`, clipped at the borders) is larger.
 ///   NaN voxels are never peaks and never suppress one.
 /// - Plateaus (equal neighbouring maxima, e.g. a saturated sigmoid) give exactly **one** peak:
-///   equal-valued candidate voxels that lie within each other's neighbourhood form one plateau,
-///   reported at the mean index of its voxels.
+///   equal-valued voxels connected through the neighbourhood form one plateau, which is a peak
+///   when none of its voxels has a larger neighbour (a flat shoulder on a slope is not), and is
+///   reported at the mean index of its voxels (memory: one bit per voxel, only when a plateau
+///   exists).
 /// - A strict peak is refined to sub-voxel precision by fitting a parabola through the three
 ///   samples along each axis (offset clamped to ±0.5 voxel).
 /// - The result is sorted by value descending, then by index `(z, y, x)`, and cut to
@@ -172,7 +174,7 @@ pub fn local_maxima(
             }
         }
     }
-    peaks.extend(group_plateaus(&plateau_voxels, r));
+    peaks.extend(group_plateaus(&map, &plateau_voxels, r));
 
     peaks.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     peaks.truncate(options.max_peaks);
@@ -182,56 +184,66 @@ pub fn local_maxima(
         .collect()
 }
 
-/// Group plateau voxels (equal value, within `r` voxels of each other along every axis) into one
-/// peak each, at the mean index. `voxels` is in `(z, y, x)` raster order; the representative index
-/// (for ordering) is the first voxel of each group.
+/// Group plateau voxels into one peak each, at the mean index of the plateau.
+///
+/// A plateau is a set of equal-valued voxels connected through the `(2r+1)³` neighbourhood. It
+/// is a peak only when no voxel of it has a strictly larger neighbour (a flat shoulder on a slope
+/// is not a peak). `voxels` (the weak maxima with an equal neighbour) are in raster order; the
+/// representative index (for ordering) is the plateau's first voxel in raster order.
 fn group_plateaus(
+    map: &ArrayView3<'_, f32>,
     voxels: &[(f32, [usize; 3])],
     r: usize,
 ) -> Vec<(f32, [usize; 3], ContinuousIndex)> {
-    use std::collections::HashMap;
-    let lookup: HashMap<[usize; 3], usize> = voxels
-        .iter()
-        .enumerate()
-        .map(|(i, (_, idx))| (*idx, i))
-        .collect();
-    let mut seen = vec![false; voxels.len()];
+    if voxels.is_empty() {
+        return Vec::new();
+    }
+    let (nz, ny, nx) = map.dim();
+    let lin = |[z, y, x]: [usize; 3]| (z * ny + y) * nx + x;
+    // One bit per voxel, only allocated when a plateau exists.
+    let mut visited = vec![0u64; (nz * ny * nx).div_ceil(64)];
     let mut out = Vec::new();
     let mut queue = VecDeque::new();
-    for start in 0..voxels.len() {
-        if seen[start] {
+    for &(value, start) in voxels {
+        let l = lin(start);
+        if visited[l / 64] & (1 << (l % 64)) != 0 {
             continue;
         }
-        seen[start] = true;
-        let value = voxels[start].0;
+        visited[l / 64] |= 1 << (l % 64);
         queue.clear();
         queue.push_back(start);
         let mut sum = [0.0_f64; 3];
         let mut count = 0.0_f64;
-        while let Some(i) = queue.pop_front() {
-            let [z, y, x] = voxels[i].1;
+        let mut is_peak = true;
+        while let Some([z, y, x]) = queue.pop_front() {
             sum[0] += z as f64;
             sum[1] += y as f64;
             sum[2] += x as f64;
             count += 1.0;
-            for zz in z.saturating_sub(r)..=z + r {
-                for yy in y.saturating_sub(r)..=y + r {
-                    for xx in x.saturating_sub(r)..=x + r {
-                        if let Some(&j) = lookup.get(&[zz, yy, xx]) {
-                            if !seen[j] && voxels[j].0 == value {
-                                seen[j] = true;
-                                queue.push_back(j);
+            for zz in z.saturating_sub(r)..(z + r + 1).min(nz) {
+                for yy in y.saturating_sub(r)..(y + r + 1).min(ny) {
+                    for xx in x.saturating_sub(r)..(x + r + 1).min(nx) {
+                        let w = map[[zz, yy, xx]];
+                        if w > value {
+                            is_peak = false;
+                        } else if w == value {
+                            let m = lin([zz, yy, xx]);
+                            if visited[m / 64] & (1 << (m % 64)) == 0 {
+                                visited[m / 64] |= 1 << (m % 64);
+                                queue.push_back([zz, yy, xx]);
                             }
                         }
                     }
                 }
             }
         }
-        out.push((
-            value,
-            voxels[start].1,
-            ContinuousIndex::new(sum[0] / count, sum[1] / count, sum[2] / count),
-        ));
+        if is_peak {
+            out.push((
+                value,
+                start,
+                ContinuousIndex::new(sum[0] / count, sum[1] / count, sum[2] / count),
+            ));
+        }
     }
     out
 }
@@ -436,6 +448,18 @@ mod tests {
         assert_eq!(peaks.len(), 1, "{peaks:?}");
         let c = peaks[0].voxel;
         assert_eq!((c.z, c.y, c.x), (4.0, 4.5, 4.0));
+    }
+
+    #[test]
+    fn a_flat_shoulder_is_not_a_peak() {
+        let mut a = Array3::<f32>::zeros((5, 5, 8));
+        for x in 1..4 {
+            a[[2, 2, x]] = 0.6;
+        }
+        a[[2, 2, 4]] = 0.9;
+        let peaks = local_maxima(a.view(), &geom(), &PeakOptions::default());
+        assert_eq!(peaks.len(), 1, "{peaks:?}");
+        assert_eq!(peaks[0].probability, 0.9);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! The [`Candidate`] type every Speck stage passes on, candidate extraction from model outputs
 //! ([`local_maxima`] of a heatmap, connected [`components`] of a segmentation map), and 3D
-//! [`merge`]-ing of duplicates by centre distance in millimetres (see [`merge`](mod@merge) for the
+//! [`merge()`]-ing of duplicates by centre distance in millimetres (see [`merge`](mod@merge) for the
 //! rule and why IoU is the wrong criterion for 3–5 voxel objects).
 //!
 //! All positions are in the LPS world frame (mm); maps and voxel indices are `[z, y, x]`.
