@@ -75,3 +75,56 @@ fn unknown_and_missing_paths_are_typed_errors_naming_the_path() {
         other => panic!("expected Io, got {other:?}"),
     }
 }
+
+/// Real data: SimpleITK converts the LIDC-IDRI-0001 series to `.nii.gz` and compressed `.mha`;
+/// Speck must read the same voxels and geometry from the DICOM folder and from both files.
+/// Skips when `../shared/data` or the peer venv is absent.
+#[test]
+fn lidc_series_reads_alike_as_dicom_nifti_and_metaimage() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let series = root.join("../shared/data/lidc-idri-0001");
+    let python = root.join(".venv-peer/bin/python");
+    if !series.is_dir() || !python.exists() {
+        eprintln!("skipped: needs ../shared/data/lidc-idri-0001 and .venv-peer");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (nii, mha) = (dir.path().join("lidc.nii.gz"), dir.path().join("lidc.mha"));
+    let out = std::process::Command::new(&python)
+        .arg(root.join("benches/peer/convert_sitk.py"))
+        .args([&series, &nii, &mha])
+        .output()
+        .expect("run python");
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains("ModuleNotFoundError") {
+            eprintln!("skipped: peer venv lacks SimpleITK: {err}");
+            return;
+        }
+        panic!("peer script failed: {err}");
+    }
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let dicom = open(&series).expect("DICOM");
+    for path in [&nii, &mha] {
+        let v = open(path).expect("converted file");
+        assert_eq!(v.shape_zyx(), dicom.shape_zyx(), "{}", path.display());
+        assert!(
+            v.voxels() == dicom.voxels(),
+            "{}: voxels differ",
+            path.display()
+        );
+        let (a, b) = (v.geometry(), dicom.geometry());
+        for i in 0..3 {
+            // NIfTI stores the affine as f32.
+            assert!((a.origin.to_array()[i] - b.origin.to_array()[i]).abs() < 1e-3);
+            assert!((a.spacing.xyz()[i] - b.spacing.xyz()[i]).abs() < 1e-5);
+            assert!((a.origin.to_array()[i] - j["origin"][i].as_f64().expect("o")).abs() < 1e-3);
+            for c in 0..3 {
+                let (da, db) = (a.direction.rows()[i][c], b.direction.rows()[i][c]);
+                assert!((da - db).abs() < 1e-5, "{}", path.display());
+                let peer = j["direction"][3 * i + c].as_f64().expect("d");
+                assert!((da - peer).abs() < 1e-5, "{}", path.display());
+            }
+        }
+    }
+}
