@@ -28,6 +28,8 @@ enum Command {
     Scan(Box<cmd::scan::Args>),
     /// Combine the outputs of `speck scan` shards into one set of files.
     Merge(cmd::merge::Args),
+    /// Phantom -> scan -> evaluation with the bundled models: the per-size table in one command.
+    Demo(Box<cmd::demo::Args>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,6 +41,7 @@ fn main() -> std::process::ExitCode {
         Command::Eval(a) => cmd::eval::run(*a),
         Command::Scan(a) => cmd::scan::run(*a),
         Command::Merge(a) => cmd::merge::run(a),
+        Command::Demo(a) => cmd::demo::run(*a),
     };
     match result {
         Ok(code) => code,

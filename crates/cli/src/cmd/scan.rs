@@ -16,16 +16,9 @@ pub const EXIT_SOME_FAILED: u8 = 1;
 /// Exit code when the run was interrupted (Ctrl-C, SIGTERM); the outputs written are complete.
 pub const EXIT_INTERRUPTED: u8 = 130;
 
-/// Arguments of `speck scan`.
+/// Which models, where they run: shared by `speck scan` and `speck demo`.
 #[derive(clap::Args, Debug, Clone)]
-pub struct Args {
-    /// DICOM folders (searched recursively; one scan per series), .nii/.nii.gz/.mhd/.mha files,
-    /// or manifests (.txt/.lst/.list: one path per line, # comments).
-    #[arg(required = true, value_name = "INPUT")]
-    pub inputs: Vec<PathBuf>,
-    /// Output folder (created); nothing is written outside it.
-    #[arg(long, short, value_name = "DIR")]
-    pub out: PathBuf,
+pub struct EngineArgs {
     /// Coarse (heatmap) model; default: the bundled one.
     #[arg(long, value_name = "ONNX")]
     pub coarse: Option<PathBuf>,
@@ -47,6 +40,43 @@ pub struct Args {
     /// Keep candidates outside the lung mask (in_lung=false) instead of dropping them.
     #[arg(long)]
     pub keep_outside_lung: bool,
+}
+
+impl EngineArgs {
+    /// Build the engine, with ONNX Runtime threads defaulting to the cores divided by `jobs`.
+    ///
+    /// # Errors
+    /// As [`crate::scan::detector::build`].
+    pub fn build(&self, jobs: usize) -> anyhow::Result<Box<dyn crate::scan::engine::Engine>> {
+        let threads = self.threads.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+            (cores / jobs.max(1)).max(1)
+        });
+        crate::scan::detector::build(&crate::scan::detector::EngineConfig {
+            coarse: self.coarse.clone(),
+            fine: self.fine.clone(),
+            models_dir: self.models_dir.clone(),
+            device: self.device.clone(),
+            threads,
+            ort_lib: self.ort_lib.clone(),
+            keep_outside_lung: self.keep_outside_lung,
+        })
+    }
+}
+
+/// Arguments of `speck scan`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// DICOM folders (searched recursively; one scan per series), .nii/.nii.gz/.mhd/.mha files,
+    /// or manifests (.txt/.lst/.list: one path per line, # comments).
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// Output folder (created); nothing is written outside it.
+    #[arg(long, short, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Models and runtime.
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Scans processed at the same time (within --max-memory).
     #[arg(long, short, default_value_t = 1)]
     pub jobs: usize,
@@ -84,12 +114,13 @@ pub struct Args {
     pub no_progress: bool,
 }
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Set by the first Ctrl-C/SIGTERM.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static SIGNALS: AtomicUsize = AtomicUsize::new(0);
 
 /// First Ctrl-C/SIGTERM: finish the scans in flight, write the run files, exit 130.
 /// Second: remove temporary files and exit 130 at once (finished outputs are complete).
-fn install_signal_handler() {
+pub fn install_signal_handler() {
     let r = ctrlc::set_handler(|| {
         let n = SIGNALS.fetch_add(1, Ordering::SeqCst);
         INTERRUPTED.store(true, Ordering::SeqCst);
@@ -133,21 +164,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let engine = if args.dry_run {
         None
     } else {
-        let threads = args.threads.unwrap_or_else(|| {
-            let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-            (cores / args.jobs).max(1)
-        });
-        Some(crate::scan::detector::build(
-            &crate::scan::detector::EngineConfig {
-                coarse: args.coarse.clone(),
-                fine: args.fine.clone(),
-                models_dir: args.models_dir.clone(),
-                device: args.device.clone(),
-                threads,
-                ort_lib: args.ort_lib.clone(),
-                keep_outside_lung: args.keep_outside_lung,
-            },
-        )?)
+        Some(args.engine.build(args.jobs)?)
     };
 
     let all = discover::discover(&args.inputs);
