@@ -1,0 +1,75 @@
+"""Export the trained nets to self-contained ONNX files with Speck's contract metadata
+(docs/models.md), and check them against onnxruntime."""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import onnx
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nets import HU_WINDOW, SPACING, Coarse, CoarseExport, Fine, FineExport  # noqa: E402
+
+VERSION = "1.0.0"
+COARSE_PATCH = (32, 128, 128)   # tile the engine feeds (z,y,x); divisible by (4,8,8)
+COARSE_STRIDE = (1, 2, 2)
+FINE_PATCH = (32, 48, 48)
+COARSE_THRESHOLD = 0.1           # suggested candidate threshold on the coarse heatmap
+FINE_THRESHOLD = 0.5
+
+
+def fmt(v):
+    return ",".join(f"{x:g}" for x in v)
+
+
+def _export(model, shape, path, meta):
+    model.eval()
+    x = torch.rand((2, 1) + tuple(shape))
+    torch.onnx.export(model, (x,), path, dynamo=False, opset_version=17, input_names=["input"],
+                      output_names=["output"], dynamic_axes={"input": {0: "N"}, "output": {0: "N"}},
+                      do_constant_folding=True)
+    m = onnx.load(path)
+    del m.metadata_props[:]
+    for k, v in meta.items():
+        p = m.metadata_props.add()
+        p.key, p.value = k, v
+    m.producer_name = "speck models/train"
+    onnx.checker.check_model(m)
+    onnx.save(m, path)
+    # check against onnxruntime
+    import onnxruntime as ort
+
+    s = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        ref = model(x).numpy()
+    got = s.run(None, {"input": x.numpy()})[0]
+    diff = float(np.abs(ref - got).max())
+    print(f"{os.path.basename(path)}: {os.path.getsize(path) / 1e6:.2f} MB, ORT max abs diff {diff:.2e}")
+    if diff > 1e-4:
+        raise SystemExit(f"ONNX export of {path} differs from torch by {diff}")
+    return diff
+
+
+def common_meta(role, patch, stride, channels, thr):
+    return {"speck.role": role, "speck.version": VERSION, "speck.spacing_mm": fmt(SPACING),
+            "speck.patch_size": fmt(patch), "speck.output_stride": fmt(stride),
+            "speck.hu_window": fmt(HU_WINDOW), "speck.normalization": "window_to_unit",
+            "speck.output_channels": channels, "speck.threshold": f"{thr:g}"}
+
+
+def export_all(work, out):
+    os.makedirs(out, exist_ok=True)
+    c = Coarse()
+    c.load_state_dict(torch.load(os.path.join(work, "coarse.pt")))
+    _export(CoarseExport(c), COARSE_PATCH, os.path.join(out, "coarse-v1.onnx"),
+            common_meta("coarse", COARSE_PATCH, COARSE_STRIDE, "prob", COARSE_THRESHOLD))
+    f = Fine(FINE_PATCH)
+    f.load_state_dict(torch.load(os.path.join(work, "fine.pt")))
+    _export(FineExport(f), FINE_PATCH, os.path.join(out, "fine-v1.onnx"),
+            common_meta("fine", FINE_PATCH, (1, 1, 1), "prob,diameter_mm,dz,dy,dx", FINE_THRESHOLD))
+
+
+if __name__ == "__main__":
+    export_all(sys.argv[1], sys.argv[2])

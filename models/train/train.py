@@ -1,0 +1,437 @@
+"""Speck model training recipe: phantoms -> patch banks -> coarse heatmap net -> fine classifier -> ONNX.
+
+One command reruns everything (seeds fixed):
+    python models/train/train.py --all            # or models/train/run.sh
+Steps can be run alone: --gen, --coarse, --fine, --export. `--smoke` runs a tiny version on the
+numpy stand-in phantom (synth.py) to test the recipe in a minute.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+
+from augment import map_points, random_matrix, sample_batch  # noqa: E402
+from common import read_annotations, read_scan  # noqa: E402
+import sample as S  # noqa: E402
+from nets import Coarse, Fine  # noqa: E402
+
+# ---- fixed configuration -------------------------------------------------------------------
+TRAIN_SEEDS = list(range(1000, 1021))   # phantoms used for training (21)
+VAL_SEEDS = list(range(2000, 2004))     # held out: validation during training
+# Evaluation suite (never used here): seeds 9001..9020, see models/README.md.
+SCAN_SIZE = os.environ.get("SPECK_TRAIN_SIZE", "160,512,512")  # z,y,x voxels at 1.0x0.7x0.7 mm
+NODULES_PER_SCAN = int(os.environ.get("SPECK_TRAIN_COUNT", "30"))
+COARSE_CROP = (24, 64, 64)
+FINE_PATCH = (32, 48, 48)
+WORK = os.environ.get("SPECK_TRAIN_WORK", "/tmp/speck-train")
+THREADS = int(os.environ.get("SPECK_TRAIN_THREADS", "1"))
+
+
+def log(*a):
+    print(time.strftime("%H:%M:%S"), *a, flush=True)
+
+
+def speck_binary():
+    b = os.environ.get("SPECK_BIN")
+    if b:
+        return b
+    tgt = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
+    return os.path.join(tgt, "release", "speck")
+
+
+def make_phantom(seed: int, out: str, smoke: bool) -> str:
+    if smoke:
+        import synth
+        synth.main(out, [seed])
+        return out
+    if os.environ.get("SPECK_PHANTOM_GEN"):
+        # stand-alone generator over the same speck-phantom library (models/train/phantom-gen)
+        cmd = [os.environ["SPECK_PHANTOM_GEN"], str(seed), str(NODULES_PER_SCAN), SCAN_SIZE, out]
+    else:
+        cmd = [speck_binary(), "phantom", "--seed", str(seed), "--count", str(NODULES_PER_SCAN),
+               "--size", SCAN_SIZE, "--spacing", "1.0,0.7,0.7", "--format", "mhd", "--out", out]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return out
+
+
+def gen(seeds, smoke=False):
+    """Generate each phantom, cut its patch bank, delete the scan (banks are small, scans are not)."""
+    os.makedirs(os.path.join(WORK, "bank"), exist_ok=True)
+    for seed in seeds:
+        dst = os.path.join(WORK, "bank", f"{seed}.npz")
+        if os.path.exists(dst):
+            continue
+        t = time.time()
+        d = os.path.join(WORK, "scan", str(seed))
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        make_phantom(seed, d, smoke)
+        ann = read_annotations(os.path.join(d, "annotations.csv"))
+        ann += read_annotations(os.path.join(d, "annotations_excluded.csv"), excluded=True)
+        files = [f for f in os.listdir(d) if f.endswith((".mhd", ".nii.gz", ".nii"))]
+        banks = {"coarse": [], "fine": []}
+        for f in files:
+            scan = read_scan(os.path.join(d, f))
+            uid = f.split(".mhd")[0].split(".nii")[0]
+            nods = [n for n in ann if n.seriesuid == uid]
+            r = S.extract(scan, nods, seed)
+            for k in banks:
+                banks[k].append(r[k])
+        out = {}
+        for k in banks:
+            out[k] = np.concatenate([p for p, _ in banks[k]])
+            out[k + "_meta"] = json.dumps(sum([m for _, m in banks[k]], []))
+        np.savez(dst, **out)
+        shutil.rmtree(d, ignore_errors=True)
+        log(f"bank {seed}: {len(out['coarse'])} coarse, {len(out['fine'])} fine patches, "
+            f"{sum(len(json.loads(out['coarse_meta'])[i]['nodules']) > 0 for i in range(len(out['coarse'])))} with nodules, "
+            f"{time.time() - t:.1f}s")
+
+
+def load_bank(seeds, stage):
+    ps, ms = [], []
+    for s in seeds:
+        f = os.path.join(WORK, "bank", f"{s}.npz")
+        if not os.path.exists(f):
+            log(f"warning: no patch bank for seed {s} (run --gen); skipped")
+            continue
+        z = np.load(f)
+        ps.append(z[stage])
+        ms += json.loads(str(z[stage + "_meta"]))
+    return np.concatenate(ps), ms
+
+
+def size_weight(dvox):
+    return 4.0 if dvox < 5.5 else (2.0 if dvox < 8.5 else 1.0)
+
+
+# ---- coarse ------------------------------------------------------------------------------------
+def coarse_targets(metas, centres, mats, crop):
+    """CenterNet heatmaps at output stride (1,2,2): Gaussian per nodule, exact 1 at the nearest
+    output voxel of each centre inside the crop; plus per-voxel positive weights (small nodules x4)."""
+    B = len(metas)
+    od = (crop[0], crop[1] // 2, crop[2] // 2)
+    hm = np.zeros((B,) + od, np.float32)
+    pw = np.ones((B,) + od, np.float32)
+    zz, yy, xx = np.meshgrid(*[np.arange(n, dtype=np.float32) for n in od], indexing="ij")
+    for b, m in enumerate(metas):
+        sc = np.sqrt(abs(np.linalg.det(mats[b][1:, 1:])))
+        for (z, y, x, dmm, dvox, dens, att, *exc) in m["nodules"]:
+            p = map_points((z, y, x), centres[b], mats[b], crop)
+            q = np.array([p[0], (p[1] - 0.5) / 2, (p[2] - 0.5) / 2])  # output j sits at input 2j+0.5
+            d_mm = dmm / sc
+            sig_mm = max(0.8, d_mm / 8)
+            sig = np.array([sig_mm / 1.0, sig_mm / 1.4, sig_mm / 1.4])
+            g = np.exp(-0.5 * (((zz - q[0]) / sig[0]) ** 2 + ((yy - q[1]) / sig[1]) ** 2 + ((xx - q[2]) / sig[2]) ** 2))
+            hm[b] = np.maximum(hm[b], g)
+            qi = np.round(q).astype(int)
+            if all(0 <= qi[i] < od[i] for i in range(3)) and not (exc and exc[0]):
+                hm[b][tuple(qi)] = 1.0
+                pw[b][tuple(qi)] = size_weight(dvox / sc)
+    return torch.from_numpy(hm)[:, None], torch.from_numpy(pw)[:, None]
+
+
+def focal_loss(logits, target, pw):
+    p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
+    pos = (target >= 1.0).float()
+    lp = -pos * pw * (1 - p) ** 2 * torch.log(p)
+    ln = -(1 - pos) * (1 - target) ** 4 * p ** 2 * torch.log(1 - p)
+    return (lp.sum() + ln.sum()) / pos.sum().clamp(min=1.0)
+
+
+def pick(metas, rng, n, nodule_frac=0.5):
+    nod = [i for i, m in enumerate(metas) if m["kind"] == "nodule"]
+    w = np.array([size_weight(metas[i]["nodules"][0][4]) if metas[i]["nodules"] else 1.0 for i in nod])
+    neg = {k: [i for i, m in enumerate(metas) if m["kind"] == k] for k in ("random", "blob", "pleura", "outside")}
+    negw = {"random": 0.35, "blob": 0.35, "pleura": 0.15, "outside": 0.15}
+    out = []
+    for _ in range(n):
+        if rng.random() < nodule_frac and nod:
+            out.append(nod[rng.choice(len(nod), p=w / w.sum())])
+        else:
+            ks = [k for k in negw if neg[k]]
+            pk = np.array([negw[k] for k in ks])
+            k = ks[rng.choice(len(ks), p=pk / pk.sum())]
+            out.append(neg[k][rng.integers(len(neg[k]))])
+    return out
+
+
+def centre_of(stored_shape):
+    return np.array([s // 2 for s in stored_shape], float)
+
+
+def coarse_batch(P, M, idx, rng, crop, aug=True):
+    mats, cents = [], []
+    for i in idx:
+        mats.append(random_matrix(rng, aug))
+        c = centre_of(P.shape[1:])
+        if aug:
+            c = c + np.array([rng.integers(-crop[0] // 3, crop[0] // 3 + 1), rng.integers(-crop[1] // 3, crop[1] // 3 + 1),
+                              rng.integers(-crop[2] // 3, crop[2] // 3 + 1)])
+        cents.append(c)
+    x = sample_batch(P[idx], cents, mats, crop, rng, intensity=aug)
+    hm, pw = coarse_targets([M[i] for i in idx], cents, mats, crop)
+    return x, hm, pw
+
+
+def coarse_validate(net, P, M, crop):
+    """Per-size recall of the heatmap at thresholds (max within the nodule radius + 1 voxel) on
+    centred crops, and the number of 3x3x3 peaks above each threshold in negative crops."""
+    net.eval()
+    rng = np.random.default_rng(0)
+    ths = (0.1, 0.3, 0.5)
+    rec = {}
+    fp = np.zeros(len(ths))
+    nneg = 0
+    with torch.no_grad():
+        for s in range(0, len(P), 16):
+            idx = list(range(s, min(s + 16, len(P))))
+            x, hm, _ = coarse_batch(P, M, idx, rng, crop, aug=False)
+            h = torch.sigmoid(net(x))
+            mx = F.max_pool3d(h, 3, 1, 1)
+            for j, i in enumerate(idx):
+                if M[i]["kind"] == "nodule":
+                    z, y, xx, dmm, dvox, *_ = M[i]["nodules"][0]
+                    p = map_points((z, y, xx), centre_of(P.shape[1:]), np.eye(3), crop)
+                    q = np.round([p[0], (p[1] - 0.5) / 2, (p[2] - 0.5) / 2]).astype(int)
+                    r = max(1, int(round(dvox / 4)))
+                    sl = h[j, 0, max(q[0] - r, 0):q[0] + r + 1, max(q[1] - r, 0):q[1] + r + 1, max(q[2] - r, 0):q[2] + r + 1]
+                    v = float(sl.max()) if sl.numel() else 0.0
+                    b = "3" if dvox < 3.5 else "4" if dvox < 4.5 else "5" if dvox < 5.5 else "6-8" if dvox < 8.5 else "9+"
+                    rec.setdefault(b, []).append([v >= t for t in ths])
+                elif not M[i]["nodules"]:
+                    nneg += 1
+                    peaks = (h[j] == mx[j]) & (h[j] > 0)
+                    fp += np.array([int((peaks & (h[j] >= t)).sum()) for t in ths])
+    net.train()
+    out = {b: np.mean(v, 0).round(3).tolist() + [len(v)] for b, v in sorted(rec.items())}
+    return out, (fp / max(nneg, 1)).round(3).tolist()
+
+
+def train_coarse(steps, batch, smoke=False):
+    torch.manual_seed(1)
+    rng = np.random.default_rng(1)
+    P, M = load_bank(TRAIN_SEEDS if not smoke else TRAIN_SEEDS[:2], "coarse")
+    VP, VM = load_bank(VAL_SEEDS if not smoke else VAL_SEEDS[:1], "coarse")
+    log(f"coarse: {len(P)} train patches, {len(VP)} val patches")
+    net = Coarse()
+    if os.environ.get("SPECK_TRAIN_RESUME") and os.path.exists(os.path.join(WORK, "coarse.pt")):
+        net.load_state_dict(torch.load(os.path.join(WORK, "coarse.pt")))
+        log("coarse: resumed from coarse.pt")
+    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.1)
+    t0 = time.time()
+    run = 0.0
+    for step in range(1, steps + 1):
+        idx = pick(M, rng, batch)
+        x, hm, pw = coarse_batch(P, M, idx, rng, COARSE_CROP)
+        loss = focal_loss(net(x), hm, pw)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        run = 0.98 * run + 0.02 * loss.item() if step > 1 else loss.item()
+        if step % 100 == 0 or step == steps:
+            log(f"coarse step {step}/{steps} loss {run:.3f} ({(time.time() - t0) / step:.2f}s/step)")
+        if step % 500 == 0 or step == steps:
+            r, fp = coarse_validate(net, VP, VM, COARSE_CROP)
+            log(f"  val recall@(0.1,0.3,0.5),n: {r}  peaks/neg-crop: {fp}")
+        if step % 200 == 0:
+            torch.save(net.state_dict(), os.path.join(WORK, "coarse.pt"))
+    torch.save(net.state_dict(), os.path.join(WORK, "coarse.pt"))
+    return net
+
+
+# ---- fine ----------------------------------------------------------------------------------------
+def fine_batch(P, M, idx, rng, aug=True):
+    """Centre each fine patch on a candidate position: nodule patches jittered within the hit
+    radius (positives) or other patches (negatives). Targets: label, log diameter, offset (voxels)."""
+    mats, cents, lab, diam, off, wts = [], [], [], [], [], []
+    for i in idx:
+        m = M[i]
+        mat = random_matrix(rng, aug)
+        c = centre_of(P.shape[1:])
+        y = 0.0
+        d = 1.0
+        o = np.zeros(3)
+        w = 1.0
+        if m["kind"] == "nodule" and m["nodules"]:
+            z, yy, xx, dmm, dvox, *_ = m["nodules"][0]
+            nc = np.array([z, yy, xx])
+            rmm = max(dmm / 2, 1.5)
+            jit_mm = rng.normal(size=3)
+            jit_mm *= rng.uniform(0, 0.8 * rmm) / max(np.linalg.norm(jit_mm), 1e-6)
+            c = nc + jit_mm / np.array([1.0, 0.7, 0.7])
+            c = np.floor(c) + 0.5  # integer-aligned patch (centre between voxels, P even), like the engine
+            p = map_points(nc, c, mat, FINE_PATCH, half=True)
+            sc = np.sqrt(abs(np.linalg.det(mat[1:, 1:])))
+            o = p - np.array([(s - 1) / 2 for s in FINE_PATCH])
+            y, d, w = 1.0, dmm / sc, size_weight(dvox)
+        else:
+            c = c - 0.5 + (rng.integers(-2, 3, size=3) if aug else 0)
+        # any nodule near the chosen centre of a negative patch -> ignore (weight 0)
+        if y == 0.0:
+            for (z, yy, xx, dmm, *_r) in m["nodules"]:
+                dist = np.linalg.norm((np.array([z, yy, xx]) - c) * np.array([1.0, 0.7, 0.7]))
+                if dist < dmm + 3:
+                    w = 0.0
+        mats.append(mat)
+        cents.append(c)
+        lab.append(y)
+        diam.append(np.log(max(d, 1.0)))
+        off.append(o)
+        wts.append(w)
+    x = sample_batch(P[idx], cents, mats, FINE_PATCH, rng, intensity=aug, half=True)
+    t = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+    return x, t(lab), t(diam), t(off), t(wts)
+
+
+def fine_loss(out, lab, diam, off, w):
+    bce = F.binary_cross_entropy_with_logits(out[:, 0], lab, weight=w, reduction="sum") / w.sum().clamp(min=1)
+    pos = lab > 0.5
+    if pos.any():
+        reg = F.smooth_l1_loss(out[pos, 1], diam[pos]) * 2 + F.smooth_l1_loss(out[pos, 2:], off[pos]) * 0.5
+    else:
+        reg = out.sum() * 0
+    return bce + reg, bce, reg
+
+
+def pick_fine(M, rng, n):
+    nod = [i for i, m in enumerate(M) if m["kind"] == "nodule"]
+    w = np.array([size_weight(M[i]["nodules"][0][4]) if M[i]["nodules"] else 1.0 for i in nod])
+    neg = [i for i, m in enumerate(M) if m["kind"] != "nodule"]
+    blob = [i for i in neg if M[i]["kind"] == "blob"]
+    out = []
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.4:
+            out.append(nod[rng.choice(len(nod), p=w / w.sum())])
+        elif r < 0.8 and blob:
+            out.append(blob[rng.integers(len(blob))])
+        else:
+            out.append(neg[rng.integers(len(neg))])
+    return out
+
+
+def fine_validate(net, P, M):
+    net.eval()
+    rng = np.random.default_rng(0)
+    probs, labs, sizes, derr, oerr = [], [], [], [], []
+    with torch.no_grad():
+        for s in range(0, len(P), 32):
+            idx = list(range(s, min(s + 32, len(P))))
+            x, lab, diam, off, w = fine_batch(P, M, idx, rng, aug=False)
+            o = net(x)
+            p = torch.sigmoid(o[:, 0])
+            for j, i in enumerate(idx):
+                if float(w[j]) == 0:
+                    continue
+                probs.append(float(p[j]))
+                labs.append(float(lab[j]))
+                sizes.append(M[i]["nodules"][0][4] if lab[j] > 0 else 0)
+                if lab[j] > 0:
+                    derr.append(abs(float(torch.exp(o[j, 1])) - float(torch.exp(diam[j]))))
+                    oerr.append(float((o[j, 2:] - off[j]).norm()))
+    net.train()
+    probs, labs, sizes = map(np.array, (probs, labs, sizes))
+    neg = probs[labs == 0]
+    res = {}
+    for th in (0.5, 0.9):
+        res[f"neg>{th}"] = round(float((neg > th).mean()), 4)
+        for lo, hi, b in ((0, 3.5, "3"), (3.5, 4.5, "4"), (4.5, 5.5, "5"), (5.5, 8.5, "6-8"), (8.5, 99, "9+")):
+            sel = (labs == 1) & (sizes >= lo) & (sizes < hi)
+            if sel.any():
+                res[f"sens{b}>{th}"] = round(float((probs[sel] > th).mean()), 3)
+    res["diam_mae_mm"] = round(float(np.mean(derr)), 2) if derr else None
+    res["offset_err_vox"] = round(float(np.mean(oerr)), 2) if oerr else None
+    res["n_pos"], res["n_neg"] = int((labs == 1).sum()), int((labs == 0).sum())
+    return res
+
+
+def train_fine(steps, batch, smoke=False):
+    torch.manual_seed(2)
+    rng = np.random.default_rng(2)
+    P, M = load_bank(TRAIN_SEEDS if not smoke else TRAIN_SEEDS[:2], "fine")
+    VP, VM = load_bank(VAL_SEEDS if not smoke else VAL_SEEDS[:1], "fine")
+    log(f"fine: {len(P)} train patches, {len(VP)} val patches")
+    net = Fine(FINE_PATCH)
+    if os.environ.get("SPECK_TRAIN_RESUME") and os.path.exists(os.path.join(WORK, "fine.pt")):
+        net.load_state_dict(torch.load(os.path.join(WORK, "fine.pt")))
+        log("fine: resumed from fine.pt")
+    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
+    t0 = time.time()
+    run = None
+    for step in range(1, steps + 1):
+        idx = pick_fine(M, rng, batch)
+        x, lab, diam, off, w = fine_batch(P, M, idx, rng)
+        loss, bce, reg = fine_loss(net(x), lab, diam, off, w)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        v = np.array([loss.item(), bce.item(), reg.item()])
+        run = v if run is None else 0.98 * run + 0.02 * v
+        if step % 100 == 0 or step == steps:
+            log(f"fine step {step}/{steps} loss/bce/reg {np.round(run, 3).tolist()} ({(time.time() - t0) / step:.2f}s/step)")
+        if step % 500 == 0 or step == steps:
+            log(f"  val {fine_validate(net, VP, VM)}")
+        if step % 200 == 0:
+            torch.save(net.state_dict(), os.path.join(WORK, "fine.pt"))
+    torch.save(net.state_dict(), os.path.join(WORK, "fine.pt"))
+    return net
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--all", action="store_true")
+    ap.add_argument("--gen", action="store_true")
+    ap.add_argument("--coarse", action="store_true")
+    ap.add_argument("--fine", action="store_true")
+    ap.add_argument("--export", action="store_true")
+    ap.add_argument("--smoke", action="store_true", help="tiny run on the numpy stand-in phantom")
+    ap.add_argument("--coarse-steps", type=int, default=1600)
+    ap.add_argument("--fine-steps", type=int, default=1600)
+    ap.add_argument("--coarse-batch", type=int, default=8)
+    ap.add_argument("--fine-batch", type=int, default=16)
+    ap.add_argument("--out", default=os.path.join(REPO, "models"))
+    a = ap.parse_args()
+    torch.set_num_threads(THREADS)
+    global WORK
+    if a.smoke:
+        WORK = WORK + "-smoke"
+        a.coarse_steps, a.fine_steps = min(a.coarse_steps, 30), min(a.fine_steps, 30)
+    t0 = time.time()
+    if a.all or a.gen:
+        seeds = (TRAIN_SEEDS[:2] + VAL_SEEDS[:1]) if a.smoke else VAL_SEEDS + TRAIN_SEEDS
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(2) as ex:  # two workers: phantom generation and patch cutting overlap
+            list(ex.map(gen, [[s] for s in seeds], [a.smoke] * len(seeds)))
+        log(f"data ready ({time.time() - t0:.0f}s)")
+    if a.all or a.coarse:
+        train_coarse(a.coarse_steps, a.coarse_batch, a.smoke)
+        log(f"coarse done ({time.time() - t0:.0f}s)")
+    if a.all or a.fine:
+        train_fine(a.fine_steps, a.fine_batch, a.smoke)
+        log(f"fine done ({time.time() - t0:.0f}s)")
+    if a.all or a.export:
+        import export
+        export.export_all(WORK, a.out if not a.smoke else os.path.join(WORK, "models"))
+        log(f"export done ({time.time() - t0:.0f}s)")
+
+
+if __name__ == "__main__":
+    main()
