@@ -125,11 +125,14 @@ impl PixelSource {
             Data::Encapsulated(Box::new(obj))
         } else if let Some((offset, len)) = h.native_pixel_data {
             if len < needed {
+                // The first frame that does not fit.
+                let frame = len / frame_bytes as u64;
+                let start = frame * frame_bytes as u64;
                 return Err(VolumeError::malformed(
                     path,
                     format!(
-                        "PixelData holds {len} bytes; {} frame(s) of {} x {} x {} bits need {needed}",
-                        h.n_frames, format.rows, format.cols, format.bits_allocated
+                        "PixelData holds {len} bytes, frame {frame} needs bytes {start}..{}",
+                        start + frame_bytes as u64
                     ),
                 ));
             }
