@@ -358,3 +358,100 @@ pub(crate) fn check_lengths(path: &Path, max_inflated: u64) -> Result<Layout, Vo
         transfer_syntax: ts,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dicom_core::value::{DataSetSequence, PrimitiveValue};
+    use dicom_core::DataElement;
+    use dicom_dictionary_std::{tags, uids};
+    use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+
+    /// A small object with a nested sequence, written with transfer syntax `ts`.
+    fn write(path: &Path, ts: &str) {
+        let mut item = InMemDicomObject::new_empty();
+        item.put(DataElement::new(
+            tags::REFERENCED_SOP_CLASS_UID,
+            VR::UI,
+            PrimitiveValue::from("1.2.3.4"),
+        ));
+        let mut obj = InMemDicomObject::new_empty();
+        obj.put(DataElement::new(
+            tags::SOP_CLASS_UID,
+            VR::UI,
+            PrimitiveValue::from("1.2.3"),
+        ));
+        obj.put(DataElement::new(
+            tags::SOP_INSTANCE_UID,
+            VR::UI,
+            PrimitiveValue::from("1.2.3.5"),
+        ));
+        obj.put(DataElement::new(
+            tags::REFERENCED_IMAGE_SEQUENCE,
+            VR::SQ,
+            DataSetSequence::from(vec![item]),
+        ));
+        obj.put(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OW,
+            PrimitiveValue::U8(vec![7u8; 32].into()),
+        ));
+        obj.with_meta(FileMetaTableBuilder::new().transfer_syntax(ts))
+            .expect("meta")
+            .write_to_file(path)
+            .expect("write");
+    }
+
+    /// Overwrite the 4-byte length that follows the (implicit VR) tag `tag` with `len`.
+    fn patch_implicit_length(path: &Path, tag: Tag, len: u32) {
+        let mut b = std::fs::read(path).expect("read");
+        let mut needle = tag.0.to_le_bytes().to_vec();
+        needle.extend(tag.1.to_le_bytes());
+        let at = b
+            .windows(4)
+            .rposition(|w| w == needle.as_slice())
+            .expect("tag present");
+        b[at + 4..at + 8].copy_from_slice(&len.to_le_bytes());
+        std::fs::write(path, b).expect("write");
+    }
+
+    #[test]
+    fn sound_files_pass_and_native_pixel_data_is_located() {
+        let dir = tempfile::tempdir().expect("tmp");
+        for ts in [
+            uids::IMPLICIT_VR_LITTLE_ENDIAN,
+            uids::EXPLICIT_VR_LITTLE_ENDIAN,
+        ] {
+            let p = dir.path().join("ok.dcm");
+            write(&p, ts);
+            let layout = check_lengths(&p, 1 << 20).expect("sound file");
+            let (offset, len) = layout.native_pixel_data.expect("pixel data found");
+            assert_eq!(len, 32);
+            let bytes = std::fs::read(&p).expect("read");
+            assert_eq!(bytes.len() as u64, offset + len);
+            assert!(bytes[offset as usize..].iter().all(|&b| b == 7));
+        }
+    }
+
+    #[test]
+    fn a_lying_length_inside_an_implicit_vr_sequence_is_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("nested.dcm");
+        write(&p, uids::IMPLICIT_VR_LITTLE_ENDIAN);
+        patch_implicit_length(&p, tags::REFERENCED_SOP_CLASS_UID, 0x7FFF_FFF0);
+        let e = check_lengths(&p, 1 << 20).expect_err("lying nested length");
+        assert!(e.to_string().contains("claims 2147483632 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_deflated_data_set_is_bounded() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("deflated.dcm");
+        write(&p, uids::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN);
+        assert!(check_lengths(&p, 1 << 20).is_ok());
+        match check_lengths(&p, 16) {
+            Err(VolumeError::TooLarge { path, .. }) => assert_eq!(path, p),
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+    }
+}
