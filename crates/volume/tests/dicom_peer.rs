@@ -266,3 +266,86 @@ fn write_series_is_read_identically_by_simpleitk_and_pydicom() {
         assert_eq!(f64::from(got), want, "HU at [x, y, z] = {s:?}");
     }
 }
+
+/// A tilted series (slice positions step along (0, 0.8, 2) mm, not along the normal).
+///
+/// SimpleITK 2.5 ignores gantry tilt: it stacks the slices along the normal at the distance
+/// between positions (2.154 mm here), so slice `k` lands `k * 0.8` mm off in y and `k * 0.154` mm
+/// off in z. This test pins that peer behaviour (so a change in it is noticed) and checks that Speck
+/// instead puts every written voxel at its true position (from ImagePositionPatient).
+#[test]
+fn a_tilted_series_is_placed_by_its_positions_where_simpleitk_ignores_the_tilt() {
+    let Some(py) = peer_python() else {
+        eprintln!("note: no peer python with SimpleITK; skipping");
+        return;
+    };
+    let (nz, ny, nx) = (5usize, 12usize, 6usize);
+    let step: [f64; 3] = [0.0, 0.8, 2.0]; // one row (0.8 mm) of in-plane shift per slice
+    let step_len = (step[1] * step[1] + step[2] * step[2]).sqrt();
+    let direction = Direction::from_axes(
+        [1.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0],
+        [0.0, step[1] / step_len, step[2] / step_len],
+    )
+    .expect("sheared direction");
+    let geometry = Geometry::new(
+        Spacing::new(0.6, 0.8, step_len).expect("spacing"),
+        WorldPoint::new(-10.0, -20.0, -30.0),
+        direction,
+    );
+    let voxels = ndarray::Array3::from_shape_fn((nz, ny, nx), |(z, y, x)| {
+        (z * 100 + y * 10 + x) as i16 - 500
+    });
+    let tilted = Volume::new(voxels, geometry, Provenance::default()).expect("volume");
+    let tmp = tempfile::tempdir().expect("tmp");
+    write_series(&tilted, tmp.path(), &DicomWriteOptions::default()).expect("write");
+    let out = Command::new(&py)
+        .arg(workspace().join("tests/peer/lidc_sitk.py"))
+        .arg(tmp.path())
+        .output()
+        .expect("run peer");
+    if !out.status.success() {
+        eprintln!(
+            "note: peer failed, skipping: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let peer: Value = serde_json::from_slice(&out.stdout).expect("peer JSON");
+    let d = floats(&peer["direction"]);
+    assert_eq!(
+        d,
+        [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+        "SimpleITK direction"
+    );
+    let s = floats(&peer["spacing_xyz_mm"]);
+    assert!(
+        (s[2] - step_len).abs() < 1e-4,
+        "SimpleITK z spacing {}",
+        s[2]
+    );
+
+    let speck = read_series(tmp.path(), &LoadOptions::default()).expect("read tilted");
+    assert!(speck
+        .provenance()
+        .warnings
+        .iter()
+        .any(|w| w.contains("gantry tilt")));
+    assert_eq!(speck.geometry().direction, Direction::IDENTITY);
+    assert!((speck.geometry().spacing.z_mm() - step[2]).abs() < 1e-9);
+    let mut compared = 0;
+    for ((z, y, x), &hu) in tilted.voxels().indexed_iter() {
+        let p = tilted.voxel_to_world(speck_volume::VoxelIndex::new(z, y, x));
+        if let Some(v) = speck.world_to_voxel(p) {
+            let c = speck.world_to_index(p);
+            assert!((c.y - c.y.round()).abs() < 1e-4 && (c.z - c.z.round()).abs() < 1e-4);
+            assert_eq!(speck.get(v), Some(hu), "voxel [{z}, {y}, {x}] at {p:?}");
+            compared += 1;
+        }
+    }
+    // Rows that the tilt pushes below the first slice's field of view are outside Speck's grid.
+    assert!(
+        compared >= nz * (ny - nz) * nx,
+        "only {compared} voxels compared"
+    );
+}
