@@ -95,7 +95,10 @@ pub(crate) fn read_pixels(
         series_uid: None,
     };
     check_limits(&options, path, [n, rows, cols], 0, false)?;
-    let bytes = (n as u64) * (rows as u64) * (cols as u64) * 8;
+    let bytes = (n as u64)
+        .saturating_mul(rows as u64)
+        .saturating_mul(cols as u64)
+        .saturating_mul(8);
     if bytes > limits.max_bytes {
         return Err(VolumeError::TooLarge {
             path: path.to_path_buf(),
@@ -515,13 +518,15 @@ fn check_limits(
     }
     // Output i16, plus f32 copies of all sources when resampling, plus per-thread decode buffers.
     let threads = rayon::current_num_threads() as u64;
-    let bytes = voxels * 2
-        + if resampled {
-            n_src as u64 * plane * 4
-        } else {
-            0
-        }
-        + threads * plane * 12;
+    let sources = if resampled {
+        (n_src as u64).saturating_mul(plane).saturating_mul(4)
+    } else {
+        0
+    };
+    let bytes = voxels
+        .saturating_mul(2)
+        .saturating_add(sources)
+        .saturating_add(threads.saturating_mul(plane).saturating_mul(12));
     if bytes > l.max_bytes {
         return Err(too_large(
             format!("decoding needs about {bytes} bytes"),
