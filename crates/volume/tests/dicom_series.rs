@@ -735,6 +735,11 @@ fn one_slice_path_loads_its_series_and_bad_paths_are_errors() {
         Err(VolumeError::Malformed { path, .. }) => assert_eq!(path, cut),
         other => panic!("expected Malformed, got {other:?}"),
     }
+    // Listing the folder skips it; reading through a good sibling slice does too.
+    let infos = scan_series(dir.path()).expect("scan");
+    assert_eq!(infos.iter().map(|i| i.n_images).sum::<usize>(), 8);
+    let v = read_series(&dir.path().join("s4"), &opts()).expect("sibling");
+    assert_eq!(v.provenance().series_uid.as_deref(), Some("10.2"));
 }
 
 fn oblique_volume() -> Volume {

@@ -87,7 +87,7 @@ impl Catalog {
     /// group their frames into stacks.
     ///
     /// A file with the DICOM magic that cannot be parsed is an error, unless `lenient`, where it
-    /// is skipped (used for the siblings of a file the user named).
+    /// is skipped (used for the siblings of a file the user named, and by `scan_series`).
     pub(crate) fn build(files: &[PathBuf], lenient: bool) -> Result<Self, VolumeError> {
         let headers: Vec<Option<FileHeader>> = files
             .par_iter()
@@ -98,7 +98,7 @@ impl Catalog {
                 }
                 match read_header(p) {
                     Err(e) if lenient => {
-                        tracing::debug!(path = %p.display(), "unreadable DICOM file skipped: {e}");
+                        tracing::warn!(path = %p.display(), "unreadable DICOM file skipped: {e}");
                         Ok(None)
                     }
                     other => other,

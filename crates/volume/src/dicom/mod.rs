@@ -91,14 +91,14 @@ pub struct SeriesInfo {
 /// List the image stacks under `path` (a folder searched recursively, or one file): one entry per
 /// SeriesInstanceUID and, within a series, per orientation and image size; largest first.
 ///
-/// Only headers are read (not pixel data), in parallel.
+/// Only headers are read (not pixel data), in parallel. Files that have the DICOM magic but cannot
+/// be parsed are skipped here (logged with `tracing`); [`read_series`] on their folder reports them.
 ///
 /// # Errors
 /// [`VolumeError::NotFound`] when nothing under `path` is a DICOM image; [`VolumeError::Io`] when
-/// the folder cannot be listed; [`VolumeError::Malformed`] naming a file that has the DICOM magic
-/// but cannot be parsed.
+/// the folder cannot be listed.
 pub fn scan_series(path: &Path) -> Result<Vec<SeriesInfo>, VolumeError> {
-    let catalog = catalog::Catalog::build(&catalog::list_files(path, true)?, false)?;
+    let catalog = catalog::Catalog::build(&catalog::list_files(path, true)?, true)?;
     if catalog.stacks.is_empty() {
         return Err(VolumeError::NotFound {
             path: path.to_path_buf(),
