@@ -118,7 +118,10 @@ fn resample_array<T: Sample>(
 
 fn check_output(shape: [usize; 3], source: Option<PathBuf>) -> Result<(), VolumeError> {
     let limits = Limits::default();
-    let n = shape.iter().map(|&d| d as u64).product::<u64>();
+    let n = shape
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+        .unwrap_or(u64::MAX);
     if n > limits.max_voxels || shape.iter().any(|&d| d as u64 > limits.max_dim) {
         return Err(VolumeError::TooLarge {
             path: source.unwrap_or_else(|| PathBuf::from("(resampled volume)")),
@@ -282,5 +285,20 @@ mod tests {
             (2, 2, 0.0),
             "beyond the last centre the edge is repeated"
         );
+    }
+
+    #[test]
+    fn absurd_target_spacing_is_refused_not_overflowed() {
+        let g = Geometry::new(
+            Spacing::isotropic(1.0).expect("s"),
+            crate::WorldPoint::default(),
+            crate::Direction::IDENTITY,
+        );
+        let data = Array3::<f32>::zeros((4, 4, 4));
+        let tiny = Spacing::isotropic(1e-300).expect("s");
+        assert!(matches!(
+            resample_f32(data.view(), &g, tiny),
+            Err(VolumeError::TooLarge { .. })
+        ));
     }
 }
