@@ -66,6 +66,16 @@ fn write(path: &Path, text: &str, what: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing the {what} to {}", path.display()))
 }
 
+/// Write to stdout; a closed pipe (`speck eval | head`) is not an error.
+fn stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
+        _ => Ok(()),
+    }
+}
+
 /// Run `speck eval`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = EvalOptions {
@@ -110,15 +120,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if args.json {
         let text = serde_json::to_string_pretty(&result).context("serialising the results")?;
-        println!("{text}");
+        stdout(&format!("{text}\n"))?;
     } else {
-        print!("{}", result.to_table());
+        let mut text = result.to_table();
         if series.is_none() {
-            println!(
-                "\nnote: scans inferred from the input files ({}); pass --series to count scans without nodules or candidates",
+            text.push_str(&format!(
+                "\nnote: scans inferred from the input files ({}); pass --series to count scans without nodules or candidates\n",
                 result.n_scans
-            );
+            ));
         }
+        stdout(&text)?;
     }
     Ok(ExitCode::SUCCESS)
 }
