@@ -6,7 +6,8 @@
 //! Both tools load the same files, written once into a temporary folder, in the same run; each
 //! figure is the best of `SPECK_BENCH_REPEATS` (default 3) loads after one warm-up load, and the
 //! voxel sums are compared so that both are known to have read the same data.
-//! Set `SPECK_BENCH_SLICES` to use fewer slices for a quick look.
+//! Set `SPECK_BENCH_SLICES` to use fewer slices for a quick look, and `SPECK_BENCH_PROFILE=dicom`
+//! (or `nifti`) to load one format 10 times without the peer, e.g. under `perf record -D 6000`.
 
 use std::path::Path;
 use std::process::Command;
@@ -84,6 +85,14 @@ fn main() {
         "wrote {slices}x512x512 as DICOM and .nii.gz ({nii_mb:.0} MB) in {:.1} s",
         t.elapsed().as_secs_f64()
     );
+
+    // For profiling (e.g. `perf record -D 6000`): load one format in a loop, no peer.
+    if let Ok(which) = std::env::var("SPECK_BENCH_PROFILE") {
+        let path = if which == "nifti" { &nii } else { &dicom_dir };
+        let (best, _) = best_of(10, || open(path).unwrap_or_else(|e| panic!("{e}")));
+        println!("profile {which}: best of 10 {best:.3} s");
+        return;
+    }
 
     let (speck_dicom, v) = best_of(repeats, || {
         open(&dicom_dir).unwrap_or_else(|e| panic!("Speck DICOM: {e}"))
