@@ -89,11 +89,24 @@ impl LungMask {
                 let z0 = bz * factor[0];
                 for z in z0..(z0 + factor[0]).min(shape[0]) {
                     for y in 0..shape[1] {
-                        let by = y / factor[1];
-                        for x in 0..shape[2] {
-                            let i = by * dims[2] + x / factor[2];
-                            sum[i] += i64::from(vox[[z, y, x]]);
-                            cnt[i] += 1;
+                        let base = (y / factor[1]) * dims[2];
+                        let row = vox.slice(ndarray::s![z, y, ..]);
+                        let mut add = |bx: usize, s: i64, c: u32| {
+                            sum[base + bx] += s;
+                            cnt[base + bx] += c;
+                        };
+                        match row.as_slice() {
+                            Some(r) => {
+                                for (bx, chunk) in r.chunks(factor[2]).enumerate() {
+                                    let s: i64 = chunk.iter().map(|v| i64::from(*v)).sum();
+                                    add(bx, s, chunk.len() as u32);
+                                }
+                            }
+                            None => {
+                                for (x, v) in row.iter().enumerate() {
+                                    add(x / factor[2], i64::from(*v), 1);
+                                }
+                            }
                         }
                     }
                 }
@@ -112,7 +125,7 @@ impl LungMask {
                     let border = y == 0 || x == 0 || y + 1 == dims[1] || x + 1 == dims[2];
                     if border && air[idx(z, y, x)] && !outside[idx(z, y, x)] {
                         outside[idx(z, y, x)] = true;
-                        queue.push_back([z, y, x]);
+                        queue.push_back(idx(z, y, x));
                     }
                 }
             }
@@ -136,7 +149,7 @@ impl LungMask {
             label[start] = l;
             let mut count = 1usize;
             queue.clear();
-            queue.push_back(unflatten(start, dims));
+            queue.push_back(start);
             flood(&mut queue, dims, |i| {
                 let ok = air[i] && !outside[i] && label[i] == 0;
                 if ok {
@@ -177,7 +190,7 @@ impl LungMask {
                     let i = idx(z, y, x);
                     if border && !mask[i] {
                         reach[i] = true;
-                        queue.push_back([z, y, x]);
+                        queue.push_back(idx(z, y, x));
                     }
                 }
             }
@@ -198,7 +211,7 @@ impl LungMask {
 
         // 5. margin
         let r_margin: [usize; 3] =
-            std::array::from_fn(|a| (options.margin_mm / cell_mm[a]).ceil() as usize);
+            std::array::from_fn(|a| (options.margin_mm / cell_mm[a]).round() as usize);
         box_filter(&mut mask, dims, r_margin, true);
 
         let prefix = prefix_sums(&mask, dims);
@@ -320,30 +333,37 @@ fn unflatten(i: usize, dims: [usize; 3]) -> [usize; 3] {
     ]
 }
 
-/// 6-connected flood fill from the queued voxels; `visit` marks a voxel and says whether it was
-/// newly accepted.
-fn flood(queue: &mut VecDeque<[usize; 3]>, dims: [usize; 3], mut visit: impl FnMut(usize) -> bool) {
-    let idx = |v: [usize; 3]| (v[0] * dims[1] + v[1]) * dims[2] + v[2];
-    while let Some(v) = queue.pop_front() {
-        for a in 0..3 {
-            for up in [false, true] {
-                let mut w = v;
-                if up {
-                    if v[a] + 1 >= dims[a] {
-                        continue;
-                    }
-                    w[a] += 1;
-                } else {
-                    if v[a] == 0 {
-                        continue;
-                    }
-                    w[a] -= 1;
-                }
-                let i = idx(w);
-                if visit(i) {
-                    queue.push_back(w);
-                }
+/// 6-connected flood fill from the queued (linear) voxel indices; `visit` marks a voxel and says
+/// whether it was newly accepted.
+fn flood(queue: &mut VecDeque<usize>, dims: [usize; 3], mut visit: impl FnMut(usize) -> bool) {
+    let sy = dims[2];
+    let sz = dims[1] * dims[2];
+    while let Some(i) = queue.pop_front() {
+        let x = i % dims[2];
+        let y = (i / sy) % dims[1];
+        let z = i / sz;
+        let mut go = |j: usize| {
+            if visit(j) {
+                queue.push_back(j);
             }
+        };
+        if x > 0 {
+            go(i - 1);
+        }
+        if x + 1 < dims[2] {
+            go(i + 1);
+        }
+        if y > 0 {
+            go(i - sy);
+        }
+        if y + 1 < dims[1] {
+            go(i + sy);
+        }
+        if z > 0 {
+            go(i - sz);
+        }
+        if z + 1 < dims[0] {
+            go(i + sz);
         }
     }
 }

