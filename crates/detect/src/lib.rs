@@ -12,7 +12,7 @@
 //!    peaks are extracted slab by slab.
 //! 3. **Fine model** (optional) on patches centred on each dense candidate (optional flip
 //!    test-time augmentation): refined probability, centre and diameter.
-//! 4. **Merge** duplicates ([`speck_candidates::merge`]), sort and cap.
+//! 4. **Merge** duplicates ([`speck_candidates::merge()`]), sort and cap.
 //!
 //! ONNX Runtime is loaded at run time ([`runtime`]): `--ort-lib`/[`DetectorBuilder::ort_library`],
 //! then `ORT_DYLIB_PATH`, then a Python `onnxruntime` wheel (`./.venv`, `$VIRTUAL_ENV`,

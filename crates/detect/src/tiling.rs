@@ -11,7 +11,7 @@
 //!
 //! **Memory.** Tiles run in `z`-major order, and the accumulator only holds the output rows (`z`
 //! planes) that a tile still to come may touch — at most one tile depth plus one batch. A row
-//! whose last tile has been blended is normalised and handed to a [`RowSink`] (peak extraction
+//! whose last tile has been blended is normalised and handed to a row sink (peak extraction
 //! with a halo, or a full map for small volumes), then freed. Nothing proportional to the whole
 //! volume is ever allocated in `f32`.
 //!

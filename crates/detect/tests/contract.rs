@@ -86,3 +86,27 @@ fn invalid_models_are_refused_with_a_precise_reason() {
     let err = load("does_not_exist.onnx").expect_err("missing");
     assert!(matches!(err, DetectError::ModelLoad { .. }), "{err:?}");
 }
+
+/// One ONNX Runtime per process: an explicit path is used when it is the first, and a later,
+/// different (existing) path is answered with the library already loaded (and a warning).
+#[test]
+fn second_runtime_path_reuses_the_loaded_library() {
+    if !ort_available() {
+        return;
+    }
+    let lib = speck_detect::find_ort_library(None).expect("found");
+    let opts = SessionOptions {
+        ort_library: Some(lib.clone()),
+        ..SessionOptions::default()
+    };
+    Model::load(model("blob_coarse_2mm.onnx"), &opts).expect("explicit path loads");
+    let other = SessionOptions {
+        ort_library: Some(model("make_test_models.py")),
+        ..SessionOptions::default()
+    };
+    Model::load(model("blob_coarse_2mm.onnx"), &other).expect("reuses the loaded runtime");
+    assert_eq!(
+        speck_detect::runtime::loaded_library().map(|p| p.canonicalize().expect("canon")),
+        Some(lib.canonicalize().expect("canon"))
+    );
+}
