@@ -28,8 +28,10 @@
 //! 3. Greedy clustering in that order: the first unassigned candidate leads a new cluster and takes
 //!    every unassigned candidate within the merge distance *of the leader*. Neighbours are found
 //!    through a spatial hash grid whose cells are as large as the largest merge distance, so each
-//!    query looks at 27 cells and the whole merge is near-linear (100k candidates in a few tens of
-//!    milliseconds; see `benches/merge.rs`).
+//!    query looks at 27 cells and the whole merge is near-linear: 100k candidates merge in
+//!    ~40 ms wall / ~60 ms CPU on the shared 2-core development machine, and at 20k candidates
+//!    the grid is ~14x faster than a brute-force neighbour search with the same rule
+//!    (`cargo bench -p speck-benches --bench merge`).
 //! 4. Each cluster is fused: position (world and voxel) = probability-weighted mean of its members
 //!    (plain mean when all probabilities are 0); diameter = probability-weighted mean of the known
 //!    diameters; probability = [`Fusion::Max`] (default) or [`Fusion::NoisyOr`];

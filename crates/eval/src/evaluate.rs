@@ -13,10 +13,14 @@ use crate::protocol::{
 };
 use crate::EvalError;
 
+/// The largest number of bootstrap resamples [`evaluate`] accepts (results are kept in memory).
+pub const MAX_BOOTSTRAP: usize = 100_000;
+
 /// Options of [`evaluate`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalOptions {
-    /// Bootstrap resamples of the scans for the confidence intervals (0: no intervals).
+    /// Bootstrap resamples of the scans for the confidence intervals (0: no intervals; at most
+    /// [`MAX_BOOTSTRAP`]).
     pub bootstrap: usize,
     /// Seed of the bootstrap.
     pub seed: u64,
@@ -243,6 +247,12 @@ pub fn evaluate(
         return Err(EvalError::InvalidOption {
             option: "confidence".into(),
             reason: format!("{} is not in (0, 1)", options.confidence),
+        });
+    }
+    if options.bootstrap > MAX_BOOTSTRAP {
+        return Err(EvalError::InvalidOption {
+            option: format!("--bootstrap {}", options.bootstrap),
+            reason: format!("at most {MAX_BOOTSTRAP} resamples"),
         });
     }
     if let Some(v) = options.voxel_mm {

@@ -64,6 +64,7 @@ pub use data::{
 pub use error::EvalError;
 pub use evaluate::{
     evaluate, Band, BootstrapInfo, BySize, EvalOptions, Evaluation, GroupResult, RatePoint,
+    MAX_BOOTSTRAP,
 };
 pub use protocol::{
     interp_like_numpy, sensitivity_on_curve, FrocPoint, MatchCounts, LUNA16_FP_RATES,
