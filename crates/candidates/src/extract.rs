@@ -18,7 +18,8 @@ use crate::{Candidate, Stage};
 pub struct PeakOptions {
     /// Minimum value of a peak (a voxel qualifies when `value >= threshold`).
     pub threshold: f32,
-    /// Neighbourhood radius in voxels for the local-maximum test (1 = 3x3x3, 2 = 5x5x5, ...).
+    /// Neighbourhood radius in voxels for the local-maximum test (1 = 3x3x3, 2 = 5x5x5, ...; 0 is
+    /// read as 1).
     pub radius_vox: usize,
     /// Keep at most this many peaks (highest first).
     pub max_peaks: usize,
