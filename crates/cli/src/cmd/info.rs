@@ -166,4 +166,37 @@ mod tests {
         let t = text(&v, &r);
         assert!(t.contains("4 x 3 x 2 voxels") && t.contains("w1"), "{t}");
     }
+
+    #[test]
+    fn run_loads_files_and_reports_errors_naming_the_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let v = Volume::new(
+            ndarray::Array3::from_elem((2, 3, 4), 40i16),
+            Geometry::new(
+                Spacing::isotropic(1.0).expect("spacing"),
+                WorldPoint::default(),
+                Direction::IDENTITY,
+            ),
+            Provenance::default(),
+        )
+        .expect("volume");
+        let path = dir.path().join("scan.nii.gz");
+        speck_volume::nifti::write_nifti(&v, &path).expect("write");
+        for json in [false, true] {
+            let args = Args {
+                path: path.clone(),
+                json,
+                series: None,
+            };
+            assert_eq!(run(args).expect("info"), ExitCode::SUCCESS);
+        }
+        let missing = dir.path().join("missing.mha");
+        let err = run(Args {
+            path: missing,
+            json: true,
+            series: None,
+        })
+        .expect_err("missing file");
+        assert!(err.to_string().contains("missing.mha"), "{err}");
+    }
 }
