@@ -707,10 +707,18 @@ fn build_header(
     h[123] = 2 | 8; // mm, seconds
     let descrip = b"speck";
     h[148..148 + descrip.len()].copy_from_slice(descrip);
-    put_i16(&mut h, 252, 1); // qform_code: scanner anatomical
+    // A quaternion can only express a rotation: for a sheared direction only the sform is set.
+    let dot = |a: usize, b: usize| (0..3).map(|r| rot[r][a] * rot[r][b]).sum::<f64>();
+    let orthonormal = [dot(0, 1), dot(0, 2), dot(1, 2)]
+        .iter()
+        .all(|v| v.abs() < 1e-4);
+    let qform_ok = orthonormal && q.iter().all(|v| v.is_finite());
+    put_i16(&mut h, 252, i16::from(qform_ok)); // qform_code: 1 = scanner anatomical
     put_i16(&mut h, 254, 1); // sform_code: scanner anatomical
-    for (i, v) in q.iter().enumerate() {
-        put_f32(&mut h, 256 + 4 * i, *v);
+    if qform_ok {
+        for (i, v) in q.iter().enumerate() {
+            put_f32(&mut h, 256 + 4 * i, *v);
+        }
     }
     for r in 0..3 {
         put_f32(&mut h, 268 + 4 * r, flip[r] * o[r]);
@@ -774,7 +782,8 @@ fn write_values<T: Copy, const N: usize>(
 /// Write a volume as NIfTI-1 `int16` (`.nii`, or gzipped when the path ends with `.gz`).
 ///
 /// Both the sform and the qform are set (code 1, scanner anatomical) from the volume's LPS
-/// geometry converted to RAS; units are mm. Reading the file back with [`read_nifti`] gives the
+/// geometry converted to RAS (the qform only when the direction is a rotation, possibly
+/// improper: a sheared direction is written as sform only); units are mm. Reading the file back with [`read_nifti`] gives the
 /// same voxels and geometry (to `f32` precision).
 ///
 /// # Errors

@@ -483,3 +483,23 @@ fn nibabel_and_simpleitk_read_the_same_geometry() {
         v.get(VoxelIndex::new(4, 2, 6)).map(i64::from)
     );
 }
+
+#[test]
+fn sheared_direction_is_written_as_sform_only_and_read_back_exactly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sheared =
+        Direction::from_axes([1.0, 0.0, 0.0], [0.3, 1.0, 0.0], [0.0, 0.0, 1.0]).expect("sheared");
+    let v = test_volume(sheared);
+    let path = dir.path().join("shear.nii");
+    write_nifti(&v, &path).expect("write");
+    let bytes = std::fs::read(&path).expect("bytes");
+    assert_eq!(i16::from_le_bytes([bytes[252], bytes[253]]), 0, "no qform");
+    assert_eq!(i16::from_le_bytes([bytes[254], bytes[255]]), 1, "sform");
+    let back = read_nifti(&path, &LoadOptions::default()).expect("read");
+    assert_geometry_close(back.geometry(), v.geometry(), 1e-4);
+    assert!(back
+        .provenance()
+        .warnings
+        .iter()
+        .any(|w| w.contains("orthogonal")));
+}
