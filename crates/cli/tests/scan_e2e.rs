@@ -38,6 +38,15 @@ fn mixed_folder() -> Mixed {
     )
     .expect("read");
     std::fs::write(input.join("broken.nii.gz"), &good[..good.len() / 3]).expect("write");
+    // A study whose every DICOM file is truncated after its header preamble.
+    let cut = write(&phantom(13), &input.join("truncated"), OutputFormat::Dicom);
+    for e in std::fs::read_dir(&cut).expect("ls").flatten() {
+        let b = std::fs::read(e.path()).expect("read");
+        std::fs::write(e.path(), &b[..300]).expect("truncate");
+    }
+    // A folder of junk that is not DICOM at all.
+    std::fs::create_dir_all(input.join("junk")).expect("mkdir");
+    std::fs::write(input.join("junk").join("scan.bin"), [7u8; 4096]).expect("junk");
     Mixed {
         uid: p.truth.series_uid.clone(),
         input,
@@ -64,8 +73,16 @@ fn mixed_archive_good_scans_are_found_and_bad_ones_listed() {
     let errors = read_csv(&out.join("errors.csv"));
     let ok: Vec<_> = summary.iter().filter(|r| r["status"] == "ok").collect();
     assert_eq!(ok.len(), 3, "{summary:?}");
-    assert_eq!(summary.len(), 5, "{summary:?}");
-    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(summary.len(), 7, "{summary:?}");
+    assert_eq!(errors.len(), 4, "{errors:?}");
+    for folder in ["truncated", "junk"] {
+        let e = errors
+            .iter()
+            .find(|e| e["input"].contains(folder))
+            .unwrap_or_else(|| panic!("{folder} listed: {errors:?}"));
+        assert_eq!(e["stage"], "discover");
+        assert!(e["reason"].contains("not a readable image series"), "{e:?}");
+    }
     let broken = errors
         .iter()
         .find(|e| e["input"].ends_with("broken.nii.gz"))

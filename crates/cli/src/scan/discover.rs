@@ -13,7 +13,7 @@
 //! any failed scan. Item ids are unique safe file names (see [`super::names`]), assigned after
 //! sorting, so every shard of a job array computes the same ids.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::header;
@@ -103,8 +103,10 @@ fn is_manifest(p: &Path) -> bool {
 fn is_ignorable(p: &Path) -> bool {
     let n = lower_name(p);
     n.starts_with('.')
+        || n == "dicomdir"
         || [
-            ".raw", ".zraw", ".csv", ".json", ".md", ".html", ".png", ".jpg", ".md5", ".xml",
+            ".raw", ".zraw", ".img", ".csv", ".json", ".md", ".html", ".png", ".jpg", ".jpeg",
+            ".md5", ".sha256", ".xml", ".pdf", ".log", ".ini", ".db", ".svg",
         ]
         .iter()
         .any(|e| n.ends_with(e))
@@ -184,7 +186,15 @@ fn common_dir(files: &[PathBuf]) -> Option<PathBuf> {
     Some(dir)
 }
 
-fn dicom_items(input: &Path, path: &Path, out: &mut Vec<Raw>, quiet_if_none: bool) {
+/// Items for the DICOM series under `path`; returns the files those series hold (`None` when the
+/// listing itself failed, which is then recorded).
+fn dicom_items(
+    input: &Path,
+    path: &Path,
+    out: &mut Vec<Raw>,
+    quiet_if_none: bool,
+) -> Option<BTreeSet<PathBuf>> {
+    let mut used = BTreeSet::new();
     match speck_volume::dicom::scan_series(path) {
         Ok(series) => {
             if series.is_empty() && !quiet_if_none {
@@ -197,6 +207,7 @@ fn dicom_items(input: &Path, path: &Path, out: &mut Vec<Raw>, quiet_if_none: boo
                 ));
             }
             for s in series {
+                used.extend(s.files.iter().cloned());
                 let modality = s.modality.clone().unwrap_or_default();
                 let dir = if path.is_file() {
                     Some(path.to_path_buf())
@@ -238,16 +249,53 @@ fn dicom_items(input: &Path, path: &Path, out: &mut Vec<Raw>, quiet_if_none: boo
             }
         }
         Err(speck_volume::VolumeError::NotFound { .. }) if quiet_if_none => {}
-        Err(e) => out.push(fail(input, path, image_stem(path), None, e.to_string())),
+        Err(e) => {
+            out.push(fail(input, path, image_stem(path), None, e.to_string()));
+            return None;
+        }
+    }
+    Some(used)
+}
+
+/// Folders holding files that no scan uses (a study whose every file is corrupt, or not an image)
+/// become failed items, so a broken study in an archive is reported rather than silently absent.
+fn orphan_folders(
+    input: &Path,
+    others: &[PathBuf],
+    used: &BTreeSet<PathBuf>,
+    image_dirs: &BTreeSet<PathBuf>,
+    out: &mut Vec<Raw>,
+) {
+    let mut by_dir: BTreeMap<PathBuf, (usize, bool)> = BTreeMap::new();
+    for f in others {
+        let dir = f.parent().unwrap_or(input).to_path_buf();
+        let e = by_dir.entry(dir).or_insert((0, false));
+        e.0 += 1;
+        e.1 |= used.contains(f);
+    }
+    for (dir, (n, any_used)) in by_dir {
+        if any_used || image_dirs.contains(&dir) {
+            continue;
+        }
+        out.push(fail(
+            input,
+            &dir,
+            image_stem(&dir),
+            None,
+            format!(
+                "{n} file(s) here are not a readable image series (not DICOM, corrupt, or \
+                 non-image DICOM objects); `speck info` or -v names each file's problem"
+            ),
+        ));
     }
 }
 
-/// Walk `dir`: image files by extension, and whether any other (possibly DICOM) file exists.
+/// Walk `dir`: image files by extension, and the other (possibly DICOM) files.
 fn walk(
     dir: &Path,
     depth: usize,
     images: &mut Vec<PathBuf>,
-    other: &mut bool,
+    other: &mut Vec<PathBuf>,
     errs: &mut Vec<(PathBuf, String)>,
 ) {
     if depth > MAX_DEPTH {
@@ -276,7 +324,7 @@ fn walk(
             if format_of(&p).is_some() {
                 images.push(p);
             } else if !is_ignorable(&p) && !is_manifest(&p) {
-                *other = true;
+                other.push(p);
             }
         }
     }
@@ -297,18 +345,24 @@ fn discover_one(input: &Path, out: &mut Vec<Raw>, in_manifest: bool) {
         }
     };
     if meta.is_dir() {
-        let (mut images, mut other, mut errs) = (Vec::new(), false, Vec::new());
-        walk(input, 0, &mut images, &mut other, &mut errs);
+        let (mut images, mut others, mut errs) = (Vec::new(), Vec::new(), Vec::new());
+        walk(input, 0, &mut images, &mut others, &mut errs);
         for (p, e) in errs {
             out.push(fail(input, &p, image_stem(&p), None, e));
         }
         let n_images = images.len();
+        let image_dirs: BTreeSet<PathBuf> = images
+            .iter()
+            .filter_map(|p| p.parent().map(Path::to_path_buf))
+            .collect();
         for p in images {
             let format = format_of(&p).unwrap_or(Format::Nifti);
             out.push(file_item(input, &p, format));
         }
-        if other {
-            dicom_items(input, input, out, n_images > 0);
+        if !others.is_empty() {
+            if let Some(used) = dicom_items(input, input, out, true) {
+                orphan_folders(input, &others, &used, &image_dirs, out);
+            }
         } else if n_images == 0 {
             out.push(fail(
                 input,
@@ -346,7 +400,7 @@ fn discover_one(input: &Path, out: &mut Vec<Raw>, in_manifest: bool) {
             )),
         }
     } else {
-        dicom_items(input, input, out, false);
+        let _ = dicom_items(input, input, out, false);
     }
 }
 
