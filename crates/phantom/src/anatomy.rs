@@ -103,6 +103,7 @@ pub(crate) struct Anatomy {
     pub(crate) hu: TissueHu,
     tex_coarse: ValueNoise,
     tex_fine: ValueNoise,
+    tex_micro: ValueNoise,
     pub(crate) psf: Psf,
     /// Mediastinal structures (painted over the background), built with the anatomy.
     structures: Vec<Prim>,
@@ -143,19 +144,19 @@ impl Anatomy {
         let hu = TissueHu {
             air: -1000.0,
             fat: uniform(&mut rng, -115.0, -90.0),
-            muscle: uniform(&mut rng, 35.0, 60.0),
+            muscle: uniform(&mut rng, 45.0, 70.0),
             mediastinal_fat: uniform(&mut rng, -110.0, -75.0),
-            liver: uniform(&mut rng, 50.0, 75.0),
+            liver: uniform(&mut rng, 55.0, 95.0),
             spleen: uniform(&mut rng, 40.0, 60.0),
-            lung: uniform(&mut rng, -895.0, -845.0),
-            lung_gradient: uniform(&mut rng, 15.0, 40.0),
-            lung_texture_coarse: uniform(&mut rng, 12.0, 22.0),
-            lung_texture_fine: uniform(&mut rng, 8.0, 16.0),
-            blood: uniform(&mut rng, 40.0, 260.0),
+            lung: uniform(&mut rng, -920.0, -870.0),
+            lung_gradient: uniform(&mut rng, 20.0, 50.0),
+            lung_texture_coarse: uniform(&mut rng, 15.0, 25.0),
+            lung_texture_fine: uniform(&mut rng, 20.0, 32.0),
+            blood: uniform(&mut rng, 40.0, 330.0),
             aorta: 0.0,
             myocardium: uniform(&mut rng, 35.0, 60.0),
-            bone_cortex: uniform(&mut rng, 650.0, 950.0),
-            bone_marrow: uniform(&mut rng, 180.0, 300.0),
+            bone_cortex: uniform(&mut rng, 750.0, 1100.0),
+            bone_marrow: uniform(&mut rng, 260.0, 420.0),
             cartilage: uniform(&mut rng, 90.0, 160.0),
             disc: uniform(&mut rng, 70.0, 110.0),
             csf: uniform(&mut rng, 5.0, 25.0),
@@ -175,7 +176,7 @@ impl Anatomy {
         let b = 115.0 * ky * uniform(&mut rng, 0.92, 1.06);
         let back_y = by + 0.9 * b;
         let fat_mm = uniform(&mut rng, 7.0, 20.0) * k;
-        let r_vb = 16.0 * k;
+        let r_vb = 18.0 * k;
         let y_vb = back_y - 62.0 * k;
         let cav_front = by - b + fat_mm + 11.0 * k;
         let cav_back = y_vb + 14.0 * k;
@@ -261,6 +262,7 @@ impl Anatomy {
             hu,
             tex_coarse: ValueNoise::new(crate::rng::derive_seed(seed, "texture", 0), 6.0),
             tex_fine: ValueNoise::new(crate::rng::derive_seed(seed, "texture", 1), 2.0),
+            tex_micro: ValueNoise::new(crate::rng::derive_seed(seed, "texture", 2), 0.9),
             psf,
             structures: Vec::new(),
         };
@@ -509,7 +511,8 @@ impl Anatomy {
         let lung = hu.lung
             + hu.lung_gradient * grad
             + hu.lung_texture_coarse * f64::from(self.tex_coarse.at(p))
-            + hu.lung_texture_fine * f64::from(self.tex_fine.at(p));
+            + hu.lung_texture_fine * f64::from(self.tex_fine.at(p))
+            + 0.7 * hu.lung_texture_fine * f64::from(self.tex_micro.at(p));
         v += (lung - v) * o_l;
         (v, if sd_lung < 0.0 { side as u8 + 1 } else { 0 })
     }
@@ -833,6 +836,33 @@ impl Anatomy {
             marrow.push(Prim::new(
                 Geom::Capsule(m),
                 Paint::Over(hu.bone_marrow),
+                &psf,
+            ));
+        }
+        // Scapulae: thin plates in the posterolateral muscle of the upper chest.
+        let (bx, by, ba, bb) = self.body;
+        for sgn in [-1.0f64, 1.0] {
+            let th: f64 = 0.9;
+            let (ca, cb) = self.cavity_ab_at(0.8 * h);
+            let pc = [
+                cxc + sgn * (ca + 8.0 * k) * th.sin(),
+                cyc + (cb + 8.0 * k) * th.cos(),
+            ];
+            let pm = [
+                bx + sgn * (ba - self.fat_mm) * th.sin(),
+                (by + (bb - self.fat_mm) * th.cos()).min(self.back_y - self.fat_mm),
+            ];
+            let c = [
+                pc[0] + 0.55 * (pm[0] - pc[0]),
+                pc[1] + 0.55 * (pm[1] - pc[1]),
+                0.8 * h,
+            ];
+            let t = crate::shapes::normalize([sgn * ba * th.cos(), -bb * th.sin(), 0.0]);
+            let rot = [[t[1], -t[0], 0.0], t, [0.0, 0.0, 1.0]];
+            let e = Ellipsoid::new(c, [2.5 * k, 40.0 * k, 0.1 * h], rot);
+            cortex.push(Prim::new(
+                Geom::Ellipsoid(e),
+                Paint::Over(0.75 * hu.bone_cortex),
                 &psf,
             ));
         }

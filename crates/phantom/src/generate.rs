@@ -18,7 +18,7 @@ use crate::{Phantom, PhantomError};
 
 /// Noise σ (HU) at 2.5 mm slices before the per-seed factor; calibrated on LIDC-IDRI-0001
 /// (see docs/phantoms.md).
-const NOISE_SD_AT_2_5_MM: f64 = 12.0;
+const NOISE_SD_AT_2_5_MM: f64 = 19.0;
 
 /// A DICOM UID under the `2.25` (UUID-derived) root, from the seed and a tag.
 pub(crate) fn uid_for(seed: u64, tag: &str) -> String {
@@ -78,8 +78,8 @@ pub(crate) fn generate(opts: &PhantomOptions) -> Result<Phantom, PhantomError> {
     for side in 0..2 {
         let (lo, hi) = anatomy.lung_box(side);
         let box_mm3 = (0..3).map(|i| (hi[i] - lo[i]).max(0.0)).product::<f64>();
-        let n = ((box_mm3 * 0.6 / 1000.0) as usize).clamp(40, 3500);
-        let root = (4.5 * k.sqrt()).max(1.0);
+        let n = ((box_mm3 * 0.6 / 2000.0) as usize).clamp(40, 2000);
+        let root = (5.2 * k.sqrt()).max(1.0);
         let art = TreeParams {
             root_radius: root,
             gamma: 2.8,
@@ -104,7 +104,7 @@ pub(crate) fn generate(opts: &PhantomOptions) -> Result<Phantom, PhantomError> {
         let pv = lung_points(&anatomy, side, n, &mut r);
         vessel_segs.extend(grow(&pv, hilum.vein, vein, &mut r));
         let mut r = rng_for(seed, "airways", side as u64);
-        let n_air = (n / 25).max(8).min(pa.len());
+        let n_air = (n / 12).max(8).min(pa.len());
         airway_segs.extend(grow(&pa[..n_air], hilum.bronchus, air, &mut r));
     }
     let wall = |r: f64| 0.2 * r + 0.3;
@@ -188,6 +188,7 @@ pub(crate) fn generate(opts: &PhantomOptions) -> Result<Phantom, PhantomError> {
         sd_hu: noise_sd_hu,
         sigma_px: 0.7,
         z_mix: 0.25,
+        air_factor: 0.62,
     };
     let padding = (rng.random::<f64>() < 0.4).then(|| Padding {
         radius_mm: 0.5 * fov[1].min(fov[2]),

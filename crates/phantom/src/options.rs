@@ -202,7 +202,7 @@ pub struct PhantomOptions {
     /// `annotations_excluded.csv` instead of `annotations.csv`. Default 3.0.
     pub reference_min_vox: f64,
     /// Standard deviation (mm) of the Gaussian point-spread function used for partial volume.
-    /// Default 0.45 mm (≈1.06 mm FWHM, a standard reconstruction kernel).
+    /// Default 0.5 mm (≈1.2 mm FWHM, a standard soft-tissue kernel; see docs/phantoms.md).
     pub psf_sigma_mm: f64,
     /// Also return the true lung mask as a voxel array (`0` outside, `1` right, `2` left lung).
     pub lung_mask: bool,
@@ -220,7 +220,7 @@ impl Default for PhantomOptions {
             attachment_mix: AttachmentMix::default(),
             noise_sd_hu: None,
             reference_min_vox: 3.0,
-            psf_sigma_mm: 0.45,
+            psf_sigma_mm: 0.5,
             lung_mask: false,
         }
     }

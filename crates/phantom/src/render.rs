@@ -134,6 +134,8 @@ pub(crate) struct NoiseModel {
     pub(crate) sigma_px: f64,
     /// Weight of each neighbouring slice.
     pub(crate) z_mix: f64,
+    /// Noise gain outside the body (air), relative to inside.
+    pub(crate) air_factor: f64,
 }
 
 /// Outside a circular reconstruction field, scanners store a padding value.
@@ -154,12 +156,32 @@ pub(crate) fn render(
     mask: Option<&mut Array3<u8>>,
 ) -> Array3<i16> {
     let [nz, ny, nx] = grid.shape_zyx;
+    // Thick slices are rendered as the mean of `nsub` planes spread over the slice (an odd
+    // number, so the middle plane is the slice centre): the slice-sensitivity profile.
+    let nsub = {
+        let n = (grid.spacing[2] / 0.9).ceil().max(1.0) as usize;
+        if n % 2 == 0 {
+            n + 1
+        } else {
+            n
+        }
+    };
+    let fine_dz = grid.spacing[2] / nsub as f64;
+    let fine = Grid {
+        shape_zyx: [nz * nsub, ny, nx],
+        first_local: [
+            grid.first_local[0],
+            grid.first_local[1],
+            grid.first_local[2] - (nsub / 2) as f64 * fine_dz,
+        ],
+        spacing: [grid.spacing[0], grid.spacing[1], fine_dz],
+    };
     // Bin prims by slab.
     let n_slabs = nz.div_ceil(SLAB);
     let mut bins: Vec<Vec<u32>> = vec![Vec::new(); n_slabs];
     for (i, p) in prims.iter().enumerate() {
-        if let Some((z0, z1)) = grid.range(2, p.aabb.min[2], p.aabb.max[2]) {
-            for bin in &mut bins[z0 / SLAB..=z1 / SLAB] {
+        if let Some((z0, z1)) = fine.range(2, p.aabb.min[2], p.aabb.max[2]) {
+            for bin in &mut bins[z0 / (SLAB * nsub)..=z1 / (SLAB * nsub)] {
                 bin.push(i as u32);
             }
         }
@@ -174,7 +196,8 @@ pub(crate) fn render(
             anatomy,
             prims,
             &bins[s],
-            grid,
+            &fine,
+            nsub,
             noise,
             &kernel,
             padding,
@@ -205,6 +228,7 @@ fn render_slab(
     prims: &[Prim],
     bin: &[u32],
     grid: &Grid,
+    nsub: usize,
     noise: &NoiseModel,
     kernel: &[f64],
     padding: Option<Padding>,
@@ -212,17 +236,21 @@ fn render_slab(
     out: &mut ArrayViewMut3<'_, i16>,
     mut mask: Option<ArrayViewMut3<'_, u8>>,
 ) {
-    let (sz, ny, nx) = out.dim();
+    let (sz_out, ny, nx) = out.dim();
     let plane = ny * nx;
+    // `grid` is the fine grid (nsub planes per output slice); `sz` counts fine planes.
+    let sz = sz_out * nsub;
+    let fine_start = z_start * nsub;
     let mut buf = vec![0.0f64; sz * plane];
     let psf = anatomy.psf;
     let reach = psf.reach_mm();
     // 1. Background.
     let (t_lo, t_hi, t_hw) = anatomy.table_rows();
     for dz in 0..sz {
-        let iz = z_start + dz;
+        let iz = fine_start + dz;
         let z = grid.first_local[2] + iz as f64 * grid.spacing[2];
         let ctx = anatomy.slice(z);
+        let centre_plane = dz % nsub == nsub / 2;
         for iy in 0..ny {
             let y = grid.first_local[1] + iy as f64 * grid.spacing[1];
             let row = &mut buf[dz * plane + iy * nx..dz * plane + (iy + 1) * nx];
@@ -245,14 +273,16 @@ fn render_slab(
                 let x = grid.first_local[0] + ix as f64 * grid.spacing[0];
                 let (v, label) = anatomy.background(&ctx, x, y);
                 row[ix] = v;
-                if let Some(m) = mask.as_mut() {
-                    m[[dz, iy, ix]] = label;
+                if centre_plane {
+                    if let Some(m) = mask.as_mut() {
+                        m[[dz / nsub, iy, ix]] = label;
+                    }
                 }
             }
         }
     }
     // 2. Objects.
-    let z_end = z_start + sz - 1;
+    let z_end = fine_start + sz - 1;
     let mut occ: Vec<f32> = Vec::new();
     let mut composited = false;
     for &pi in bin {
@@ -265,7 +295,7 @@ fn render_slab(
         let Some((z0, z1)) = grid.range(2, p.aabb.min[2], p.aabb.max[2]) else {
             continue;
         };
-        let (z0, z1) = (z0.max(z_start), z1.min(z_end));
+        let (z0, z1) = (z0.max(fine_start), z1.min(z_end));
         if z0 > z1 {
             continue;
         }
@@ -280,7 +310,7 @@ fn render_slab(
         }
         for iz in z0..=z1 {
             for iy in y0..=y1 {
-                let base = (iz - z_start) * plane + iy * nx;
+                let base = (iz - fine_start) * plane + iy * nx;
                 for ix in x0..=x1 {
                     let q = grid.local(iz, iy, ix);
                     let o = p.occupancy(&psf, q);
@@ -313,29 +343,42 @@ fn render_slab(
     if !composited {
         composite_vessels(&mut buf, &occ, anatomy.hu.blood);
     }
-    // 3. Noise, correlated in-plane (Gaussian) and across slices.
+    // 3. Average the sub-planes, add noise (correlated in-plane and across slices; weaker
+    //    outside the body, where fewer photons are absorbed), store.
     let scale = noise.sd_hu / noise_sd_unit(kernel, noise.z_mix);
-    let slices: Vec<Vec<f32>> = (0..sz + 2)
+    let slices: Vec<Vec<f32>> = (0..sz_out + 2)
         .map(|k| noise_slice(noise, kernel, z_start + k, ny, nx))
         .collect();
-    for dz in 0..sz {
+    let inv = 1.0 / nsub as f64;
+    for dz in 0..sz_out {
         let (a, b, c) = (&slices[dz], &slices[dz + 1], &slices[dz + 2]);
-        let iz = z_start + dz;
         for iy in 0..ny {
+            let y = grid.first_local[1] + iy as f64 * grid.spacing[1];
+            let body = anatomy
+                .body_half_width(y, 0.0)
+                .unwrap_or((f64::MAX, f64::MIN));
             for ix in 0..nx {
                 let i = iy * nx + ix;
+                let mut v = 0.0;
+                for sub in 0..nsub {
+                    v += buf[(dz * nsub + sub) * plane + i];
+                }
+                v *= inv;
+                let x = grid.first_local[0] + ix as f64 * grid.spacing[0];
+                let gain = if x >= body.0 && x <= body.1 {
+                    1.0
+                } else {
+                    noise.air_factor
+                };
                 let n = f64::from(b[i]) + noise.z_mix * (f64::from(a[i]) + f64::from(c[i]));
-                let mut v = (buf[dz * plane + i] + scale * n)
-                    .round()
-                    .clamp(-1024.0, 3071.0) as i16;
+                let mut q = (v + gain * scale * n).round().clamp(-1024.0, 3071.0) as i16;
                 if let Some(pad) = padding {
-                    let q = grid.local(iz, iy, ix);
-                    let (dx, dy) = (q[0] - pad.centre.0, q[1] - pad.centre.1);
+                    let (dx, dy) = (x - pad.centre.0, y - pad.centre.1);
                     if dx * dx + dy * dy > pad.radius_mm * pad.radius_mm {
-                        v = pad.value;
+                        q = pad.value;
                     }
                 }
-                out[[dz, iy, ix]] = v;
+                out[[dz, iy, ix]] = q;
             }
         }
     }
