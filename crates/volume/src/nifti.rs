@@ -1,6 +1,6 @@
-//! NIfTI-1 reading and writing (`.nii`, `.nii.gz`).
+//! NIfTI reading (NIfTI-1 and NIfTI-2) and NIfTI-1 writing (`.nii`, `.nii.gz`).
 //!
-//! The 348-byte header is parsed here rather than by the `nifti` crate so that every field a
+//! The header (348 bytes for NIfTI-1, 540 for NIfTI-2) is parsed here rather than by the `nifti` crate so that every field a
 //! hostile file can lie about (dimensions, data offset, data type, affine) is checked against
 //! [`crate::Limits`] and against the file's real size *before* anything is allocated, and so that
 //! a `.nii.gz` is decompressed as a stream that stops at the size the header declares (a gzip bomb
@@ -60,6 +60,8 @@ pub enum AffineSource {
 /// What the header says, checked.
 #[derive(Debug, Clone)]
 struct Header {
+    /// 348 (NIfTI-1) or 540 (NIfTI-2).
+    header_len: u64,
     big_endian: bool,
     dims_xyz: [u64; 3],
     elem: ElemType,
@@ -97,6 +99,110 @@ impl Fields<'_> {
             f32::from_le_bytes(a)
         })
     }
+    fn bytes8(&self, off: usize) -> [u8; 8] {
+        std::array::from_fn(|i| self.b[off + i])
+    }
+    fn i32(&self, off: usize) -> i32 {
+        let a = [
+            self.b[off],
+            self.b[off + 1],
+            self.b[off + 2],
+            self.b[off + 3],
+        ];
+        if self.be {
+            i32::from_be_bytes(a)
+        } else {
+            i32::from_le_bytes(a)
+        }
+    }
+    fn i64(&self, off: usize) -> i64 {
+        let a = self.bytes8(off);
+        if self.be {
+            i64::from_be_bytes(a)
+        } else {
+            i64::from_le_bytes(a)
+        }
+    }
+    fn f64(&self, off: usize) -> f64 {
+        let a = self.bytes8(off);
+        if self.be {
+            f64::from_be_bytes(a)
+        } else {
+            f64::from_le_bytes(a)
+        }
+    }
+}
+
+/// The header fields Speck uses, from a NIfTI-1 (348-byte) or NIfTI-2 (540-byte) header.
+struct RawFields {
+    ndim: i64,
+    dims: [i64; 7],
+    datatype: i16,
+    bitpix: i16,
+    pixdim: [f64; 8],
+    vox_offset: f64,
+    slope: f64,
+    inter: f64,
+    units: u8,
+    qform_code: i32,
+    sform_code: i32,
+    quatern: [f64; 3],
+    qoffset: [f64; 3],
+    srow: [[f64; 4]; 3],
+}
+
+impl RawFields {
+    fn nifti1(f: &Fields<'_>) -> Self {
+        Self {
+            ndim: i64::from(f.i16(40)),
+            dims: std::array::from_fn(|i| i64::from(f.i16(42 + 2 * i))),
+            datatype: f.i16(70),
+            bitpix: f.i16(72),
+            pixdim: std::array::from_fn(|i| f.f32(76 + 4 * i)),
+            vox_offset: f.f32(108),
+            slope: f.f32(112),
+            inter: f.f32(116),
+            units: f.b[123],
+            qform_code: i32::from(f.i16(252)),
+            sform_code: i32::from(f.i16(254)),
+            quatern: std::array::from_fn(|i| f.f32(256 + 4 * i)),
+            qoffset: std::array::from_fn(|i| f.f32(268 + 4 * i)),
+            srow: std::array::from_fn(|r| std::array::from_fn(|c| f.f32(280 + 16 * r + 4 * c))),
+        }
+    }
+
+    fn nifti2(f: &Fields<'_>) -> Self {
+        Self {
+            ndim: f.i64(16),
+            dims: std::array::from_fn(|i| f.i64(24 + 8 * i)),
+            datatype: f.i16(12),
+            bitpix: f.i16(14),
+            pixdim: std::array::from_fn(|i| f.f64(104 + 8 * i)),
+            vox_offset: f.i64(168) as f64,
+            slope: f.f64(176),
+            inter: f.f64(184),
+            // xyzt_units is an i32 in NIfTI-2; only its low bits carry the spatial unit.
+            units: (f.i32(500) & 0xff) as u8,
+            qform_code: f.i32(344),
+            sform_code: f.i32(348),
+            quatern: std::array::from_fn(|i| f.f64(352 + 8 * i)),
+            qoffset: std::array::from_fn(|i| f.f64(376 + 8 * i)),
+            srow: std::array::from_fn(|r| std::array::from_fn(|c| f.f64(400 + 32 * r + 8 * c))),
+        }
+    }
+}
+
+/// NIfTI-2 header size.
+const HEADER2_BYTES: usize = 540;
+
+/// The header size announced by the first 4 bytes (348 or 540), if they are a NIfTI header's.
+fn header_len(first4: [u8; 4]) -> Option<usize> {
+    let (le, be) = (i32::from_le_bytes(first4), i32::from_be_bytes(first4));
+    [le, be].into_iter().find_map(|v| match v {
+        348 => Some(HEADER_BYTES),
+        540 => Some(HEADER2_BYTES),
+        _ => None,
+    })
 }
 
 fn parse_header(path: &Path, b: &[u8]) -> Result<Header, VolumeError> {
@@ -109,42 +215,60 @@ fn parse_header(path: &Path, b: &[u8]) -> Result<Header, VolumeError> {
             ),
         ));
     }
-    let le = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    let be_v = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    let first4 = [b[0], b[1], b[2], b[3]];
+    let (le, be_v) = (i32::from_le_bytes(first4), i32::from_be_bytes(first4));
     let big_endian = match (le, be_v) {
-        (348, _) => false,
-        (_, 348) => true,
-        (540, _) | (_, 540) => {
-            return Err(VolumeError::unsupported(
-                path,
-                "NIfTI-2 (540-byte header); Speck reads NIfTI-1",
-            ))
-        }
+        (348 | 540, _) => false,
+        (_, 348 | 540) => true,
         _ => {
             return Err(VolumeError::malformed(
                 path,
-                format!("not a NIfTI-1 file: sizeof_hdr is {le}, expected 348"),
+                format!("not a NIfTI file: sizeof_hdr is {le}, expected 348 (or 540 for NIfTI-2)"),
             ))
         }
     };
+    let version2 = le == 540 || be_v == 540;
+    if version2 && b.len() < HEADER2_BYTES {
+        return Err(VolumeError::malformed(
+            path,
+            format!(
+                "only {} bytes, shorter than a {HEADER2_BYTES}-byte NIfTI-2 header",
+                b.len()
+            ),
+        ));
+    }
     let f = Fields { b, be: big_endian };
-    let magic = &b[344..348];
-    if magic == b"ni1\0" {
+    let (magic, single, pair): (&[u8], &[u8], &[u8]) = if version2 {
+        (&b[4..12], b"n+2\0\r\n\x1a\n", b"ni2\0\r\n\x1a\n")
+    } else {
+        (&b[344..348], b"n+1\0", b"ni1\0")
+    };
+    if magic == pair {
         return Err(VolumeError::unsupported(
             path,
             "two-file NIfTI (.hdr/.img pair); Speck reads single-file .nii/.nii.gz",
         ));
     }
-    if magic != b"n+1\0" {
+    if magic != single {
         return Err(VolumeError::unsupported(
             path,
-            format!("no NIfTI-1 magic (found {magic:?}): ANALYZE 7.5 files are not read"),
+            format!("no NIfTI magic (found {magic:?}): ANALYZE 7.5 files are not read"),
         ));
     }
+    let raw = if version2 {
+        RawFields::nifti2(&f)
+    } else {
+        RawFields::nifti1(&f)
+    };
+    let header_bytes = if version2 {
+        HEADER2_BYTES
+    } else {
+        HEADER_BYTES
+    };
     let mut warnings = Vec::new();
 
     // Dimensions.
-    let ndim = f.i16(40);
+    let ndim = raw.ndim;
     if !(1..=7).contains(&ndim) {
         return Err(VolumeError::malformed(
             path,
@@ -153,7 +277,7 @@ fn parse_header(path: &Path, b: &[u8]) -> Result<Header, VolumeError> {
     }
     let mut dims = [1u64; 7];
     for (i, d) in dims.iter_mut().enumerate().take(ndim as usize) {
-        let v = f.i16(42 + 2 * i);
+        let v = raw.dims[i];
         if v < 1 {
             return Err(VolumeError::malformed(
                 path,
@@ -176,7 +300,7 @@ fn parse_header(path: &Path, b: &[u8]) -> Result<Header, VolumeError> {
     let dims_xyz = [dims[0], dims[1], dims[2]];
 
     // Data type.
-    let datatype = f.i16(70);
+    let datatype = raw.datatype;
     let elem = match datatype {
         2 => ElemType::U8,
         4 => ElemType::I16,
@@ -199,7 +323,7 @@ fn parse_header(path: &Path, b: &[u8]) -> Result<Header, VolumeError> {
             ))
         }
     };
-    let bitpix = f.i16(72);
+    let bitpix = raw.bitpix;
     if bitpix as usize != elem.size() * 8 {
         warnings.push(format!(
             "bitpix is {bitpix} but datatype {datatype} has {} bits; the datatype was used",
@@ -208,24 +332,23 @@ fn parse_header(path: &Path, b: &[u8]) -> Result<Header, VolumeError> {
     }
 
     // Data offset.
-    let vox_offset_f = f.f32(108);
+    let vox_offset_f = raw.vox_offset;
     if !vox_offset_f.is_finite() || vox_offset_f.fract() != 0.0 {
         return Err(VolumeError::malformed(
             path,
             format!("vox_offset is {vox_offset_f}, expected a whole number of bytes"),
         ));
     }
-    if vox_offset_f < HEADER_BYTES as f64 {
+    if vox_offset_f < header_bytes as f64 {
         return Err(VolumeError::malformed(
             path,
-            format!("vox_offset is {vox_offset_f}, inside the {HEADER_BYTES}-byte header"),
+            format!("vox_offset is {vox_offset_f}, inside the {header_bytes}-byte header"),
         ));
     }
     let vox_offset = vox_offset_f as u64;
 
     // Intensity scaling.
-    let slope = f.f32(112);
-    let inter = f.f32(116);
+    let (slope, inter) = (raw.slope, raw.inter);
     let scale = if slope.is_nan() || slope == 0.0 {
         Scale::IDENTITY
     } else if slope.is_infinite() || inter.is_infinite() {
@@ -241,20 +364,18 @@ fn parse_header(path: &Path, b: &[u8]) -> Result<Header, VolumeError> {
     };
 
     // Geometry.
-    let unit_scale = match b[123] & 0x07 {
+    let unit_scale = match raw.units & 0x07 {
         1 => 1000.0,
         3 => 0.001,
         _ => 1.0,
     };
-    let pixdim: [f64; 8] = std::array::from_fn(|i| f.f32(76 + 4 * i));
-    let qform_code = f.i16(252);
-    let sform_code = f.i16(254);
+    let pixdim = raw.pixdim;
+    let (qform_code, sform_code) = (raw.qform_code, raw.sform_code);
     let (ras, affine_source) = if sform_code > 0 {
-        let row = |off: usize| -> [f64; 4] { std::array::from_fn(|i| f.f32(off + 4 * i)) };
-        ([row(280), row(296), row(312)], AffineSource::Sform)
+        (raw.srow, AffineSource::Sform)
     } else if qform_code > 0 {
         (
-            qform_affine(&f, &pixdim, &mut warnings),
+            qform_affine(raw.quatern, raw.qoffset, &pixdim, &mut warnings),
             AffineSource::Qform,
         )
     } else {
@@ -287,6 +408,7 @@ fn parse_header(path: &Path, b: &[u8]) -> Result<Header, VolumeError> {
     }
     let geometry = geometry_from_ras(path, ras, &mut warnings)?;
     Ok(Header {
+        header_len: header_bytes as u64,
         big_endian,
         dims_xyz,
         elem,
@@ -299,9 +421,14 @@ fn parse_header(path: &Path, b: &[u8]) -> Result<Header, VolumeError> {
 }
 
 /// The qform affine (RAS, 3x4), as `nifti_quatern_to_mat44` computes it.
-fn qform_affine(f: &Fields<'_>, pixdim: &[f64; 8], warnings: &mut Vec<String>) -> [[f64; 4]; 3] {
-    let (mut b, mut c, mut d) = (f.f32(256), f.f32(260), f.f32(264));
-    let (qx, qy, qz) = (f.f32(268), f.f32(272), f.f32(276));
+fn qform_affine(
+    quatern: [f64; 3],
+    qoffset: [f64; 3],
+    pixdim: &[f64; 8],
+    warnings: &mut Vec<String>,
+) -> [[f64; 4]; 3] {
+    let [mut b, mut c, mut d] = quatern;
+    let [qx, qy, qz] = qoffset;
     let mut a = 1.0 - (b * b + c * c + d * d);
     if a < 1e-7 {
         let n = (b * b + c * c + d * d).sqrt();
@@ -425,14 +552,18 @@ fn open_nifti(path: &Path, options: &LoadOptions, out_bytes: u64) -> Result<Open
         raw
     };
     let what = if gzip { "gzip data" } else { "file" };
-    let mut hdr = vec![0u8; HEADER_BYTES];
+    let mut hdr = vec![0u8; HEADER2_BYTES];
     let mut got = 0;
-    while got < HEADER_BYTES {
-        match reader.read(&mut hdr[got..]) {
+    let mut want = HEADER_BYTES;
+    while got < want {
+        match reader.read(&mut hdr[got..want]) {
             Ok(0) => break,
             Ok(k) => got += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(rawdata::map_read_error(path, what, e)),
+        }
+        if got >= 4 && header_len([hdr[0], hdr[1], hdr[2], hdr[3]]) == Some(HEADER2_BYTES) {
+            want = HEADER2_BYTES;
         }
     }
     hdr.truncate(got);
@@ -469,7 +600,7 @@ fn open_nifti(path: &Path, options: &LoadOptions, out_bytes: u64) -> Result<Open
     }
     rawdata::skip(
         &mut reader,
-        header.vox_offset - HEADER_BYTES as u64,
+        header.vox_offset - header.header_len,
         path,
         what,
     )?;
@@ -515,7 +646,8 @@ fn shape_zyx(d: [u64; 3]) -> (usize, usize, usize) {
     (d[2] as usize, d[1] as usize, d[0] as usize)
 }
 
-/// Read a `.nii` or `.nii.gz` file into a volume (HU, `i16`, `[z, y, x]`), converting RAS to LPS.
+/// Read a `.nii` or `.nii.gz` file (NIfTI-1 or NIfTI-2) into a volume (HU, `i16`, `[z, y, x]`),
+/// converting RAS to LPS.
 ///
 /// Gzip is recognised by its magic bytes, whatever the extension. The provenance records the path
 /// as `source` and the file name without `.nii`/`.nii.gz` as `series_uid`; warnings (qform or
@@ -527,7 +659,8 @@ fn shape_zyx(d: [u64; 3]) -> (usize, usize, usize) {
 ///   file size before allocating), corrupt gzip, gzip data longer than declared, a singular or
 ///   non-finite affine, or NaN/infinite voxels;
 /// - [`VolumeError::TooLarge`] when the declared size exceeds `options.limits`;
-/// - [`VolumeError::Unsupported`] for NIfTI-2, `.hdr/.img` pairs, 4-D images or complex/RGB data.
+/// - [`VolumeError::Unsupported`] for `.hdr/.img` pairs, ANALYZE 7.5, 4-D images or complex/RGB
+///   data.
 pub fn read_nifti(path: &Path, options: &LoadOptions) -> Result<Volume, VolumeError> {
     let mut o = open_nifti(path, options, 2)?;
     let layout = Layout {
@@ -849,13 +982,10 @@ mod tests {
                 }
             }
             let (q, qfac) = quaternion(r);
-            let mut b = vec![0u8; 348];
-            for (i, v) in q.iter().enumerate() {
-                b[256 + 4 * i..260 + 4 * i].copy_from_slice(&(*v as f32).to_le_bytes());
-            }
-            let f = Fields { b: &b, be: false };
+            let q32 = q.map(|v| f64::from(v as f32));
             let mut w = Vec::new();
-            let a = qform_affine(&f, &[qfac, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], &mut w);
+            let pixdim = [qfac, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
+            let a = qform_affine(q32, [0.0; 3], &pixdim, &mut w);
             for i in 0..3 {
                 for j in 0..3 {
                     assert!(

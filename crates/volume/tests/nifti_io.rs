@@ -428,9 +428,11 @@ fn nibabel_and_simpleitk_read_the_same_geometry() {
     let v = test_volume(oblique_flipped());
     let path = dir.path().join("peer.nii.gz");
     write_nifti(&v, &path).expect("write");
+    let nifti2 = dir.path().join("peer2.nii.gz");
     let out = std::process::Command::new(&python)
         .arg(&script)
         .arg(&path)
+        .arg(&nifti2)
         .output()
         .expect("run python");
     if !out.status.success() {
@@ -478,6 +480,10 @@ fn nibabel_and_simpleitk_read_the_same_geometry() {
         j["sitk_value_z4_y2_x6"].as_i64(),
         v.get(VoxelIndex::new(4, 2, 6)).map(i64::from)
     );
+    // nibabel's NIfTI-2 copy reads back as the same volume.
+    let n2 = read_nifti(&nifti2, &LoadOptions::default()).expect("read nibabel NIfTI-2");
+    assert_eq!(n2.voxels(), v.voxels());
+    assert_geometry_close(n2.geometry(), v.geometry(), 1e-4);
     assert_eq!(
         j["nibabel_value_z4_y2_x6"].as_i64(),
         v.get(VoxelIndex::new(4, 2, 6)).map(i64::from)
@@ -502,4 +508,87 @@ fn sheared_direction_is_written_as_sform_only_and_read_back_exactly() {
         .warnings
         .iter()
         .any(|w| w.contains("orthogonal")));
+}
+
+/// A NIfTI-2 header (540 bytes + 4 extension bytes) built from the standard's layout.
+fn nifti2_file(dims_xyz: [i64; 3], be: bool, qform: bool, data: &[u8]) -> Vec<u8> {
+    let mut b = vec![0u8; 544];
+    let put = |b: &mut Vec<u8>, off: usize, bytes: &[u8]| {
+        b[off..off + bytes.len()].copy_from_slice(bytes)
+    };
+    let i16b = |v: i16| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+    let i32b = |v: i32| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+    let i64b = |v: i64| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+    let f64b = |v: f64| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+    put(&mut b, 0, &i32b(540));
+    put(&mut b, 4, b"n+2\0\r\n\x1a\n");
+    put(&mut b, 12, &i16b(4)); // int16
+    put(&mut b, 14, &i16b(16));
+    let dims = [3, dims_xyz[0], dims_xyz[1], dims_xyz[2], 1, 1, 1, 1];
+    for (i, d) in dims.iter().enumerate() {
+        put(&mut b, 16 + 8 * i, &i64b(*d));
+    }
+    for (i, p) in [-1.0, 0.5, 0.6, 3.0, 1.0, 1.0, 1.0, 1.0].iter().enumerate() {
+        put(&mut b, 104 + 8 * i, &f64b(*p));
+    }
+    put(&mut b, 168, &i64b(544));
+    put(&mut b, 176, &f64b(1.0));
+    put(&mut b, 184, &f64b(-1024.0));
+    put(&mut b, 500, &i32b(2)); // mm
+    if qform {
+        // 180 degrees about z, qfac -1 (as the NIfTI-1 qform test).
+        put(&mut b, 344, &i32b(1));
+        put(&mut b, 368, &f64b(1.0));
+        for (i, o) in [10.0, 20.0, 30.0].iter().enumerate() {
+            put(&mut b, 376 + 8 * i, &f64b(*o));
+        }
+    } else {
+        put(&mut b, 348, &i32b(2));
+        let srow = [
+            [-0.5, 0.0, 0.0, 100.0],
+            [0.0, 0.0, 3.0, -50.0],
+            [0.0, 0.6, 0.0, 7.25],
+        ];
+        for (r, row) in srow.iter().enumerate() {
+            for (c, v) in row.iter().enumerate() {
+                put(&mut b, 400 + 32 * r + 8 * c, &f64b(*v));
+            }
+        }
+    }
+    b.extend_from_slice(data);
+    b
+}
+
+#[test]
+fn nifti2_sform_and_qform_headers_are_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vals: Vec<i16> = (0..24).map(|v| v * 100).collect();
+    for (be, qform) in [(false, false), (true, true), (false, true)] {
+        let data: Vec<u8> = vals
+            .iter()
+            .flat_map(|v| if be { v.to_be_bytes() } else { v.to_le_bytes() })
+            .collect();
+        let path = dir.path().join(format!("n2_{be}_{qform}.nii.gz"));
+        let bytes = nifti2_file([4, 3, 2], be, qform, &data);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&bytes).expect("gz");
+        std::fs::write(&path, gz.finish().expect("gz")).expect("write");
+        let v = read_nifti(&path, &LoadOptions::default()).expect("read NIfTI-2");
+        assert_eq!(v.shape_zyx(), [2, 3, 4]);
+        let hu: Vec<i16> = v.voxels().iter().copied().collect();
+        assert_eq!(hu, vals.iter().map(|v| v - 1024).collect::<Vec<_>>());
+        let g = v.geometry();
+        if qform {
+            assert_eq!(g.origin, WorldPoint::new(-10.0, -20.0, 30.0));
+            assert!((g.direction.axis(2)[2] + 1.0).abs() < 1e-12, "qfac flips k");
+            assert!((g.spacing.z_mm() - 3.0).abs() < 1e-12);
+        } else {
+            // RAS sform -> LPS: i along +L (0.5 mm), j along +S (0.6 mm), k along -P (3 mm).
+            assert_eq!(g.origin, WorldPoint::new(-100.0, 50.0, 7.25));
+            assert_eq!(g.direction.axis(0), [1.0, 0.0, 0.0]);
+            assert_eq!(g.direction.axis(1), [0.0, 0.0, 1.0]);
+            assert_eq!(g.direction.axis(2), [0.0, -1.0, 0.0]);
+            assert_eq!(g.spacing.xyz(), [0.5, 0.6, 3.0]);
+        }
+    }
 }
