@@ -185,13 +185,17 @@ impl<R: Read + SeekRelative> Walker<R> {
             if len == UNDEFINED {
                 let fragments = matches!(vr, Some(v) if &v == b"OB" || &v == b"OW")
                     || (vr.is_none() && tag == Tag(0x7FE0, 0x0010));
-                // Undefined-length UN holds implicit VR little endian data (PS3.5 6.2.2).
-                let inner = if matches!(vr, Some(v) if &v == b"UN") {
-                    Enc::ImplicitLe
-                } else {
-                    enc
-                };
-                self.items(end, inner, depth + 1, fragments)?;
+                // Undefined-length UN holds implicit VR little endian data (PS3.5 6.2.2), but
+                // dicom-parser 0.10 reads it in the data set's own encoding: walk it as the
+                // parser will, or a length it trusts goes unchecked (fuzz: regression_dicom_file_1).
+                let is_un = matches!(vr, Some(v) if &v == b"UN");
+                self.items(end, enc, depth + 1, fragments).map_err(|e| {
+                    if is_un {
+                        format!("undefined-length UN element {tag} that dicom-rs cannot read: {e}")
+                    } else {
+                        e
+                    }
+                })?;
             } else {
                 let left = end - self.c.pos;
                 if u64::from(len) > left {

@@ -1,0 +1,92 @@
+//! Reproducers of what the fuzz targets in `fuzz/` found, one test per finding, named
+//! `regression_<target>_<n>` (see `docs/reliability.md`). Each input is rebuilt here from its
+//! description rather than committed as an opaque file.
+
+use std::path::Path;
+
+use ndarray::Array3;
+use speck_volume::dicom::{read_pixels, read_series, write_series, DicomWriteOptions};
+use speck_volume::{
+    Direction, Geometry, Limits, LoadOptions, Provenance, Spacing, Volume, VolumeError, WorldPoint,
+};
+
+fn small() -> Volume {
+    let g = Geometry::new(
+        Spacing::new(0.7, 0.8, 2.5).expect("spacing"),
+        WorldPoint::new(-180.0, -170.0, -300.0),
+        Direction::IDENTITY,
+    );
+    let v = Array3::from_shape_fn((2, 3, 4), |(z, y, x)| (z * 100 + y * 10 + x) as i16 - 1000);
+    Volume::new(v, g, Provenance::default()).expect("volume")
+}
+
+/// One DICOM slice written by Speck, as bytes.
+fn slice_bytes(dir: &Path) -> Vec<u8> {
+    let out = dir.join("src");
+    write_series(&small(), &out, &DicomWriteOptions::default()).expect("write");
+    std::fs::read(out.join("IM000001.dcm")).expect("read")
+}
+
+/// Insert `element` just before the PixelData element (7FE0,0010) of an explicit-VR-LE file;
+/// returns the new file and the offset of the inserted element.
+fn insert_before_pixel_data(file: &[u8], element: &[u8]) -> (Vec<u8>, usize) {
+    let at = file
+        .windows(6)
+        .rposition(|w| w == [0xE0, 0x7F, 0x10, 0x00, b'O', b'W'])
+        .expect("PixelData");
+    let mut out = file[..at].to_vec();
+    out.extend_from_slice(element);
+    out.extend_from_slice(&file[at..]);
+    (out, at)
+}
+
+fn tag(group: u16, element: u16) -> Vec<u8> {
+    [group.to_le_bytes(), element.to_le_bytes()].concat()
+}
+
+const UNDEFINED: [u8; 4] = [0xFF; 4];
+
+/// fuzz target `dicom_file`, finding 1 (out-of-memory, malloc of 3 758 161 918 bytes).
+///
+/// A private element of VR UN with undefined length holds a sequence in implicit VR, as the
+/// standard says (pydicom's `UN_sequence.dcm`, written by GDCM, is such a file). dicom-parser 0.10
+/// reads that content in the data set's *explicit* VR instead, so the implicit undefined length
+/// `FFFFFFFF` of the nested sequence and the item tag `(FFFE,E000)` after it become VR `\xFF\xFF`
+/// and a 4-byte length `0xE000FFFE`, which it allocates and zero-fills (3.7 GB for a 600-byte
+/// file). The length guard walked the content as implicit VR and so did not see that length; it
+/// now walks it as the parser will, and refuses the file before dicom-object allocates.
+#[test]
+fn regression_dicom_file_1() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut un = tag(0x4453, 0x100C);
+    un.extend_from_slice(b"UN\0\0");
+    un.extend_from_slice(&UNDEFINED);
+    un.extend(tag(0xFFFE, 0xE000)); // item, undefined length
+    un.extend_from_slice(&UNDEFINED);
+    un.extend(tag(0x0008, 0x1115)); // implicit VR: ReferencedSeriesSequence, undefined length
+    un.extend_from_slice(&UNDEFINED);
+    un.extend(tag(0xFFFE, 0xE000)); // its item
+    un.extend_from_slice(&UNDEFINED);
+    un.extend(tag(0x0020, 0x000E)); // SeriesInstanceUID, 4 bytes
+    un.extend_from_slice(&4u32.to_le_bytes());
+    un.extend_from_slice(b"1.2\0");
+    for delimiter in [0xE00D, 0xE0DD, 0xE00D, 0xE0DD] {
+        un.extend(tag(0xFFFE, delimiter));
+        un.extend_from_slice(&[0; 4]);
+    }
+    let (bytes, at) = insert_before_pixel_data(&slice_bytes(dir.path()), &un);
+    let p = dir.path().join("un_sequence.dcm");
+    std::fs::write(&p, &bytes).expect("write");
+    // The nested element starts after the UN header (12 bytes) and the item header (8).
+    let offset = at + 20;
+    let expected = format!(
+        "{}: corrupt DICOM: undefined-length UN element (4453,100C) that dicom-rs cannot read: \
+         invalid VR [255, 255] for (0008,1115) at byte {offset}",
+        p.display()
+    );
+    let e = read_pixels(&p, &Limits::default()).expect_err("refused");
+    assert!(matches!(e, VolumeError::Malformed { .. }), "{e:?}");
+    assert_eq!(e.to_string(), expected);
+    let e = read_series(&p, &LoadOptions::default()).expect_err("refused");
+    assert_eq!(e.to_string(), expected);
+}
