@@ -535,13 +535,29 @@ fn header_text(volume: &Volume, compressed: Option<u64>, data_file: &str) -> Str
     s
 }
 
-fn voxel_bytes(volume: &Volume) -> Vec<u8> {
-    let v = volume.voxels();
-    let mut out = Vec::with_capacity(v.len() * 2);
-    for x in v.iter() {
-        out.extend_from_slice(&x.to_le_bytes());
+/// Write the voxels as little-endian `i16`, x fastest, in 1 MiB pieces (no full-size copy).
+fn write_voxels(w: &mut impl Write, volume: &Volume) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(1 << 20);
+    for x in volume.voxels().iter() {
+        buf.extend_from_slice(&x.to_le_bytes());
+        if buf.len() >= (1 << 20) {
+            w.write_all(&buf)?;
+            buf.clear();
+        }
     }
-    out
+    w.write_all(&buf)
+}
+
+/// Create `p` and run `body` on a buffered writer, mapping every I/O error to one naming `p`.
+fn write_file(
+    p: &Path,
+    body: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+) -> Result<(), VolumeError> {
+    let f = File::create(p).map_err(|e| VolumeError::io(p, e))?;
+    let mut w = BufWriter::with_capacity(1 << 20, f);
+    body(&mut w)
+        .and_then(|()| w.flush())
+        .map_err(|e| VolumeError::io(p, e))
 }
 
 /// Write a volume as MetaImage `MET_SHORT`: `.mhd` + a `.raw` (or `.zraw`) beside it, or a
@@ -576,40 +592,63 @@ pub fn write_metaimage_with(
             ))
         }
     };
-    let mut data = voxel_bytes(volume);
-    let compressed = if options.compress {
-        let mut enc = ZlibEncoder::new(Vec::new(), Compression::fast());
-        enc.write_all(&data)
-            .and_then(|()| enc.finish())
-            .map(|z| {
-                data = z;
-                Some(data.len() as u64)
+    match (is_mha, options.compress) {
+        (true, false) => write_file(path, |w| {
+            w.write_all(header_text(volume, None, "LOCAL").as_bytes())?;
+            write_voxels(w, volume)
+        }),
+        (true, true) => {
+            // The header announces CompressedDataSize, so the compressed bytes come first.
+            let mut enc = ZlibEncoder::new(Vec::new(), Compression::fast());
+            let z = write_voxels(&mut enc, volume)
+                .and_then(|()| enc.finish())
+                .map_err(|e| VolumeError::io(path, e))?;
+            write_file(path, |w| {
+                w.write_all(header_text(volume, Some(z.len() as u64), "LOCAL").as_bytes())?;
+                w.write_all(&z)
             })
-            .map_err(|e| VolumeError::io(path, e))?
-    } else {
-        None
-    };
-    let write = |p: &Path, parts: &[&[u8]]| -> Result<(), VolumeError> {
-        let f = File::create(p).map_err(|e| VolumeError::io(p, e))?;
-        let mut w = BufWriter::new(f);
-        for part in parts {
-            w.write_all(part).map_err(|e| VolumeError::io(p, e))?;
         }
-        w.flush().map_err(|e| VolumeError::io(p, e))
-    };
-    if is_mha {
-        let header = header_text(volume, compressed, "LOCAL");
-        write(path, &[header.as_bytes(), &data])
-    } else {
-        let raw_ext = if compressed.is_some() { "zraw" } else { "raw" };
-        let raw_path = path.with_extension(raw_ext);
-        let raw_name = raw_path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        write(&raw_path, &[&data])?;
-        let header = header_text(volume, compressed, &raw_name);
-        write(path, &[header.as_bytes()])
+        (false, compress) => {
+            let raw_path = path.with_extension(if compress { "zraw" } else { "raw" });
+            let raw_name = raw_path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut size = None;
+            write_file(&raw_path, |w| {
+                if compress {
+                    let mut enc = ZlibEncoder::new(
+                        CountingWriter { inner: w, count: 0 },
+                        Compression::fast(),
+                    );
+                    write_voxels(&mut enc, volume)?;
+                    size = Some(enc.finish()?.count);
+                    Ok(())
+                } else {
+                    write_voxels(w, volume)
+                }
+            })?;
+            write_file(path, |w| {
+                w.write_all(header_text(volume, size, &raw_name).as_bytes())
+            })
+        }
+    }
+}
+
+/// Counts the bytes written through it (the compressed size for the header).
+struct CountingWriter<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 
