@@ -9,8 +9,8 @@
 //! ## Geometry
 //! NIfTI stores a RAS+ affine from voxel `(i, j, k)` (`i` fastest in the file) to millimetres.
 //! As the standard says, the **sform** is used when `sform_code > 0`, else the **qform**
-//! quaternion when `qform_code > 0`, else `pixdim` alone (with a warning, and the orientation ITK
-//! assumes in that case). The affine is turned into LPS by negating its first two rows; spacing is
+//! quaternion when `qform_code > 0`, else `pixdim` alone (with a warning; the orientation is then
+//! unknown and, as SimpleITK does, taken as the identity in LPS). The affine is turned into LPS by negating its first two rows; spacing is
 //! the length of each affine column and the direction its unit vector. Spatial units in metres or
 //! microns are converted to millimetres. `i, j, k` become Speck's `x, y, z`, so the voxels land in
 //! an ndarray `[z, y, x]` exactly in file order, without a transpose.
@@ -53,7 +53,7 @@ pub enum AffineSource {
     Sform,
     /// `qform_code > 0` (and no sform): quaternion, `pixdim` and `qoffset`.
     Qform,
-    /// Neither: `pixdim` only, origin 0, ITK's default orientation.
+    /// Neither: `pixdim` only, origin 0, identity direction in LPS (as SimpleITK reads it).
     Pixdim,
 }
 
@@ -380,8 +380,8 @@ fn parse_header(path: &Path, b: &[u8]) -> Result<Header, VolumeError> {
         )
     } else {
         warnings.push(
-            "neither sform nor qform is set: geometry from pixdim only, origin 0, \
-             orientation assumed RAS as ITK does"
+            "neither sform nor qform is set: geometry from pixdim only, origin 0, orientation \
+             unknown (identity in LPS assumed, as SimpleITK reads such a file)"
                 .into(),
         );
         let d = |i: usize| {
@@ -393,8 +393,9 @@ fn parse_header(path: &Path, b: &[u8]) -> Result<Header, VolumeError> {
         };
         (
             [
-                [d(1), 0.0, 0.0, 0.0],
-                [0.0, d(2), 0.0, 0.0],
+                // RAS rows of an LPS identity: negated x and y.
+                [-d(1), 0.0, 0.0, 0.0],
+                [0.0, -d(2), 0.0, 0.0],
                 [0.0, 0.0, d(3), 0.0],
             ],
             AffineSource::Pixdim,

@@ -49,7 +49,7 @@ pub fn report(volume: &Volume) -> Value {
     json!({
         "size_xyz": volume.size_xyz(),
         "spacing_xyz_mm": g.spacing.xyz(),
-        "origin_lps_mm": g.origin.to_array(),
+        "origin_lps_mm": g.origin.to_array().map(|v| v + 0.0),
         // `+ 0.0` turns -0.0 into 0.0 so that the JSON reads cleanly.
         "direction": g.direction.rows().map(|r| r.map(|v| v + 0.0)),
         "hu_min": hu_min,
