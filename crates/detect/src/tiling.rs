@@ -9,8 +9,9 @@
 //! nnU-Net and MONAI): `map = Σ wₜ·outₜ / Σ wₜ`, so the normalised weights of the tiles covering a
 //! voxel sum to exactly 1.
 //!
-//! **Memory.** Tiles run in `z`-major order, and the accumulator only holds the output rows (`z`
-//! planes) that a tile still to come may touch — at most one tile depth plus one batch. A row
+//! **Memory.** Tiles run in `z`-major order, batches never straddle two tile rows, and the
+//! accumulator only holds the output rows (`z` planes) that a tile still to come may touch — at
+//! most one tile depth. A row
 //! whose last tile has been blended is normalised and handed to a row sink (peak extraction
 //! with a halo, or a full map for small volumes), then freed. Nothing proportional to the whole
 //! volume is ever allocated in `f32`.
@@ -279,7 +280,12 @@ pub(crate) fn run_sliding_window<S: RowSink>(
         peak_rows: 0,
     };
     let batch = batch.max(1);
-    let chunks: Vec<&[[usize; 3]]> = tiles.chunks(batch).collect();
+    // Batches never straddle two tile rows (same z start), so the accumulator holds at most one
+    // tile depth of output rows.
+    let mut chunks: Vec<&[[usize; 3]]> = Vec::new();
+    for row in tiles.chunk_by(|a, b| a[0] == b[0]) {
+        chunks.extend(row.chunks(batch));
+    }
     let p = grid.patch;
     let pn = p[0] * p[1] * p[2];
     let prepare = |chunk: &[[usize; 3]]| -> Result<Array5<f32>> {

@@ -117,6 +117,9 @@ fn blobs_found_once_at_their_world_position_and_mediastinum_dropped() {
         .iter()
         .all(|d| d.candidate.source.stage == Stage::Coarse));
     assert!(found.counts.tiles_run > 0 && found.counts.tiles_run <= found.counts.tiles_total);
+    // memory bound: the blending accumulator never held more than one tile depth (32 of the 64
+    // output rows)
+    assert!(found.counts.accumulator_rows <= 32, "{:?}", found.counts);
     assert_eq!(found.device, Device::Cpu);
 
     // Flag instead of drop: the mediastinal blob is reported, outside the lungs.
