@@ -12,6 +12,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/pip" install -r models/train/requirements.txt
   "$VENV/bin/pip" uninstall -y triton || true
 fi
+# The bundled models were made with the stand-alone generator over the speck-phantom library
+# (same phantoms as `speck phantom`); run with SPECK_PHANTOM_GEN= (empty) to call `speck phantom` instead.
+(cd models/train/phantom-gen && cargo build --release --bin speck-train-phantom-gen)
+TGT=$(cd models/train/phantom-gen && cargo metadata --format-version 1 --no-deps | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+export SPECK_PHANTOM_GEN=${SPECK_PHANTOM_GEN-$TGT/release/speck-train-phantom-gen}
 cargo build --release -p speck-cli
 export SPECK_BIN="${CARGO_TARGET_DIR:-target}/release/speck"
 "$VENV/bin/python" models/train/train.py --all "$@"

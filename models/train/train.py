@@ -61,7 +61,7 @@ def make_phantom(seed: int, out: str, smoke: bool) -> str:
         # stand-alone generator over the same speck-phantom library (models/train/phantom-gen)
         cmd = [os.environ["SPECK_PHANTOM_GEN"], str(seed), str(NODULES_PER_SCAN), SCAN_SIZE, out]
     else:
-        cmd = [speck_binary(), "phantom", "--seed", str(seed), "--count", str(NODULES_PER_SCAN),
+        cmd = [speck_binary(), "phantom", "--seed", str(seed), "--count", "1", "--nodules", str(NODULES_PER_SCAN),
                "--size", SCAN_SIZE, "--spacing", "1.0,0.7,0.7", "--format", "mhd", "--out", out]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return out
@@ -231,8 +231,9 @@ def train_coarse(steps, batch, smoke=False):
     if os.environ.get("SPECK_TRAIN_RESUME") and os.path.exists(os.path.join(WORK, "coarse.pt")):
         net.load_state_dict(torch.load(os.path.join(WORK, "coarse.pt")))
         log("coarse: resumed from coarse.pt")
-    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.1)
+    lr = 1e-3 if os.environ.get("SPECK_TRAIN_RESUME") else 3e-3
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     t0 = time.time()
     run = 0.0
     for step in range(1, steps + 1):
@@ -244,7 +245,7 @@ def train_coarse(steps, batch, smoke=False):
         opt.step()
         sched.step()
         run = 0.98 * run + 0.02 * loss.item() if step > 1 else loss.item()
-        if step % 100 == 0 or step == steps:
+        if step % 50 == 0 or step == steps:
             log(f"coarse step {step}/{steps} loss {run:.3f} ({(time.time() - t0) / step:.2f}s/step)")
         if step % 500 == 0 or step == steps:
             r, fp = coarse_validate(net, VP, VM, COARSE_CROP)
@@ -403,8 +404,8 @@ def main():
     ap.add_argument("--fine", action="store_true")
     ap.add_argument("--export", action="store_true")
     ap.add_argument("--smoke", action="store_true", help="tiny run on the numpy stand-in phantom")
-    ap.add_argument("--coarse-steps", type=int, default=1600)
-    ap.add_argument("--fine-steps", type=int, default=1600)
+    ap.add_argument("--coarse-steps", type=int, default=500)
+    ap.add_argument("--fine-steps", type=int, default=500)
     ap.add_argument("--coarse-batch", type=int, default=8)
     ap.add_argument("--fine-batch", type=int, default=16)
     ap.add_argument("--out", default=os.path.join(REPO, "models"))
