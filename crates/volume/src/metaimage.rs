@@ -348,6 +348,14 @@ pub fn read_metaimage(path: &Path, options: &LoadOptions) -> Result<Volume, Volu
         let dir = path.parent().unwrap_or_else(|| Path::new(""));
         (dir.join(rel), 0)
     };
+    // Only a regular file: opening a FIFO named by a hostile header would block forever.
+    let kind = std::fs::metadata(&data_path).map_err(|e| VolumeError::io(&data_path, e))?;
+    if !kind.is_file() {
+        return Err(VolumeError::unsupported(
+            &data_path,
+            "ElementDataFile is not a regular file",
+        ));
+    }
     let data = File::open(&data_path).map_err(|e| VolumeError::io(&data_path, e))?;
     let data_len = data
         .metadata()

@@ -854,3 +854,48 @@ fn tmpfs_full_and_read_only_mounts() {
         format!("{}: Read-only file system (os error 30)", p.display())
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Data files that are not files
+
+#[test]
+fn metaimage_data_file_that_is_a_fifo_or_a_folder_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let fifo = dir.path().join("d.raw");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !made {
+        eprintln!("SKIPPED: mkfifo unavailable");
+        return;
+    }
+    let header = "ObjectType = Image\nNDims = 3\nDimSize = 2 2 2\nElementType = MET_SHORT\n\
+                  ElementDataFile = d.raw\n";
+    let p = dir.path().join("fifo.mhd");
+    std::fs::write(&p, header).expect("write");
+    // Opening a FIFO without a writer blocks: run the read on a thread and give it 10 s.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p2 = p.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(read_metaimage(&p2, &LoadOptions::default()).map(|_| ()));
+    });
+    let r = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("read_metaimage blocked on a FIFO");
+    assert_error(
+        r,
+        &fifo,
+        dir.path(),
+        "{path}: unsupported: ElementDataFile is not a regular file",
+    );
+    // A folder is refused the same way.
+    std::fs::remove_file(&fifo).expect("rm");
+    std::fs::create_dir(&fifo).expect("mkdir");
+    assert_error(
+        read_metaimage(&p, &LoadOptions::default()),
+        &fifo,
+        dir.path(),
+        "{path}: unsupported: ElementDataFile is not a regular file",
+    );
+}
