@@ -1,12 +1,156 @@
-//! `speck phantom` (not yet implemented).
+//! `speck phantom`: write synthetic chest CTs with nodules of known size, plus LUNA16-style
+//! `annotations.csv` / `annotations_excluded.csv` for all of them.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
+use speck_phantom::{
+    write_annotations, write_lung_mask, write_scan, AttachmentMix, DensityMix, OutputFormat,
+    PhantomOptions, SizeMix,
+};
+
 /// Arguments of `speck phantom`.
-#[derive(clap::Args)]
-pub struct Args {}
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Seed of the first scan; scan i uses seed + i. Same seed, same scan, bit for bit.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output folder (created): one scan per seed named by its SeriesInstanceUID, and the
+    /// annotation files.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of scans (seeds seed..seed+count-1), with one combined annotations.csv.
+    #[arg(long, default_value_t = 1)]
+    pub count: u64,
+    /// Scan format: nifti (<uid>.nii.gz), mhd (<uid>.mhd + .raw) or dicom (<uid>/ folder).
+    #[arg(long, default_value = "nifti")]
+    pub format: String,
+    /// Nodules per scan (reference and excluded together).
+    #[arg(long, default_value_t = 8)]
+    pub nodules: usize,
+    /// Size distribution: small (mostly 3-5 voxels), luna16 (the real LUNA16 sizes),
+    /// uniform (2-30 mm) or mixed (half small, half luna16).
+    #[arg(long, default_value = "mixed")]
+    pub size_mix: String,
+    /// Density weights, e.g. solid=0.65,part-solid=0.15,ground-glass=0.2 (or one class name).
+    #[arg(long)]
+    pub density_mix: Option<String>,
+    /// Attachment weights, e.g. isolated=0.5,vessel=0.3,pleura=0.2 (or one class name).
+    #[arg(long)]
+    pub attachment_mix: Option<String>,
+    /// Volume size in voxels as Z,Y,X (default 300,512,512).
+    #[arg(long)]
+    pub size: Option<String>,
+    /// Voxel spacing in mm as Z,Y,X (default 1.0,0.7,0.7).
+    #[arg(long)]
+    pub spacing: Option<String>,
+    /// Noise standard deviation in HU (default: drawn per seed around the calibrated level).
+    #[arg(long)]
+    pub noise_sd: Option<f64>,
+    /// Nodules smaller than this many in-plane voxels (equivalent diameter) go to
+    /// annotations_excluded.csv.
+    #[arg(long, default_value_t = 3.0)]
+    pub min_reference_vox: f64,
+    /// Also write the true lung mask as <uid>_lungmask.nii.gz (0 outside, 1 right, 2 left).
+    #[arg(long)]
+    pub lung_mask: bool,
+    /// Also write <uid>_truth.json with every nodule's shape, class and peak HU.
+    #[arg(long)]
+    pub truth_json: bool,
+}
+
+fn triplet<T: std::str::FromStr>(flag: &str, s: &str) -> anyhow::Result<[T; 3]> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    if parts.len() != 3 {
+        anyhow::bail!("--{flag} wants Z,Y,X (three comma-separated numbers), got {s:?}");
+    }
+    let parse = |p: &str| {
+        p.parse::<T>()
+            .map_err(|_| anyhow::anyhow!("--{flag}: {p:?} is not a valid number"))
+    };
+    Ok([parse(parts[0])?, parse(parts[1])?, parse(parts[2])?])
+}
+
+/// The phantom options these arguments ask for (seed not yet set).
+pub fn options(args: &Args) -> anyhow::Result<PhantomOptions> {
+    let mut o = PhantomOptions::new(args.seed)
+        .nodules(args.nodules)
+        .size_mix(args.size_mix.parse::<SizeMix>()?)
+        .noise_sd_hu(args.noise_sd)
+        .with_lung_mask(args.lung_mask);
+    if let Some(s) = &args.density_mix {
+        o = o.density_mix(s.parse::<DensityMix>()?);
+    }
+    if let Some(s) = &args.attachment_mix {
+        o = o.attachment_mix(s.parse::<AttachmentMix>()?);
+    }
+    if let Some(s) = &args.size {
+        o = o.shape(triplet("size", s)?);
+    }
+    if let Some(s) = &args.spacing {
+        o = o.spacing(triplet("spacing", s)?);
+    }
+    o.reference_min_vox = args.min_reference_vox;
+    o.validate()?;
+    Ok(o)
+}
 
 /// Run `speck phantom`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("speck phantom is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let format: OutputFormat = args.format.parse()?;
+    let base = options(&args)?;
+    if args.count == 0 {
+        anyhow::bail!("--count must be at least 1");
+    }
+    let last = args
+        .seed
+        .checked_add(args.count - 1)
+        .context("--seed + --count overflows u64")?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut truths = Vec::with_capacity(args.count as usize);
+    for seed in args.seed..=last {
+        let opts = PhantomOptions {
+            seed,
+            ..base.clone()
+        };
+        let t = std::time::Instant::now();
+        let mut phantom = speck_phantom::generate(&opts)?;
+        let path = write_scan(&phantom, &args.out, format)?;
+        if args.lung_mask {
+            write_lung_mask(&phantom, &args.out)?;
+            phantom.truth.lung_mask = None;
+        }
+        if args.truth_json {
+            let json = serde_json::json!({
+                "seed": seed,
+                "series_uid": phantom.truth.series_uid,
+                "noise_sd_hu": phantom.truth.noise_sd_hu,
+                "reference_min_vox": phantom.truth.reference_min_vox,
+                "in_plane_spacing_mm": phantom.truth.in_plane_spacing_mm,
+                "nodules": phantom.truth.nodules,
+            });
+            let p = args
+                .out
+                .join(format!("{}_truth.json", phantom.truth.series_uid));
+            std::fs::write(&p, serde_json::to_string_pretty(&json)?)
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
+        let n_ref = phantom.truth.reference_nodules().count();
+        eprintln!(
+            "seed {seed}: {} ({} nodules, {n_ref} reference) in {:.1} s",
+            path.display(),
+            phantom.truth.nodules.len(),
+            t.elapsed().as_secs_f64()
+        );
+        truths.push(phantom.truth);
+    }
+    write_annotations(&args.out, truths.iter())?;
+    eprintln!(
+        "wrote {} scan(s) and {}",
+        truths.len(),
+        args.out.join("annotations.csv").display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
