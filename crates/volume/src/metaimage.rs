@@ -20,6 +20,23 @@
 //!
 //! Voxel values are converted to `i16` HU by rounding and clamping, as for NIfTI; non-finite
 //! floats are an error.
+//!
+//! ```
+//! use speck_volume::metaimage::{read_metaimage, write_metaimage};
+//! use speck_volume::{Direction, Geometry, LoadOptions, Provenance, Spacing, Volume, WorldPoint};
+//! let d = Direction::from_axes([0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0])?;
+//! let g = Geometry::new(Spacing::new(0.7, 0.7, 2.5)?, WorldPoint::new(-180.0, -170.0, -340.0), d);
+//! let v = Volume::new(ndarray::Array3::from_elem((3, 4, 5), 40), g, Provenance::default())?;
+//! let dir = tempfile::tempdir().expect("tempdir");
+//! let path = dir.path().join("1.3.6.1.4.mhd"); // LUNA16 style: <seriesuid>.mhd + .raw
+//! write_metaimage(&v, &path)?;
+//! let header = std::fs::read_to_string(&path).expect("header");
+//! assert!(header.contains("TransformMatrix = 0 1 0 -1 0 0 0 0 1")); // axis by axis
+//! let back = read_metaimage(&path, &LoadOptions::default())?;
+//! assert_eq!(back.geometry(), v.geometry());
+//! assert_eq!(back.provenance().series_uid.as_deref(), Some("1.3.6.1.4"));
+//! # Ok::<(), speck_volume::VolumeError>(())
+//! ```
 
 use std::collections::HashMap;
 use std::fs::File;

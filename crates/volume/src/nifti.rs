@@ -1,19 +1,21 @@
 //! NIfTI reading (NIfTI-1 and NIfTI-2) and NIfTI-1 writing (`.nii`, `.nii.gz`).
 //!
-//! The header (348 bytes for NIfTI-1, 540 for NIfTI-2) is parsed here rather than by the `nifti` crate so that every field a
-//! hostile file can lie about (dimensions, data offset, data type, affine) is checked against
-//! [`crate::Limits`] and against the file's real size *before* anything is allocated, and so that
-//! a `.nii.gz` is decompressed as a stream that stops at the size the header declares (a gzip bomb
-//! never allocates more than the header announced and is refused once it expands past it).
+//! The header (348 bytes for NIfTI-1, 540 for NIfTI-2) is parsed here rather than by the `nifti`
+//! crate so that every field a hostile file can lie about (dimensions, data offset, data type,
+//! affine) is checked against [`crate::Limits`] and against the file's real size *before*
+//! anything is allocated, and so that a `.nii.gz` is decompressed as a stream that stops at the
+//! size the header declares (a gzip bomb never allocates more than the header announced and is
+//! refused once it expands past it).
 //!
 //! ## Geometry
 //! NIfTI stores a RAS+ affine from voxel `(i, j, k)` (`i` fastest in the file) to millimetres.
 //! As the standard says, the **sform** is used when `sform_code > 0`, else the **qform**
 //! quaternion when `qform_code > 0`, else `pixdim` alone (with a warning; the orientation is then
-//! unknown and, as SimpleITK does, taken as the identity in LPS). The affine is turned into LPS by negating its first two rows; spacing is
-//! the length of each affine column and the direction its unit vector. Spatial units in metres or
-//! microns are converted to millimetres. `i, j, k` become Speck's `x, y, z`, so the voxels land in
-//! an ndarray `[z, y, x]` exactly in file order, without a transpose.
+//! unknown and, as SimpleITK does, taken as the identity in LPS). The affine is turned into LPS by
+//! negating its first two rows; spacing is the length of each affine column and the direction its
+//! unit vector. Spatial units in metres or microns are converted to millimetres. `i, j, k` become
+//! Speck's `x, y, z`, so the voxels land in an ndarray `[z, y, x]` exactly in file order, without
+//! a transpose.
 //!
 //! ## Intensities
 //! `uint8`, `int8`, `int16`, `uint16`, `int32`, `uint32`, `float32` and `float64` are read.
@@ -27,6 +29,21 @@
 //! [`write_nifti`] (`int16`) and [`write_nifti_f32`] (`float32`) write a single-file NIfTI-1 with
 //! both the sform (exact affine) and the qform (its rotation as a quaternion) set to code 1
 //! ("scanner anatomical"), units mm, and gzip when the path ends with `.gz`.
+//!
+//! ```
+//! use speck_volume::nifti::{read_nifti, write_nifti};
+//! use speck_volume::{Direction, Geometry, LoadOptions, Provenance, Spacing, Volume, WorldPoint};
+//! let g = Geometry::new(Spacing::new(0.7, 0.7, 2.5)?, WorldPoint::new(-180.0, -170.0, -340.0), Direction::IDENTITY);
+//! let v = Volume::new(ndarray::Array3::from_elem((3, 4, 5), -1000), g, Provenance::default())?;
+//! let dir = tempfile::tempdir().expect("tempdir");
+//! let path = dir.path().join("1.2.3.nii.gz");
+//! write_nifti(&v, &path)?;
+//! let back = read_nifti(&path, &LoadOptions::default())?;
+//! assert_eq!(back.voxels(), v.voxels());
+//! assert_eq!(back.geometry().origin, WorldPoint::new(-180.0, -170.0, -340.0));
+//! assert_eq!(back.provenance().series_uid.as_deref(), Some("1.2.3"));
+//! # Ok::<(), speck_volume::VolumeError>(())
+//! ```
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
