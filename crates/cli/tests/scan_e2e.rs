@@ -530,3 +530,17 @@ fn ctrl_c_stops_cleanly_and_resume_finishes_the_rest() {
     );
     assert_eq!(read_csv(&out.join("summary.csv")).len(), 3);
 }
+
+#[test]
+fn an_output_folder_inside_the_input_is_never_scanned() {
+    if !ort_available() {
+        return;
+    }
+    let (_dir, input) = good_folder(1);
+    let out = input.join("results");
+    for _ in 0..2 {
+        assert_eq!(code(&scan(&[&input], &out, &["--heatmap"], &[])), 0);
+        let summary = read_csv(&out.join("summary.csv"));
+        assert_eq!(summary.len(), 1, "its own heatmap was scanned: {summary:?}");
+    }
+}

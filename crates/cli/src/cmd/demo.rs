@@ -104,7 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     eprintln!("speck demo: 2/3 scanning with {}", engine.describe());
     let t1 = Instant::now();
-    let items = discover::discover(std::slice::from_ref(&phantoms_dir));
+    let items = discover::discover(std::slice::from_ref(&phantoms_dir), &[]);
     let opts = run::Options {
         out: scan_dir.clone(),
         run_dir: scan_dir.clone(),

@@ -167,7 +167,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(args.engine.build(args.jobs)?)
     };
 
-    let all = discover::discover(&args.inputs);
+    let all = discover::discover(&args.inputs, std::slice::from_ref(&args.out));
     if all.is_empty() {
         anyhow::bail!("no inputs to scan");
     }

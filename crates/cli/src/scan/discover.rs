@@ -292,6 +292,7 @@ fn orphan_folders(
 
 /// Walk `dir`: image files by extension, and the other (possibly DICOM) files.
 fn walk(
+    skip: &[PathBuf],
     dir: &Path,
     depth: usize,
     images: &mut Vec<PathBuf>,
@@ -319,7 +320,12 @@ fn walk(
             continue;
         };
         if meta.is_dir() {
-            walk(&p, depth + 1, images, other, errs);
+            let inside_skip = std::fs::canonicalize(&p).is_ok_and(|c| skip.contains(&c));
+            if inside_skip {
+                tracing::debug!("{}: the output folder; not searched", p.display());
+            } else {
+                walk(skip, &p, depth + 1, images, other, errs);
+            }
         } else if meta.is_file() || meta.file_type().is_symlink() && p.is_file() {
             if format_of(&p).is_some() {
                 images.push(p);
@@ -330,7 +336,7 @@ fn walk(
     }
 }
 
-fn discover_one(input: &Path, out: &mut Vec<Raw>, in_manifest: bool) {
+fn discover_one(skip: &[PathBuf], input: &Path, out: &mut Vec<Raw>, in_manifest: bool) {
     let meta = match std::fs::metadata(input) {
         Ok(m) => m,
         Err(e) => {
@@ -346,7 +352,7 @@ fn discover_one(input: &Path, out: &mut Vec<Raw>, in_manifest: bool) {
     };
     if meta.is_dir() {
         let (mut images, mut others, mut errs) = (Vec::new(), Vec::new(), Vec::new());
-        walk(input, 0, &mut images, &mut others, &mut errs);
+        walk(skip, input, 0, &mut images, &mut others, &mut errs);
         for (p, e) in errs {
             out.push(fail(input, &p, image_stem(&p), None, e));
         }
@@ -388,7 +394,7 @@ fn discover_one(input: &Path, out: &mut Vec<Raw>, in_manifest: bool) {
         match read_manifest(input) {
             Ok(paths) => {
                 for p in paths {
-                    discover_one(&p, out, true);
+                    discover_one(skip, &p, out, true);
                 }
             }
             Err(e) => out.push(fail(
@@ -427,11 +433,16 @@ pub fn read_manifest(path: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// Discover every item under `inputs`, de-duplicated (the same file or series reached twice is
-/// scanned once), sorted, with unique safe ids.
-pub fn discover(inputs: &[PathBuf]) -> Vec<Item> {
+/// scanned once), sorted, with unique safe ids. Folders in `skip` (the output folder, when it lies
+/// inside an input) are not searched, so a run never scans its own heatmaps.
+pub fn discover(inputs: &[PathBuf], skip: &[PathBuf]) -> Vec<Item> {
+    let skip: Vec<PathBuf> = skip
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect();
     let mut raws = Vec::new();
     for input in inputs {
-        discover_one(input, &mut raws, false);
+        discover_one(&skip, input, &mut raws, false);
     }
     // De-duplicate by what would be read.
     let mut seen: BTreeMap<(String, Option<String>, String), Raw> = BTreeMap::new();
@@ -501,7 +512,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = dir.path().join("../../evil.nii");
         let b = dir.path().join("missing");
-        let items = discover(&[b.clone(), a.clone(), a]);
+        let items = discover(&[b.clone(), a.clone(), a], &[]);
         assert_eq!(items.len(), 2, "{items:?}");
         for it in &items {
             assert!(names::is_safe_component(&it.id));
