@@ -28,7 +28,8 @@ pub struct EngineArgs {
     /// Folder holding the bundled models (coarse-*.onnx, fine-*.onnx).
     #[arg(long, value_name = "DIR", env = "SPECK_MODELS_DIR")]
     pub models_dir: Option<PathBuf>,
-    /// Where the models run: cpu, cuda[:N] or tensorrt[:N] (falls back to cpu with a warning).
+    /// Where the models run: cpu, cuda, cuda:N, tensorrt or tensorrt:N (falls back to cpu with a
+    /// warning).
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// ONNX Runtime threads per scan; default: the available cores divided by --jobs.
