@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde_json::{json, Value};
-use speck_volume::{open_with, LoadOptions, Volume};
+use speck_volume::{detect_format, open_with, Format, LoadOptions, Volume};
 
 /// Arguments of `speck info`.
 #[derive(clap::Args)]
@@ -28,7 +28,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     // VolumeError already names the file and the reason (its Display includes its source).
     let volume = open_with(&args.path, &options).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let report = report(&volume);
+    let mut report = report(&volume);
+    if let Ok(format) = detect_format(&args.path) {
+        report["format"] = json!(match format {
+            Format::Dicom => "dicom",
+            Format::Nifti => "nifti",
+            Format::MetaImage => "metaimage",
+        });
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -40,7 +47,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// The JSON report. Keys: `size_xyz`, `spacing_xyz_mm`, `origin_lps_mm`, `direction` (row-major
 /// 3x3, columns are the x, y, z axis directions in LPS), `hu_min`, `hu_max`, `hu_mean`,
 /// `series_uid`, `warnings`, plus `source`, `patient_id`, `study_uid`, `other_series`, and
-/// `instance_numbers` (first and last InstanceNumber along z, DICOM only).
+/// `instance_numbers` (first and last InstanceNumber along z, DICOM only). `run` adds `format`
+/// (`dicom`, `nifti` or `metaimage`).
 pub fn report(volume: &Volume) -> Value {
     let g = volume.geometry();
     let p = volume.provenance();
@@ -79,7 +87,11 @@ fn text(volume: &Volume, r: &Value) -> String {
     let mut s = String::new();
     let mut line = |k: &str, v: String| s.push_str(&format!("{k:<14}{v}\n"));
     if let Some(src) = &p.source {
-        line("source", src.display().to_string());
+        let format = r["format"]
+            .as_str()
+            .map(|f| format!(" ({f})"))
+            .unwrap_or_default();
+        line("source", format!("{}{format}", src.display()));
     }
     line("series", p.series_uid.clone().unwrap_or_else(|| "-".into()));
     if let Some(id) = &p.patient_id {
