@@ -90,3 +90,42 @@ fn regression_dicom_file_1() {
     let e = read_series(&p, &LoadOptions::default()).expect_err("refused");
     assert_eq!(e.to_string(), expected);
 }
+
+/// fuzz target `dicom_file`, finding 2 (10 s timeout and ~760 MB for a 546-byte file).
+///
+/// An element whose explicit VR is two letters that name no VR (`UF` in the file meta group,
+/// `UK` in the data set). dicom-encoding reads any VR outside the 2-byte-length list as UN, with
+/// 2 reserved bytes and a 4-byte length, so the first 4 bytes of the value (`1.2.` =
+/// 0x2E322E31, 775 MB) became a length it allocated and zero-filled. The length guard read such
+/// a header in the short form; it now uses the parser's rule.
+#[test]
+fn regression_dicom_file_2() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let good = slice_bytes(dir.path());
+    for (group, element, vr, what) in [
+        (0x0002u16, 0x0002u16, b"UF", "meta element"),
+        (0x0008, 0x0016, b"UK", "element"),
+    ] {
+        let mut header = tag(group, element);
+        header.extend_from_slice(b"UI");
+        let at = good
+            .windows(6)
+            .position(|w| w == header.as_slice())
+            .expect("element");
+        let mut bytes = good.clone();
+        bytes[at + 4..at + 6].copy_from_slice(vr);
+        let p = dir.path().join(format!("vr_{group:04x}.dcm"));
+        std::fs::write(&p, &bytes).expect("write");
+        let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().expect("4 bytes"));
+        let left = bytes.len() - (at + 12);
+        let tag_text = format!("({group:04X},{element:04X})");
+        let expected = format!(
+            "{}: corrupt DICOM: {what} {tag_text} claims {len} bytes but only {left} remain",
+            p.display()
+        );
+        let e = read_pixels(&p, &Limits::default()).expect_err("refused");
+        assert_eq!(e.to_string(), expected);
+        let e = read_series(&p, &LoadOptions::default()).expect_err("refused");
+        assert_eq!(e.to_string(), expected);
+    }
+}

@@ -93,22 +93,33 @@ impl SeekRelative for Cursor<Vec<u8>> {
     }
 }
 
+/// Whether an explicit-VR header has the 12-byte form (2 reserved bytes, 4-byte length). As in
+/// dicom-encoding, only the listed VRs have a 2-byte length: any other pair of letters, known or
+/// not, is read as UN with a 4-byte length (fuzz: regression_dicom_file_2).
 fn long_form(vr: &[u8; 2]) -> bool {
-    matches!(
+    !matches!(
         vr,
-        b"OB"
-            | b"OD"
-            | b"OF"
-            | b"OL"
-            | b"OV"
-            | b"OW"
-            | b"SQ"
-            | b"SV"
-            | b"UC"
-            | b"UN"
-            | b"UR"
-            | b"UT"
-            | b"UV"
+        b"AE"
+            | b"AS"
+            | b"AT"
+            | b"CS"
+            | b"DA"
+            | b"DS"
+            | b"DT"
+            | b"FL"
+            | b"FD"
+            | b"IS"
+            | b"LO"
+            | b"LT"
+            | b"PN"
+            | b"SH"
+            | b"SL"
+            | b"SS"
+            | b"ST"
+            | b"TM"
+            | b"UI"
+            | b"UL"
+            | b"US"
     )
 }
 
