@@ -760,7 +760,7 @@ impl Anatomy {
             for j in 0..12 {
                 let jf = f64::from(j);
                 let zp = (0.90 - jf * 0.062) * h + uniform(rng, -0.005, 0.005) * h;
-                let drop = (0.20 + 0.004 * jf) * h;
+                let drop = (0.30 + 0.006 * jf) * h;
                 let phi1 = match j {
                     0..=6 => 2.75,
                     7..=9 => 2.45 - 0.05 * (jf - 7.0),

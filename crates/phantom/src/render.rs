@@ -158,7 +158,7 @@ pub(crate) fn render(
     let [nz, ny, nx] = grid.shape_zyx;
     // Thick slices are rendered as the mean of `nsub` planes spread over the slice (an odd
     // number, so the middle plane is the slice centre): the slice-sensitivity profile.
-    let nsub = ((grid.spacing[2] / 0.9).ceil().max(1.0) as usize) | 1;
+    let nsub = ((grid.spacing[2] / 1.25).ceil().max(1.0) as usize) | 1;
     let fine_dz = grid.spacing[2] / nsub as f64;
     let fine = Grid {
         shape_zyx: [nz * nsub, ny, nx],
