@@ -323,7 +323,11 @@ fn simpleitk_agrees_both_ways() {
         assert_matches_peer(&ours, &j);
         assert_eq!(ours.voxels(), v.voxels());
         // ITK's AnatomicalOrientation agrees with the one Speck derives from the matrix.
-        assert!(ours.provenance().warnings.is_empty(), "{:?}", ours.provenance().warnings);
+        assert!(
+            ours.provenance().warnings.is_empty(),
+            "{:?}",
+            ours.provenance().warnings
+        );
     }
     for name in ["speck.mha", "speck.mhd"] {
         let path = dir.path().join(name);
