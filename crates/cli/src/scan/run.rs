@@ -317,6 +317,7 @@ fn process(item: &Item, ctx: &Ctx<'_>, on_progress: &(dyn Fn(f32) + Sync)) -> Ou
     }
 
     // Load.
+    on_progress(0.0);
     let t_load = Instant::now();
     // Field by field, so options the loader adds later keep their defaults.
     let mut load_opts = LoadOptions::default();
@@ -532,7 +533,16 @@ pub fn run(
                 }
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(item) = items.get(i) else { break };
-                let outcome = process(item, &ctx, &|_| {});
+                let show = |f: f32| {
+                    bar.set_message(format!(
+                        "{} ok, {} failed; {} {:.0}%",
+                        n_ok.load(Ordering::SeqCst),
+                        n_failed.load(Ordering::SeqCst),
+                        short(&item.id),
+                        f * 100.0
+                    ));
+                };
+                let outcome = process(item, &ctx, &show);
                 if matches!(outcome, Outcome::Failed { ref error, .. } if error.stage == "interrupted") {
                     break;
                 }
@@ -683,6 +693,17 @@ pub fn write_report(
     let path = run_dir.join(name);
     atomic::write_atomic(&path, render(&data).as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The end of a long id, for the progress bar.
+fn short(id: &str) -> &str {
+    let n = id.len();
+    // Ids are ASCII (safe names), so any byte offset is a char boundary.
+    if n > 24 {
+        &id[n - 24..]
+    } else {
+        id
+    }
 }
 
 /// `../../` from `run_dir` back to `out` (run_dir is `out` or `out/shards/K-of-N`).
