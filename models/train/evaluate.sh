@@ -33,7 +33,7 @@ for s in $seeds; do
   tail -n +2 "$WORK/$s/annotations_excluded.csv" >> "$WORK/excluded.csv"
 done
 "$TGT/release/speck-train-detect" models/coarse-v1.onnx models/fine-v1.onnx "$WORK/run" \
-  "${SPECK_EVAL_DENSE_T:-0.1}" "$FINE_T" "${SPECK_EVAL_TTA:-0}" "$THREADS" "${scans[@]}"
+  "${SPECK_EVAL_DENSE_T:-0.2}" "$FINE_T" "${SPECK_EVAL_TTA:-0}" "$THREADS" "${scans[@]}"
 # in-lung candidates only (Speck's default drops the others)
 awk -F, 'NR==1 || $7==1' "$WORK/run.candidates.csv" > "$WORK/candidates.csv"
 "$TGT/release/speck" eval --annotations "$WORK/annotations.csv" --excluded "$WORK/excluded.csv" \

@@ -16,7 +16,7 @@ VERSION = "1.0.0"
 COARSE_PATCH = (32, 128, 128)   # tile the engine feeds (z,y,x); divisible by (4,8,8)
 COARSE_STRIDE = (1, 2, 2)
 FINE_PATCH = (32, 48, 48)
-COARSE_THRESHOLD = 0.1           # suggested candidate threshold on the coarse heatmap
+COARSE_THRESHOLD = 0.2           # suggested candidate threshold on the coarse heatmap
 FINE_THRESHOLD = 0.5
 
 

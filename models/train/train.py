@@ -372,8 +372,9 @@ def train_fine(steps, batch, smoke=False):
     if os.environ.get("SPECK_TRAIN_RESUME") and os.path.exists(os.path.join(WORK, "fine.pt")):
         net.load_state_dict(torch.load(os.path.join(WORK, "fine.pt")))
         log("fine: resumed from fine.pt")
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-3)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
+    lr = 1e-3 if os.environ.get("SPECK_TRAIN_RESUME") else 2e-3
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     t0 = time.time()
     run = None
     for step in range(1, steps + 1):
@@ -386,7 +387,7 @@ def train_fine(steps, batch, smoke=False):
         sched.step()
         v = np.array([loss.item(), bce.item(), reg.item()])
         run = v if run is None else 0.98 * run + 0.02 * v
-        if step % 100 == 0 or step == steps:
+        if step % 50 == 0 or step == steps:
             log(f"fine step {step}/{steps} loss/bce/reg {np.round(run, 3).tolist()} ({(time.time() - t0) / step:.2f}s/step)")
         if step % 500 == 0 or step == steps:
             log(f"  val {fine_validate(net, VP, VM)}")
@@ -406,6 +407,8 @@ def main():
     ap.add_argument("--smoke", action="store_true", help="tiny run on the numpy stand-in phantom")
     ap.add_argument("--coarse-steps", type=int, default=500)
     ap.add_argument("--fine-steps", type=int, default=500)
+    ap.add_argument("--coarse-steps2", type=int, default=400, help="second phase at lr 1e-3 from the first's weights")
+    ap.add_argument("--fine-steps2", type=int, default=300, help="second phase at lr 1e-3 from the first's weights")
     ap.add_argument("--coarse-batch", type=int, default=8)
     ap.add_argument("--fine-batch", type=int, default=16)
     ap.add_argument("--out", default=os.path.join(REPO, "models"))
@@ -424,9 +427,17 @@ def main():
         log(f"data ready ({time.time() - t0:.0f}s)")
     if a.all or a.coarse:
         train_coarse(a.coarse_steps, a.coarse_batch, a.smoke)
+        if a.all and a.coarse_steps2 > 0 and not a.smoke:
+            os.environ["SPECK_TRAIN_RESUME"] = "1"
+            train_coarse(a.coarse_steps2, a.coarse_batch)
+            del os.environ["SPECK_TRAIN_RESUME"]
         log(f"coarse done ({time.time() - t0:.0f}s)")
     if a.all or a.fine:
         train_fine(a.fine_steps, a.fine_batch, a.smoke)
+        if a.all and a.fine_steps2 > 0 and not a.smoke:
+            os.environ["SPECK_TRAIN_RESUME"] = "1"
+            train_fine(a.fine_steps2, a.fine_batch)
+            del os.environ["SPECK_TRAIN_RESUME"]
         log(f"fine done ({time.time() - t0:.0f}s)")
     if a.all or a.export:
         import export
