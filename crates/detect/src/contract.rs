@@ -174,6 +174,17 @@ impl ModelContract {
                 }
             }
         }
+        // Whatever the role, a stride larger than the patch leaves an empty output tile
+        // (`output_patch` would be 0; fuzz: regression_model_contract_1).
+        if (0..3).any(|a| stride[a] > patch[a]) {
+            return Err(format!(
+                "`{}` {:?} is larger than `{}` {:?}",
+                keys::STRIDE,
+                stride,
+                keys::PATCH,
+                patch
+            ));
+        }
         let window = parse_list::<f32>(keys::WINDOW, &req(keys::WINDOW)?, 2, "lo,hi HU")?;
         if !(window[0].is_finite() && window[1].is_finite() && window[0] < window[1]) {
             return Err(format!(

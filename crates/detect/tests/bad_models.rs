@@ -94,3 +94,31 @@ fn models_with_the_wrong_input_rank_or_metadata_are_refused() {
         assert!(matches!(e, DetectError::Contract { .. }), "{name}: {e:?}");
     }
 }
+
+/// fuzz target `model_contract`, finding 1: a `fine` model whose `speck.output_stride` (4,2,2)
+/// exceeded its `speck.patch_size` (3,64,64) was accepted, and `ModelContract::output_patch`
+/// returned a zero-sized tile `[0, 32, 32]` (the divisibility check only ran for dense roles).
+#[test]
+fn regression_model_contract_1() {
+    use speck_detect::ModelContract;
+    let meta = [
+        ("speck.role", "fine"),
+        ("speck.version", "1.0.0"),
+        ("speck.spacing_mm", "1.0,0.7,0.7"),
+        ("speck.patch_size", "3,64,64"),
+        ("speck.output_stride", "4,2,2"),
+        ("speck.hu_window", "-1000,400"),
+        ("speck.normalization", "zscore:-500,250"),
+        ("speck.output_channels", "prob,diameter_mm"),
+    ];
+    let get = |k: &str| {
+        meta.iter()
+            .find(|(key, _)| *key == k)
+            .map(|(_, v)| v.to_string())
+    };
+    let err = ModelContract::from_metadata(&get).expect_err("stride larger than the patch");
+    assert_eq!(
+        err,
+        "`speck.output_stride` [4, 2, 2] is larger than `speck.patch_size` [3, 64, 64]"
+    );
+}
