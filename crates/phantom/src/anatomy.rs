@@ -522,7 +522,7 @@ impl Anatomy {
         let k = self.k;
         let h = self.h;
         let hu = self.hu;
-        let (ac, bc) = self.cavity_ab;
+        let bc = self.cavity_ab.1;
         let (cxc, cyc) = self.cavity_c;
         let (sx, y_vb, r_vb) = self.spine;
         let mut over: Vec<Prim> = Vec::new();
@@ -882,6 +882,5 @@ impl Anatomy {
         prims.push(Prim::new(Geom::ZCyl(canal), Paint::Over(hu.csf), &psf));
         self.structures = prims;
         self.exclusions = excl;
-        let _ = ac;
     }
 }

@@ -78,8 +78,8 @@ pub(crate) fn generate(opts: &PhantomOptions) -> Result<Phantom, PhantomError> {
     for side in 0..2 {
         let (lo, hi) = anatomy.lung_box(side);
         let box_mm3 = (0..3).map(|i| (hi[i] - lo[i]).max(0.0)).product::<f64>();
-        let n = ((box_mm3 * 0.6 / 2000.0) as usize).clamp(40, 2000);
-        let root = (5.2 * k.sqrt()).max(1.0);
+        let n = ((box_mm3 * 0.6 / 3500.0) as usize).clamp(40, 1200);
+        let root = (5.6 * k.sqrt()).max(1.0);
         let art = TreeParams {
             root_radius: root,
             gamma: 2.8,
