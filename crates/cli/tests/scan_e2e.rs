@@ -544,3 +544,43 @@ fn an_output_folder_inside_the_input_is_never_scanned() {
         assert_eq!(summary.len(), 1, "its own heatmap was scanned: {summary:?}");
     }
 }
+
+#[test]
+fn demo_generates_scans_evaluates_and_prints_the_size_table() {
+    if !ort_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("demo");
+    let mut args: Vec<String> = [
+        "demo",
+        "--scans",
+        "1",
+        "--size",
+        "48,128,128",
+        "--spacing",
+        "2.0,1.2,1.2",
+        "--nodules",
+        "3",
+        "--bootstrap",
+        "0",
+        "--out",
+    ]
+    .iter()
+    .map(|s| (*s).to_string())
+    .collect();
+    args.push(out.display().to_string());
+    args.extend(model_args());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = speck(&refs, &[]);
+    assert_eq!(code(&o), 0);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("CPM"), "{table}");
+    assert!(
+        table.contains("size (voxels)") && table.contains("size (mm)"),
+        "{table}"
+    );
+    assert!(out.join("phantoms/annotations.csv").is_file());
+    assert!(out.join("scan/candidates.csv").is_file());
+    assert!(out.join("scan/report.html").is_file());
+}

@@ -26,13 +26,13 @@ pub struct Args {
     #[arg(long, default_value_t = 2)]
     pub scans: u64,
     /// Nodules per phantom.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 12)]
     pub nodules: usize,
-    /// Phantom size in voxels, Z,Y,X.
+    /// Phantom size in voxels, Z,Y,X (small, so the demo runs in well under a minute).
     #[arg(long, default_value = "96,320,320")]
     pub size: String,
-    /// Phantom spacing in mm, Z,Y,X.
-    #[arg(long, default_value = "2.0,1.0,1.0")]
+    /// Phantom spacing in mm, Z,Y,X (the bundled models' own spacing).
+    #[arg(long, default_value = "1.0,0.7,0.7")]
     pub spacing: String,
     /// Output folder; default: `speck-demo` in the system's temporary folder (replaced).
     #[arg(long, short)]

@@ -1,5 +1,6 @@
 //! PNG thumbnails of a candidate: axial, coronal and sagittal crops side by side, in a lung window,
-//! with a circle of the estimated diameter, so a radiologist can look instead of reading numbers.
+//! with a circle around the estimated diameter (radius + 1 mm, so it frames the edge instead of
+//! covering it), so a radiologist can look instead of reading numbers.
 //!
 //! Crops are sampled in world space (trilinear interpolation at a fixed pixel size), so they are
 //! square and in the radiological convention whatever the scan's spacing or orientation: axial
@@ -21,7 +22,10 @@ const GAP_PX: usize = 4;
 const WINDOW_LEVEL_HU: f64 = -600.0;
 const WINDOW_WIDTH_HU: f64 = 1500.0;
 /// Smallest field of view of a panel, mm.
-const MIN_FOV_MM: f64 = 40.0;
+const MIN_FOV_MM: f64 = 32.0;
+/// The circle is drawn this far outside the estimated radius, so it frames the nodule's edge
+/// instead of covering it.
+const RING_MARGIN_MM: f64 = 1.0;
 /// Diameter drawn when the detector gives none, mm (the circle is then dashed).
 const DEFAULT_DIAMETER_MM: f64 = 6.0;
 
@@ -71,9 +75,9 @@ pub fn render(
 ) -> (usize, usize, Vec<u8>) {
     let d = diameter_mm.filter(|d| d.is_finite() && *d > 0.0);
     let diam = d.unwrap_or(DEFAULT_DIAMETER_MM);
-    let fov = (diam * 5.0).max(MIN_FOV_MM);
+    let fov = (diam * 6.0).max(MIN_FOV_MM);
     let px_mm = fov / PANEL_PX as f64;
-    let radius_px = diam / 2.0 / px_mm;
+    let radius_px = (diam / 2.0 + RING_MARGIN_MM) / px_mm;
     // (u, v) axes in LPS for each panel: u to the right, v downwards.
     let panels: [([f64; 3], [f64; 3]); 3] = [
         ([1.0, 0.0, 0.0], [0.0, 1.0, 0.0]),  // axial
