@@ -584,3 +584,15 @@ fn demo_generates_scans_evaluates_and_prints_the_size_table() {
     assert!(out.join("scan/candidates.csv").is_file());
     assert!(out.join("scan/report.html").is_file());
 }
+
+#[test]
+fn an_output_that_cannot_be_a_folder_is_a_fatal_error_with_exit_code_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("out.txt");
+    std::fs::write(&file, b"x").expect("write");
+    let o = scan(&[dir.path()], &file, &[], &[]);
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is a file, not a folder"));
+    let o = scan(&[dir.path()], &file.join("sub"), &[], &[]);
+    assert_eq!(code(&o), 2, "a folder under a file cannot be created");
+}
