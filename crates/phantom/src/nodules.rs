@@ -339,6 +339,16 @@ fn find_centre(
                 if sd >= 0.0 {
                     continue;
                 }
+                // Mostly costal or mediastinal pleura (abutting the wall within the axial
+                // slice, the classic look); a quarter may sit on the diaphragm or apex.
+                let h = 0.5;
+                let (mut up, mut down) = (p, p);
+                up[2] += h;
+                down[2] -= h;
+                let gz = (a.lung_sd_local(up).0 - a.lung_sd_local(down).0) / (2.0 * h);
+                if gz.abs() > 0.7 && rng.random::<f64>() < 0.75 {
+                    continue;
+                }
                 (p, side)
             }
         };

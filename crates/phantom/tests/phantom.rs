@@ -2,7 +2,7 @@
 
 use ndarray::Array3;
 use speck_phantom::{
-    annotations_csv, excluded_csv, generate, Density, Phantom, PhantomOptions, SizeMix,
+    annotations_csv, excluded_csv, generate, Attachment, Density, Phantom, PhantomOptions, SizeMix,
     ANNOTATIONS_HEADER, EXCLUDED_HEADER,
 };
 use speck_volume::{VoxelIndex, WorldPoint};
@@ -61,7 +61,19 @@ fn nodules_are_dense_inside_the_lungs_and_apart() {
                 n.id
             );
             assert!(p.truth.lung_at(n.centre).is_some());
-            assert!(p.truth.lung_signed_distance_mm(n.centre) < 0.0);
+            let sd = p.truth.lung_signed_distance_mm(n.centre);
+            assert!(sd < 0.0);
+            match n.attachment {
+                // Juxtapleural: the surface is within the nodule's radius.
+                Attachment::Pleura => assert!(
+                    sd > -0.5 * n.diameter_mm,
+                    "seed {seed} pleural nodule {} is {sd:.2} mm deep",
+                    n.id
+                ),
+                // Isolated: the whole nodule clears the surface.
+                Attachment::Isolated => assert!(sd < -0.5 * n.diameter_mm),
+                _ => {}
+            }
             let hu = p.volume.get(v).expect("voxel");
             // The brightest voxel next to the centre: a 3-voxel nodule is blurred to ~75 % of
             // its contrast and the nearest voxel centre may be half a voxel off.
