@@ -72,7 +72,7 @@ fn triplet<T: std::str::FromStr>(flag: &str, s: &str) -> anyhow::Result<[T; 3]> 
     Ok([parse(parts[0])?, parse(parts[1])?, parse(parts[2])?])
 }
 
-/// The phantom options these arguments ask for (seed not yet set).
+/// The phantom options these arguments ask for (with `--seed` as the seed).
 pub fn options(args: &Args) -> anyhow::Result<PhantomOptions> {
     let mut o = PhantomOptions::new(args.seed)
         .nodules(args.nodules)
