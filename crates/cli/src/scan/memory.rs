@@ -13,8 +13,9 @@ pub const BASE_BYTES: u64 = 256 << 20;
 /// the detector's working set — lung mask, region-of-interest tiles, slab accumulators, the heatmap
 /// when asked for (2, about twice what was measured).
 ///
-/// Calibration (release build, one 300 x 512 x 512 NIfTI scan, 1 mm coarse test model): peak RSS
-/// 280 MB, 378 MB with `--heatmap --thumbnails`; the estimate is 740 MB.
+/// Calibration (release build, one 300 x 512 x 512 NIfTI scan): peak RSS 482 MB with the bundled
+/// models (280 MB with the 1 mm test model, 378 MB with `--heatmap --thumbnails`); the estimate is
+/// 740 MB.
 pub const WORK_BYTES_PER_VOXEL: u64 = 4;
 
 /// Estimated peak memory (bytes) of scanning an image of `voxels` voxels stored with
