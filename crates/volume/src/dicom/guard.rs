@@ -129,6 +129,28 @@ fn dictionary_says_sequence(tag: Tag) -> bool {
         .is_some_and(|e| e.vr() == VirtualVr::Exact(VR::SQ))
 }
 
+/// The size of one value of a binary VR (explicit, or from the dictionary in implicit VR), whose
+/// length must be a multiple of it.
+fn binary_value_size(vr: Option<[u8; 2]>, tag: Tag) -> Option<u32> {
+    let code: [u8; 2] = match vr {
+        Some(v) => v,
+        None => match StandardDataDictionary.by_tag(tag).map(|e| e.vr()) {
+            Some(VirtualVr::Exact(v)) => {
+                let b = v.to_string().as_bytes();
+                [b[0], b[1]]
+            }
+            Some(VirtualVr::Xs) => return Some(2),
+            _ => return None,
+        },
+    };
+    match &code {
+        b"US" | b"SS" | b"OW" => Some(2),
+        b"AT" | b"SL" | b"UL" | b"OL" | b"FL" | b"OF" => Some(4),
+        b"FD" | b"OD" | b"SV" | b"UV" | b"OV" => Some(8),
+        _ => None,
+    }
+}
+
 struct Walker<R> {
     c: Cur<R>,
     /// Offset and length of the top-level PixelData value, when its length is defined.
@@ -213,6 +235,17 @@ impl<R: Read + SeekRelative> Walker<R> {
                     return Err(format!(
                         "element {tag} claims {len} bytes but only {left} remain"
                     ));
+                }
+                // dicom-parser reads `len / size` binary values but advances its position by
+                // `len`: a remainder desynchronises every later header (fuzz:
+                // regression_dicom_series_1).
+                if let Some(size) = binary_value_size(vr, tag) {
+                    if len % size != 0 {
+                        return Err(format!(
+                            "element {tag} has {len} bytes, not a whole number of {size}-byte \
+                             values"
+                        ));
+                    }
                 }
                 if is_sq {
                     let item_end = self.c.pos + u64::from(len);
