@@ -245,6 +245,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         run_dir.display()
     );
+    if result.failed > 0 {
+        eprintln!(
+            "speck scan: the failures and their reasons are in {}",
+            run_dir.join("errors.csv").display()
+        );
+    }
+    if result.interrupted {
+        eprintln!("speck scan: rerun the same command with --resume to finish");
+    }
     Ok(if result.interrupted {
         ExitCode::from(EXIT_INTERRUPTED)
     } else if result.failed > 0 {
