@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 t=$1; secs=$2; shift 2
-bin=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/$t
+bin=${FUZZ_BIN:-${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/$t}
 mkdir -p "corpus/$t" "artifacts/$t" logs
 exec nice "$bin" "corpus/$t" -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=2048 \
   -timeout=10 -artifact_prefix="artifacts/$t/" -print_final_stats=1 "$@" > "logs/$t.log" 2>&1
