@@ -315,11 +315,14 @@ def pick_fine(M, rng, n):
     w = np.array([size_weight(M[i]["nodules"][0][4]) if M[i]["nodules"] else 1.0 for i in nod])
     neg = [i for i, m in enumerate(M) if m["kind"] != "nodule"]
     blob = [i for i in neg if M[i]["kind"] == "blob"]
+    mined = [i for i in neg if M[i]["kind"] == "mined"]
     out = []
     for _ in range(n):
         r = rng.random()
         if r < 0.4:
             out.append(nod[rng.choice(len(nod), p=w / w.sum())])
+        elif r < 0.7 and mined:
+            out.append(mined[rng.integers(len(mined))])
         elif r < 0.8 and blob:
             out.append(blob[rng.integers(len(blob))])
         else:
@@ -366,6 +369,10 @@ def train_fine(steps, batch, smoke=False):
     torch.manual_seed(2)
     rng = np.random.default_rng(2)
     P, M = load_bank(TRAIN_SEEDS if not smoke else TRAIN_SEEDS[:2], "fine")
+    if os.environ.get("SPECK_TRAIN_RESUME") and os.path.exists(os.path.join(WORK, "bank", "mined.npz")):
+        z = np.load(os.path.join(WORK, "bank", "mined.npz"))
+        P = np.concatenate([P, z["fine"]])
+        M = M + json.loads(str(z["fine_meta"]))
     VP, VM = load_bank(VAL_SEEDS if not smoke else VAL_SEEDS[:1], "fine")
     log(f"fine: {len(P)} train patches, {len(VP)} val patches")
     net = Fine(FINE_PATCH)
@@ -397,6 +404,49 @@ def train_fine(steps, batch, smoke=False):
     return net
 
 
+MINE_SEEDS = list(range(1000, 1006))  # training phantoms re-run through the engine
+
+
+def mine(models_dir):
+    """Hard-negative mining: run Speck's engine (speck-train-detect) with the current pair on
+    training phantoms and cut fine patches at its false positives (probability >= 0.5, farther
+    than max(d, 3 mm) + 2 mm from every nodule and excluded finding)."""
+    d = os.path.join(WORK, "mine")
+    os.makedirs(d, exist_ok=True)
+    tool = os.environ.get("SPECK_TRAIN_DETECT", os.path.join(os.path.dirname(os.environ.get("SPECK_PHANTOM_GEN", "")),
+                                                              "speck-train-detect"))
+    scans = []
+    for s in MINE_SEEDS:
+        sd = os.path.join(d, str(s))
+        if not os.path.exists(os.path.join(sd, "annotations.csv")):
+            make_phantom(s, sd, False)
+        scans += [os.path.join(sd, f) for f in os.listdir(sd) if f.endswith(".mhd")]
+    out = os.path.join(d, "run")
+    if not os.path.exists(out + ".candidates.csv"):
+        subprocess.run([tool, os.path.join(models_dir, "coarse-v1.onnx"), os.path.join(models_dir, "fine-v1.onnx"), out,
+                        "0.2", "0.5", "0", "2"] + scans, check=True)
+    import csv
+    cands = list(csv.DictReader(open(out + ".candidates.csv")))
+    patches, metas = [], []
+    for path in scans:
+        sd = os.path.dirname(path)
+        uid = os.path.basename(path)[:-4]
+        scan = read_scan(path)
+        nods = read_annotations(os.path.join(sd, "annotations.csv"))
+        nods += read_annotations(os.path.join(sd, "annotations_excluded.csv"), excluded=True)
+        for r in cands:
+            if r["seriesuid"] != uid:
+                continue
+            w = np.array([float(r["coordX"]), float(r["coordY"]), float(r["coordZ"])])
+            if any(np.linalg.norm(w - n.xyz) < max(n.diameter_mm, 3.0) + 2.0 for n in nods):
+                continue
+            c = np.round(scan.world_to_index(w)).astype(int)
+            patches.append(S.crop(scan.hu, c, S.FINE_STORE))
+            metas.append(dict(kind="mined", centre=[int(v) for v in c], nodules=[]))
+    np.savez(os.path.join(WORK, "bank", "mined.npz"), fine=np.stack(patches), fine_meta=json.dumps(metas))
+    log(f"mined {len(patches)} engine false positives from {len(scans)} training phantoms")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--all", action="store_true")
@@ -409,6 +459,8 @@ def main():
     ap.add_argument("--fine-steps", type=int, default=500)
     ap.add_argument("--coarse-steps2", type=int, default=400, help="second phase at lr 1e-3 from the first's weights")
     ap.add_argument("--fine-steps2", type=int, default=300, help="second phase at lr 1e-3 from the first's weights")
+    ap.add_argument("--mine", action="store_true", help="mine engine false positives, then a third fine phase")
+    ap.add_argument("--fine-steps3", type=int, default=300)
     ap.add_argument("--coarse-batch", type=int, default=8)
     ap.add_argument("--fine-batch", type=int, default=16)
     ap.add_argument("--out", default=os.path.join(REPO, "models"))
@@ -443,6 +495,13 @@ def main():
         import export
         export.export_all(WORK, a.out if not a.smoke else os.path.join(WORK, "models"))
         log(f"export done ({time.time() - t0:.0f}s)")
+    if (a.all and not a.smoke) or a.mine:
+        mine(a.out)
+        os.environ["SPECK_TRAIN_RESUME"] = "1"
+        train_fine(a.fine_steps3, a.fine_batch)
+        import export
+        export.export_all(WORK, a.out)
+        log(f"mining round done ({time.time() - t0:.0f}s)")
 
 
 if __name__ == "__main__":
