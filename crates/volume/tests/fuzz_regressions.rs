@@ -163,3 +163,33 @@ fn regression_dicom_series_1() {
         )
     );
 }
+
+/// fuzz target `dicom_file`, finding 3 (panic: `attempt to subtract with overflow` in the length
+/// guard, debug build; in release the difference wrapped and the check passed).
+///
+/// A sequence item declaring 2 bytes holds a whole element header (8 bytes): after reading the
+/// header the guard stood past the item's end and computed `end - pos`. It now refuses a header
+/// that overruns its item.
+#[test]
+fn regression_dicom_file_3() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut sq = tag(0x0008, 0x1115);
+    sq.extend_from_slice(b"SQ\0\0");
+    sq.extend_from_slice(&10u32.to_le_bytes()); // item header (8) + 2
+    sq.extend(tag(0xFFFE, 0xE000));
+    sq.extend_from_slice(&2u32.to_le_bytes()); // the item claims 2 bytes...
+    sq.extend(tag(0x0008, 0x1150)); // ...and holds a 10-byte element
+    sq.extend_from_slice(b"UI");
+    sq.extend_from_slice(&2u16.to_le_bytes());
+    sq.extend_from_slice(b"1\0");
+    let (bytes, at) = insert_before_pixel_data(&slice_bytes(dir.path()), &sq);
+    let p = dir.path().join("short_item.dcm");
+    std::fs::write(&p, &bytes).expect("write");
+    let expected = format!(
+        "{}: corrupt DICOM: element (0008,1150) header overruns its item at byte {}",
+        p.display(),
+        at + 28
+    );
+    let e = read_pixels(&p, &Limits::default()).expect_err("refused");
+    assert_eq!(e.to_string(), expected);
+}

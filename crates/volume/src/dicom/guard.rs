@@ -230,7 +230,13 @@ impl<R: Read + SeekRelative> Walker<R> {
                     }
                 })?;
             } else {
-                let left = end - self.c.pos;
+                // The header itself may end past a short item (fuzz: regression_dicom_file_3).
+                let left = end.checked_sub(self.c.pos).ok_or_else(|| {
+                    format!(
+                        "element {tag} header overruns its item at byte {}",
+                        self.c.pos
+                    )
+                })?;
                 if u64::from(len) > left {
                     return Err(format!(
                         "element {tag} claims {len} bytes but only {left} remain"
@@ -291,7 +297,10 @@ impl<R: Read + SeekRelative> Walker<R> {
                 }
                 self.dataset(end, enc, depth + 1, true)?;
             } else {
-                let left = end - self.c.pos;
+                // The header itself may end past a short item (fuzz: regression_dicom_file_3).
+                let left = end.checked_sub(self.c.pos).ok_or_else(|| {
+                    format!("item header overruns its sequence at byte {}", self.c.pos)
+                })?;
                 if u64::from(len) > left {
                     return Err(format!("item claims {len} bytes but only {left} remain"));
                 }
