@@ -23,7 +23,7 @@ pub struct Args {
     /// Number of scans (seeds seed..seed+count-1), with one combined annotations.csv.
     #[arg(long, default_value_t = 1)]
     pub count: u64,
-    /// Scan format: nifti (<uid>.nii.gz), mhd (<uid>.mhd + .raw) or dicom (<uid>/ folder).
+    /// Scan format: nifti (UID.nii.gz), mhd (UID.mhd + .raw) or dicom (UID/ folder).
     #[arg(long, default_value = "nifti")]
     pub format: String,
     /// Nodules per scan (reference and excluded together).
@@ -52,10 +52,10 @@ pub struct Args {
     /// annotations_excluded.csv.
     #[arg(long, default_value_t = 3.0)]
     pub min_reference_vox: f64,
-    /// Also write the true lung mask as <uid>_lungmask.nii.gz (0 outside, 1 right, 2 left).
+    /// Also write the true lung mask as UID_lungmask.nii.gz (0 outside, 1 right, 2 left).
     #[arg(long)]
     pub lung_mask: bool,
-    /// Also write <uid>_truth.json with every nodule's shape, class and peak HU.
+    /// Also write UID_truth.json with every nodule's shape, class and peak HU.
     #[arg(long)]
     pub truth_json: bool,
 }
