@@ -369,10 +369,12 @@ def train_fine(steps, batch, smoke=False):
     torch.manual_seed(2)
     rng = np.random.default_rng(2)
     P, M = load_bank(TRAIN_SEEDS if not smoke else TRAIN_SEEDS[:2], "fine")
-    if os.environ.get("SPECK_TRAIN_RESUME") and os.path.exists(os.path.join(WORK, "bank", "mined.npz")):
-        z = np.load(os.path.join(WORK, "bank", "mined.npz"))
-        P = np.concatenate([P, z["fine"]])
-        M = M + json.loads(str(z["fine_meta"]))
+    for rnd in range(len(MINE_SEEDS)):
+        f = os.path.join(WORK, "bank", f"mined{rnd}.npz")
+        if os.environ.get("SPECK_TRAIN_RESUME") and os.path.exists(f):
+            z = np.load(f)
+            P = np.concatenate([P, z["fine"]])
+            M = M + json.loads(str(z["fine_meta"]))
     VP, VM = load_bank(VAL_SEEDS if not smoke else VAL_SEEDS[:1], "fine")
     log(f"fine: {len(P)} train patches, {len(VP)} val patches")
     net = Fine(FINE_PATCH)
@@ -404,19 +406,19 @@ def train_fine(steps, batch, smoke=False):
     return net
 
 
-MINE_SEEDS = list(range(1000, 1006))  # training phantoms re-run through the engine
+MINE_SEEDS = [list(range(1000, 1006)), list(range(1006, 1012))]  # training phantoms re-run through the engine, per round
 
 
-def mine(models_dir):
+def mine(models_dir, rnd=0):
     """Hard-negative mining: run Speck's engine (speck-train-detect) with the current pair on
     training phantoms and cut fine patches at its false positives (probability >= 0.5, farther
     than max(d, 3 mm) + 2 mm from every nodule and excluded finding)."""
-    d = os.path.join(WORK, "mine")
+    d = os.path.join(WORK, "mine" if rnd == 0 else f"mine{rnd}")
     os.makedirs(d, exist_ok=True)
     tool = os.environ.get("SPECK_TRAIN_DETECT", os.path.join(os.path.dirname(os.environ.get("SPECK_PHANTOM_GEN", "")),
                                                               "speck-train-detect"))
     scans = []
-    for s in MINE_SEEDS:
+    for s in MINE_SEEDS[rnd]:
         sd = os.path.join(d, str(s))
         if not os.path.exists(os.path.join(sd, "annotations.csv")):
             make_phantom(s, sd, False)
@@ -443,7 +445,7 @@ def mine(models_dir):
             c = np.round(scan.world_to_index(w)).astype(int)
             patches.append(S.crop(scan.hu, c, S.FINE_STORE))
             metas.append(dict(kind="mined", centre=[int(v) for v in c], nodules=[]))
-    np.savez(os.path.join(WORK, "bank", "mined.npz"), fine=np.stack(patches), fine_meta=json.dumps(metas))
+    np.savez(os.path.join(WORK, "bank", f"mined{rnd}.npz"), fine=np.stack(patches), fine_meta=json.dumps(metas))
     log(f"mined {len(patches)} engine false positives from {len(scans)} training phantoms")
 
 
@@ -461,6 +463,7 @@ def main():
     ap.add_argument("--fine-steps2", type=int, default=300, help="second phase at lr 1e-3 from the first's weights")
     ap.add_argument("--mine", action="store_true", help="mine engine false positives, then a third fine phase")
     ap.add_argument("--fine-steps3", type=int, default=300)
+    ap.add_argument("--mine-round", type=int, default=0, help="with --mine alone: which round")
     ap.add_argument("--coarse-batch", type=int, default=8)
     ap.add_argument("--fine-batch", type=int, default=16)
     ap.add_argument("--out", default=os.path.join(REPO, "models"))
@@ -496,12 +499,14 @@ def main():
         export.export_all(WORK, a.out if not a.smoke else os.path.join(WORK, "models"))
         log(f"export done ({time.time() - t0:.0f}s)")
     if (a.all and not a.smoke) or a.mine:
-        mine(a.out)
-        os.environ["SPECK_TRAIN_RESUME"] = "1"
-        train_fine(a.fine_steps3, a.fine_batch)
         import export
-        export.export_all(WORK, a.out)
-        log(f"mining round done ({time.time() - t0:.0f}s)")
+        rounds = range(len(MINE_SEEDS)) if a.all else [a.mine_round]
+        for rnd in rounds:
+            mine(a.out, rnd)
+            os.environ["SPECK_TRAIN_RESUME"] = "1"
+            train_fine(a.fine_steps3, a.fine_batch)
+            export.export_all(WORK, a.out)
+            log(f"mining round {rnd} done ({time.time() - t0:.0f}s)")
 
 
 if __name__ == "__main__":
