@@ -14,7 +14,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # The bundled models were made with the stand-alone generator over the speck-phantom library
 # (same phantoms as `speck phantom`); run with SPECK_PHANTOM_GEN= (empty) to call `speck phantom` instead.
-(cd models/train/phantom-gen && cargo build --release --bin speck-train-phantom-gen)
+(cd models/train/phantom-gen && cargo build --release)  # speck-train-phantom-gen + speck-train-detect (for --mine)
 TGT=$(cd models/train/phantom-gen && cargo metadata --format-version 1 --no-deps | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 export SPECK_PHANTOM_GEN=${SPECK_PHANTOM_GEN-$TGT/release/speck-train-phantom-gen}
 cargo build --release -p speck-cli
