@@ -193,3 +193,36 @@ fn regression_dicom_file_3() {
     let e = read_pixels(&p, &Limits::default()).expect_err("refused");
     assert_eq!(e.to_string(), expected);
 }
+
+/// fuzz target `dicom_file`, finding 4 (panic `index out of bounds` in dicom-transfer-syntax-
+/// registry's RLE decoder): an RLE Lossless frame whose segments decode to fewer bytes than the
+/// frame has pixels. The decoder's panic is now caught and reported as a corrupt frame.
+#[test]
+fn regression_dicom_file_4() {
+    use dicom_core::value::PixelFragmentSequence;
+    use dicom_core::{DataElement, VR};
+    use dicom_dictionary_std::{tags, uids};
+    let dir = tempfile::tempdir().expect("tmp");
+    let src = dir.path().join("src");
+    write_series(&small(), &src, &DicomWriteOptions::default()).expect("write");
+    let p = src.join("IM000001.dcm");
+    let mut obj = dicom_object::open_file(&p).expect("open");
+    // RLE header: 2 segments (high and low bytes of 16-bit pixels) of one byte each.
+    let mut fragment = vec![0u8; 64];
+    fragment[0..4].copy_from_slice(&2u32.to_le_bytes());
+    fragment[4..8].copy_from_slice(&64u32.to_le_bytes());
+    fragment[8..12].copy_from_slice(&66u32.to_le_bytes());
+    fragment.extend_from_slice(&[0x00, 0x05, 0x00, 0x07]);
+    let fragments = PixelFragmentSequence::new(Vec::<u32>::new(), vec![fragment]);
+    obj.put(DataElement::new(tags::PIXEL_DATA, VR::OB, fragments));
+    obj.update_meta(|m| m.transfer_syntax = uids::RLE_LOSSLESS.to_string());
+    obj.write_to_file(&p).expect("rewrite");
+    let e = read_pixels(&p, &Limits::default()).expect_err("refused");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: decoding frame 0 (RLE Lossless (1.2.840.10008.1.2.5)): the decoder failed",
+            p.display()
+        )
+    );
+}

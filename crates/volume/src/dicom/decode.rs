@@ -194,7 +194,22 @@ impl PixelSource {
                     .transfer_syntax()
                     .trim_end_matches('\0')
                     .to_string();
-                let decoded = obj.decode_pixel_data_frame(frame).map_err(|e| {
+                // dicom-pixeldata's decoders can panic on corrupt streams (RLE segments shorter
+                // than the frame index out of bounds; fuzz: regression_dicom_file_4): a panic
+                // there is a corrupt file, not a crash.
+                let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    obj.decode_pixel_data_frame(frame)
+                }))
+                .map_err(|_| {
+                    VolumeError::malformed(
+                        path,
+                        format!(
+                            "decoding frame {frame} ({}): the decoder failed",
+                            ts_name(&ts)
+                        ),
+                    )
+                })?
+                .map_err(|e| {
                     VolumeError::malformed(
                         path,
                         format!("decoding frame {frame} ({}): {e}", ts_name(&ts)),
