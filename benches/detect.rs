@@ -59,7 +59,12 @@ fn noise(i: u64) -> f64 {
 fn chest(shape: [usize; 3], seed: u64) -> (Array3<i16>, Vec<[f64; 3]>) {
     let [nz, ny, nx] = shape;
     let (cz, cy, cx) = (nz as f64 / 2.0, ny as f64 / 2.0, nx as f64 / 2.0);
-    let (lz, ly, lx, loff) = (nz as f64 * 0.44, ny as f64 * 0.28, nx as f64 * 0.156, nx as f64 * 0.234);
+    let (lz, ly, lx, loff) = (
+        nz as f64 * 0.44,
+        ny as f64 * 0.28,
+        nx as f64 * 0.156,
+        nx as f64 * 0.234,
+    );
     let lung_at = |z: f64, y: f64, x: f64, shrink: f64| {
         [-1.0, 1.0].iter().any(|s| {
             ((z - cz) / (lz - shrink)).powi(2)
@@ -90,9 +95,9 @@ fn chest(shape: [usize; 3], seed: u64) -> (Array3<i16>, Vec<[f64; 3]>) {
         let near_vessel = vessels
             .iter()
             .any(|(vy, vx)| (p[1] - vy).hypot(p[2] - vx) < 8.0);
-        let near_blob = blobs.iter().any(|b: &[f64; 3]| {
-            (0..3).map(|a| (b[a] - p[a]).powi(2)).sum::<f64>() < 15.0 * 15.0
-        });
+        let near_blob = blobs
+            .iter()
+            .any(|b: &[f64; 3]| (0..3).map(|a| (b[a] - p[a]).powi(2)).sum::<f64>() < 15.0 * 15.0);
         if lung_at(p[0], p[1], p[2], 10.0) && !near_vessel && !near_blob {
             blobs.push(p.map(f64::round));
         }
@@ -102,13 +107,17 @@ fn chest(shape: [usize; 3], seed: u64) -> (Array3<i16>, Vec<[f64; 3]>) {
     ndarray::Zip::indexed(&mut v).par_for_each(|(z, y, x), h| {
         let (fz, fy, fx) = (z as f64, y as f64, x as f64);
         let mut hu = -1000.0;
-        if ((fy - cy) / (ny as f64 * 0.40)).powi(2) + ((fx - cx) / (nx as f64 * 0.47)).powi(2) <= 1.0 {
+        if ((fy - cy) / (ny as f64 * 0.40)).powi(2) + ((fx - cx) / (nx as f64 * 0.47)).powi(2)
+            <= 1.0
+        {
             hu = 40.0;
         }
         if lung_at(fz, fy, fx, 0.0) {
             hu = -850.0;
             if (fz - cz).abs() < lz * 0.8
-                && vessels.iter().any(|(vy, vx)| (fy - vy).hypot(fx - vx) <= 1.2)
+                && vessels
+                    .iter()
+                    .any(|(vy, vx)| (fy - vy).hypot(fx - vx) <= 1.2)
             {
                 hu = 40.0;
             }
@@ -137,9 +146,11 @@ fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
@@ -165,11 +176,16 @@ fn child(args: &[String]) {
     let (mode, raw, shape, blobs) = (&args[0], &args[1], &args[2], &args[3]);
     let shape: Vec<usize> = shape.split(',').filter_map(|v| v.parse().ok()).collect();
     let threads: usize = env_or("SPECK_BENCH_THREADS", "2").parse().unwrap_or(2);
-    let overlap: f32 = env_or("SPECK_BENCH_OVERLAP", "0.25").parse().unwrap_or(0.25);
+    let overlap: f32 = env_or("SPECK_BENCH_OVERLAP", "0.25")
+        .parse()
+        .unwrap_or(0.25);
     let batch: usize = env_or("SPECK_BENCH_BATCH", "2").parse().unwrap_or(2);
     let dense_model = env_or(
         "SPECK_BENCH_MODEL",
-        &root().join("models/test/blob_coarse_1mm.onnx").display().to_string(),
+        &root()
+            .join("models/test/blob_coarse_1mm.onnx")
+            .display()
+            .to_string(),
     );
     // read in chunks so that the peak RSS holds the volume once
     let n: usize = shape.iter().product();
@@ -180,15 +196,21 @@ fn child(args: &[String]) {
         let mut buf = vec![0u8; 1 << 20];
         while data.len() < n {
             let want = ((n - data.len()) * 2).min(buf.len());
-            f.read_exact(&mut buf[..want]).unwrap_or_else(|e| panic!("{raw}: {e}"));
-            data.extend(buf[..want].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])));
+            f.read_exact(&mut buf[..want])
+                .unwrap_or_else(|e| panic!("{raw}: {e}"));
+            data.extend(
+                buf[..want]
+                    .chunks_exact(2)
+                    .map(|c| i16::from_le_bytes([c[0], c[1]])),
+            );
         }
     }
     let vox = Array3::from_shape_vec((shape[0], shape[1], shape[2]), data)
         .unwrap_or_else(|e| panic!("{e}"));
     let volume = volume_from(vox);
     let blobs: Vec<[f64; 3]> =
-        serde_json::from_str(&std::fs::read_to_string(blobs).unwrap_or_default()).unwrap_or_default();
+        serde_json::from_str(&std::fs::read_to_string(blobs).unwrap_or_default())
+            .unwrap_or_default();
     let builder = Detector::builder()
         .threads(threads)
         .overlap(overlap)
@@ -234,12 +256,17 @@ fn run_json(cmd: &mut Command) -> Option<serde_json::Value> {
     if !out.status.success() {
         eprintln!(
             "  (failed: {})",
-            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
         );
         return None;
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().rev().find_map(|l| serde_json::from_str(l).ok())
+    text.lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
 }
 
 fn main() {
@@ -256,26 +283,38 @@ fn main() {
     let batch = env_or("SPECK_BENCH_BATCH", "2");
     let dense_model = env_or(
         "SPECK_BENCH_MODEL",
-        &root().join("models/test/blob_coarse_1mm.onnx").display().to_string(),
+        &root()
+            .join("models/test/blob_coarse_1mm.onnx")
+            .display()
+            .to_string(),
     );
     println!("detect bench: volume {shape_s} (1 mm), threads {threads}, overlap {overlap}, batch {batch}");
     println!("dense model: {dense_model}");
 
     let t = Instant::now();
     let (vox, blobs) = chest([shape[0], shape[1], shape[2]], 4);
-    println!("synthetic chest with {} blobs made in {:.1} s", blobs.len(), t.elapsed().as_secs_f64());
+    println!(
+        "synthetic chest with {} blobs made in {:.1} s",
+        blobs.len(),
+        t.elapsed().as_secs_f64()
+    );
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let raw = dir.path().join("volume.raw");
     {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&raw).unwrap_or_else(|e| panic!("{e}")));
+        let mut f =
+            std::io::BufWriter::new(std::fs::File::create(&raw).unwrap_or_else(|e| panic!("{e}")));
         for v in vox.iter() {
-            f.write_all(&v.to_le_bytes()).unwrap_or_else(|e| panic!("{e}"));
+            f.write_all(&v.to_le_bytes())
+                .unwrap_or_else(|e| panic!("{e}"));
         }
     }
     drop(vox);
     let blobs_path = dir.path().join("blobs.json");
-    std::fs::write(&blobs_path, serde_json::to_string(&blobs).unwrap_or_default())
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &blobs_path,
+        serde_json::to_string(&blobs).unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
     let speck = |mode: &str| {
         run_json(
@@ -311,7 +350,10 @@ fn main() {
     match (&dense, &monai) {
         (Some(s), Some(m)) => {
             println!("monai dense : {m}");
-            let (ts, tm) = (s["seconds"].as_f64().unwrap_or(f64::NAN), m["seconds"].as_f64().unwrap_or(f64::NAN));
+            let (ts, tm) = (
+                s["seconds"].as_f64().unwrap_or(f64::NAN),
+                m["seconds"].as_f64().unwrap_or(f64::NAN),
+            );
             println!(
                 "RESULT dense: speck {ts:.1} s, monai {tm:.1} s, speedup {:.2}x; peak RSS speck {:.0} MB, monai {:.0} MB; found speck {}/{}, monai {}/{}",
                 tm / ts,
@@ -331,7 +373,10 @@ fn main() {
             d["input_voxels"].as_f64().unwrap_or(f64::NAN),
             c["input_voxels"].as_f64().unwrap_or(f64::NAN),
         );
-        let (td, tc) = (d["seconds"].as_f64().unwrap_or(f64::NAN), c["seconds"].as_f64().unwrap_or(f64::NAN));
+        let (td, tc) = (
+            d["seconds"].as_f64().unwrap_or(f64::NAN),
+            c["seconds"].as_f64().unwrap_or(f64::NAN),
+        );
         println!(
             "RESULT c2f: input voxels {:.2e} vs dense {:.2e} ({:.1}x less); time {tc:.1} s vs {td:.1} s ({:.1}x faster); found {}/{} (dense {}/{}), false positives {} (dense {}); peak RSS {:.0} MB",
             vc, vd, vd / vc, td / tc, c["found"], c["planted"], d["found"], d["planted"],

@@ -434,7 +434,9 @@ mod tests {
     fn box_filter_matches_brute_force() {
         let dims = [7, 9, 11];
         let n = dims[0] * dims[1] * dims[2];
-        let mask: Vec<bool> = (0..n).map(|i| (i * 7919_usize).is_multiple_of(13)).collect();
+        let mask: Vec<bool> = (0..n)
+            .map(|i| (i * 7919_usize).is_multiple_of(13))
+            .collect();
         for max in [true, false] {
             let r = [1, 2, 0];
             let mut got = mask.clone();
