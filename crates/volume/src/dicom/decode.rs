@@ -170,6 +170,21 @@ impl PixelSource {
     /// The stored values of frame `frame` (row-major, `rows * cols`), sign-extended from
     /// BitsStored, without any rescale.
     pub(crate) fn frame_values(&self, path: &Path, frame: u32) -> Result<Vec<i32>, VolumeError> {
+        let mut out = vec![0i32; self.format.rows * self.format.cols];
+        self.frame_into(path, frame, &mut out, |o, v| *o = v)?;
+        Ok(out)
+    }
+
+    /// As [`Self::frame_values`], but hands each stored value to `sink` together with its slot in
+    /// `out` (`rows * cols` long), so callers convert straight into their output without an
+    /// intermediate buffer (the hot path of series loading).
+    pub(crate) fn frame_into<T, F: FnMut(&mut T, i32)>(
+        &self,
+        path: &Path,
+        frame: u32,
+        out: &mut [T],
+        mut sink: F,
+    ) -> Result<(), VolumeError> {
         let f = self.format;
         let n = f.rows * f.cols;
         let bytes_per = usize::from(f.bits_allocated / 8);
@@ -258,17 +273,29 @@ impl PixelSource {
                 i32::try_from(v).unwrap_or(i32::MAX)
             }
         };
-        let out = match bytes_per {
-            1 => bytes[..n].iter().map(|&b| convert(u32::from(b))).collect(),
-            2 => bytes[..2 * n]
-                .chunks_exact(2)
-                .map(|c| convert(u32::from(u16::from_le_bytes([c[0], c[1]]))))
-                .collect(),
-            _ => bytes[..4 * n]
-                .chunks_exact(4)
-                .map(|c| convert(u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
-                .collect(),
-        };
-        Ok(out)
+        if out.len() != n {
+            return Err(VolumeError::malformed(
+                path,
+                format!("frame {frame} has {n} pixels, {} expected", out.len()),
+            ));
+        }
+        match bytes_per {
+            1 => {
+                for (o, &b) in out.iter_mut().zip(&bytes[..n]) {
+                    sink(o, convert(u32::from(b)));
+                }
+            }
+            2 => {
+                for (o, c) in out.iter_mut().zip(bytes[..2 * n].chunks_exact(2)) {
+                    sink(o, convert(u32::from(u16::from_le_bytes([c[0], c[1]]))));
+                }
+            }
+            _ => {
+                for (o, c) in out.iter_mut().zip(bytes[..4 * n].chunks_exact(4)) {
+                    sink(o, convert(u32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -410,28 +410,33 @@ fn assemble(
             .into_par_iter()
             .zip(srcs.par_iter())
             .map(|(mut out, s)| -> Result<usize, VolumeError> {
-                let raw = pixels.raw(catalog, s)?;
                 let mut clamped = 0;
                 let integer_intercept =
                     (s.slope == 1.0 && s.intercept.fract() == 0.0 && s.intercept.abs() <= 1e9)
                         .then_some(s.intercept as i64);
-                match (integer_intercept, out.as_slice_mut()) {
-                    // The common case (slope 1, integer intercept): exact integer arithmetic.
-                    (Some(b), Some(out)) => {
-                        for (o, &v) in out.iter_mut().zip(raw.iter()) {
-                            let h = i64::from(v) + b;
-                            let c = h.clamp(i64::from(i16::MIN), i64::from(i16::MAX));
-                            clamped += usize::from(c != h);
+                let h = &catalog.files[s.file];
+                let out = out.as_slice_mut().ok_or_else(|| {
+                    VolumeError::malformed(&h.path, "internal: output slice is not contiguous")
+                })?;
+                let write = |src: &PixelSource, out: &mut [i16], clamped: &mut usize| {
+                    match integer_intercept {
+                        // The common case (slope 1, integer intercept): exact integer arithmetic.
+                        Some(b) => src.frame_into(&h.path, s.frame, out, |o, v| {
+                            let hu = i64::from(v) + b;
+                            let c = hu.clamp(i64::from(i16::MIN), i64::from(i16::MAX));
+                            *clamped += usize::from(c != hu);
                             *o = c as i16;
-                        }
-                    }
-                    _ => {
-                        for (o, &v) in out.iter_mut().zip(raw.iter()) {
+                        }),
+                        None => src.frame_into(&h.path, s.frame, out, |o, v| {
                             let (hu, c) = to_i16(f64::from(v) * s.slope + s.intercept);
                             *o = hu;
-                            clamped += usize::from(c);
-                        }
+                            *clamped += usize::from(c);
+                        }),
                     }
+                };
+                match pixels.shared.get(&s.file) {
+                    Some(p) => write(p, out, &mut clamped)?,
+                    None => write(&PixelSource::open(h)?, out, &mut clamped)?,
                 }
                 Ok(clamped)
             })
