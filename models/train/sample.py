@@ -57,14 +57,17 @@ def blob_maxima(hu: np.ndarray, mask: np.ndarray, spacing, rng, n: int) -> np.nd
     return pk[pick] * np.array(sub)
 
 
-def surface_points(mask: np.ndarray, rng, n: int, inner: bool) -> np.ndarray:
-    """Points on the lung surface (pleura) or just outside it (chest wall, heart, mediastinum)."""
+def surface_points(mask: np.ndarray, rng, n: int, inner: bool, allowed=None) -> np.ndarray:
+    """Points on the lung surface (pleura) or just outside it (chest wall, heart, mediastinum);
+    only where `allowed` (bool, same shape as `mask`) is True when it is given."""
     sub = (2, 4, 4)
     m = mask[::sub[0], ::sub[1], ::sub[2]]
     if inner:
         s = m & ~ndi.binary_erosion(m)
     else:
         s = ndi.binary_dilation(m, iterations=2) & ~m
+    if allowed is not None:
+        s &= allowed[::sub[0], ::sub[1], ::sub[2]]
     pts = np.argwhere(s)
     if len(pts) == 0:
         return np.zeros((0, 3), int)
@@ -73,19 +76,22 @@ def surface_points(mask: np.ndarray, rng, n: int, inner: bool) -> np.ndarray:
 
 
 def extract(scan: Scan, nodules, seed: int, n_random=10, n_blob_coarse=10, n_pleura=6, n_outside=6,
-            n_blob_fine=60, n_fine_random=10, n_fine_pleura=10):
+            n_blob_fine=60, n_fine_random=10, n_fine_pleura=10, allowed=None):
     """Return dict(coarse=(patches, meta), fine=(patches, meta)) for one scan.
 
-    meta per patch: dict(kind, centre (z,y,x) in the scan, nodules=[(z,y,x local, d_mm, d_vox, density, attachment)])."""
+    meta per patch: dict(kind, centre (z,y,x) in the scan, nodules=[(z,y,x local, d_mm, d_vox, density, attachment)]).
+    `allowed` (optional bool array, the scan's shape): negative patches (random, blob, pleura,
+    outside) are centred only where it is True (e.g. one side of a real scan held out)."""
     rng = np.random.default_rng(seed)
     hu = scan.hu
     mask = fast_lung_mask(hu, scan.spacing_zyx)
+    neg_mask = mask if allowed is None else mask & allowed
     nods = []
     for nd in nodules:
         c = scan.world_to_index(nd.xyz)
         nods.append((c, nd.diameter_mm, nd.diameter_vox, nd.density, nd.attachment, nd.excluded))
-    lung_pts = np.argwhere(mask[::2, ::4, ::4]) * np.array([2, 4, 4])
-    blobs = blob_maxima(hu, mask, scan.spacing_zyx, rng, n_blob_coarse + n_blob_fine)
+    lung_pts = np.argwhere(neg_mask[::2, ::4, ::4]) * np.array([2, 4, 4])
+    blobs = blob_maxima(hu, neg_mask, scan.spacing_zyx, rng, n_blob_coarse + n_blob_fine)
 
     def far_from_nodules(p, k=1.0):
         return all(np.linalg.norm((np.asarray(p) - c) * scan.spacing_zyx) > k * max(d, 3.0) for c, d, *_ in nods)
@@ -113,9 +119,9 @@ def extract(scan: Scan, nodules, seed: int, n_random=10, n_blob_coarse=10, n_ple
                     cents.append(("random", lung_pts[i]))
             for p in blobs[:n_blob_coarse]:
                 cents.append(("blob", p))
-            for p in surface_points(mask, rng, n_pleura, True):
+            for p in surface_points(mask, rng, n_pleura, True, allowed):
                 cents.append(("pleura", p))
-            for p in surface_points(mask, rng, n_outside, False):
+            for p in surface_points(mask, rng, n_outside, False, allowed):
                 cents.append(("outside", p))
         else:
             for p in blobs[n_blob_coarse:]:
@@ -124,7 +130,7 @@ def extract(scan: Scan, nodules, seed: int, n_random=10, n_blob_coarse=10, n_ple
             if len(lung_pts):
                 for i in rng.choice(len(lung_pts), size=min(n_fine_random, len(lung_pts)), replace=False):
                     cents.append(("random", lung_pts[i]))
-            for p in surface_points(mask, rng, n_fine_pleura, True):
+            for p in surface_points(mask, rng, n_fine_pleura, True, allowed):
                 cents.append(("pleura", p))
         patches = np.stack([crop(hu, p, size) for _, p in cents]) if cents else np.zeros((0,) + size, np.int16)
         meta = [dict(kind=k, centre=[int(v) for v in p], nodules=local(p, size)) for k, p in cents]
