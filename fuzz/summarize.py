@@ -20,7 +20,7 @@ for log in sorted(logs.glob("*.log")):
         end = "out-of-memory (finding)"
     elif "ERROR: libFuzzer: timeout" in text:
         end = "timeout (finding)"
-    elif "ERROR: libFuzzer: deadly signal" in text or "panicked" in text:
+    elif "ERROR: libFuzzer: deadly signal" in text or re.search(r"^thread '.*' panicked", text, re.M):
         end = "panic (finding)"
     elif done:
         end = "time/run limit"
