@@ -370,7 +370,6 @@ class Scene:
         hu = base.hu
         f = (1, 2, 2)
         small = lung_mask(hu[:, ::2, ::2], base.spacing_zyx * f)
-        self.lung_small = small
         self.lung = np.repeat(np.repeat(small, 2, 1), 2, 2)[:, :hu.shape[1], :hu.shape[2]]
         self.edt_small = ndi.distance_transform_edt(small, sampling=base.spacing_zyx * f)
         body = hu[::2, ::4, ::4] > -500
