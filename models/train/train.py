@@ -29,7 +29,8 @@ import sample as S  # noqa: E402
 from nets import Coarse, Fine  # noqa: E402
 
 # ---- fixed configuration -------------------------------------------------------------------
-TRAIN_SEEDS = list(range(1000, 1021))   # phantoms used for training (21)
+TRAIN_SEEDS = list(range(1000, 1021))   # phantoms used for training (21) by the v1 phases
+TRAIN_SEEDS_V2 = list(range(1000, 1060))  # v2 phases: 39 more phantoms (more positives)
 VAL_SEEDS = list(range(2000, 2004))     # held out: validation during training
 # Evaluation suite (never used here): seeds 9001..9020, see models/README.md.
 SCAN_SIZE = os.environ.get("SPECK_TRAIN_SIZE", "160,512,512")  # z,y,x voxels at 1.0x0.7x0.7 mm
@@ -114,8 +115,14 @@ def load_bank(seeds, stage):
     return np.concatenate(ps), ms
 
 
+# Sampling and positive-loss weight of a nodule by its diameter in voxels: (< 5.5, 5.5-8.5, >= 8.5).
+# v1 favoured the small ones (4, 2, 1); the v1 pair then missed large nodules, so the v2 phases
+# use (3, 1.5, 2).
+SIZE_W = [4.0, 2.0, 1.0]
+
+
 def size_weight(dvox):
-    return 4.0 if dvox < 5.5 else (2.0 if dvox < 8.5 else 1.0)
+    return SIZE_W[0] if dvox < 5.5 else (SIZE_W[1] if dvox < 8.5 else SIZE_W[2])
 
 
 # ---- coarse ------------------------------------------------------------------------------------
@@ -221,17 +228,19 @@ def coarse_validate(net, P, M, crop):
     return out, (fp / max(nneg, 1)).round(3).tolist()
 
 
-def train_coarse(steps, batch, smoke=False):
-    torch.manual_seed(1)
-    rng = np.random.default_rng(1)
-    P, M = load_bank(TRAIN_SEEDS if not smoke else TRAIN_SEEDS[:2], "coarse")
+def train_coarse(steps, batch, smoke=False, seeds=None, seed=1, lr=None):
+    """Train the coarse net for `steps` one-cycle steps on the banks of `seeds` (default: the v1
+    training seeds); resumes from WORK/coarse.pt when SPECK_TRAIN_RESUME is set."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    P, M = load_bank((seeds or TRAIN_SEEDS) if not smoke else TRAIN_SEEDS[:2], "coarse")
     VP, VM = load_bank(VAL_SEEDS if not smoke else VAL_SEEDS[:1], "coarse")
     log(f"coarse: {len(P)} train patches, {len(VP)} val patches")
     net = Coarse()
     if os.environ.get("SPECK_TRAIN_RESUME") and os.path.exists(os.path.join(WORK, "coarse.pt")):
         net.load_state_dict(torch.load(os.path.join(WORK, "coarse.pt")))
         log("coarse: resumed from coarse.pt")
-    lr = 1e-3 if os.environ.get("SPECK_TRAIN_RESUME") else 3e-3
+    lr = lr or (1e-3 if os.environ.get("SPECK_TRAIN_RESUME") else 3e-3)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     t0 = time.time()
@@ -310,20 +319,23 @@ def fine_loss(out, lab, diam, off, w):
     return bce + reg, bce, reg
 
 
-def pick_fine(M, rng, n):
+def pick_fine(M, rng, n, nod_frac=0.4, mined_frac=0.3, real_frac=0.0):
     nod = [i for i, m in enumerate(M) if m["kind"] == "nodule"]
     w = np.array([size_weight(M[i]["nodules"][0][4]) if M[i]["nodules"] else 1.0 for i in nod])
     neg = [i for i, m in enumerate(M) if m["kind"] != "nodule"]
     blob = [i for i in neg if M[i]["kind"] == "blob"]
     mined = [i for i in neg if M[i]["kind"] == "mined"]
+    real = [i for i in neg if M[i]["kind"] == "mined-real"]  # engine false positives on real CT
     out = []
     for _ in range(n):
         r = rng.random()
-        if r < 0.4:
+        if r < nod_frac:
             out.append(nod[rng.choice(len(nod), p=w / w.sum())])
-        elif r < 0.7 and mined:
+        elif r < nod_frac + real_frac and real:
+            out.append(real[rng.integers(len(real))])
+        elif r < nod_frac + real_frac + mined_frac and mined:
             out.append(mined[rng.integers(len(mined))])
-        elif r < 0.8 and blob:
+        elif r < nod_frac + real_frac + mined_frac + 0.1 and blob:
             out.append(blob[rng.integers(len(blob))])
         else:
             out.append(neg[rng.integers(len(neg))])
@@ -365,29 +377,32 @@ def fine_validate(net, P, M):
     return res
 
 
-def train_fine(steps, batch, smoke=False):
-    torch.manual_seed(2)
-    rng = np.random.default_rng(2)
-    P, M = load_bank(TRAIN_SEEDS if not smoke else TRAIN_SEEDS[:2], "fine")
-    for rnd in range(len(MINE_SEEDS)):
+def train_fine(steps, batch, smoke=False, seeds=None, mined=(), seed=2, lr=None, nod_frac=0.4, mined_frac=0.3,
+               real_frac=0.0):
+    """Train the fine net for `steps` one-cycle steps on the banks of `seeds` (default: the v1
+    training seeds) plus the mined false positives of the rounds in `mined`; resumes from
+    WORK/fine.pt when SPECK_TRAIN_RESUME is set."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    P, M = load_bank((seeds or TRAIN_SEEDS) if not smoke else TRAIN_SEEDS[:2], "fine")
+    for rnd in mined:  # a round number, or a name such as "-lidc" (bank/mined-lidc.npz)
         f = os.path.join(WORK, "bank", f"mined{rnd}.npz")
-        if os.environ.get("SPECK_TRAIN_RESUME") and os.path.exists(f):
-            z = np.load(f)
-            P = np.concatenate([P, z["fine"]])
-            M = M + json.loads(str(z["fine_meta"]))
+        z = np.load(f)
+        P = np.concatenate([P, z["fine"]])
+        M = M + json.loads(str(z["fine_meta"]))
     VP, VM = load_bank(VAL_SEEDS if not smoke else VAL_SEEDS[:1], "fine")
     log(f"fine: {len(P)} train patches, {len(VP)} val patches")
     net = Fine(FINE_PATCH)
     if os.environ.get("SPECK_TRAIN_RESUME") and os.path.exists(os.path.join(WORK, "fine.pt")):
         net.load_state_dict(torch.load(os.path.join(WORK, "fine.pt")))
         log("fine: resumed from fine.pt")
-    lr = 1e-3 if os.environ.get("SPECK_TRAIN_RESUME") else 2e-3
+    lr = lr or (1e-3 if os.environ.get("SPECK_TRAIN_RESUME") else 2e-3)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     t0 = time.time()
     run = None
     for step in range(1, steps + 1):
-        idx = pick_fine(M, rng, batch)
+        idx = pick_fine(M, rng, batch, nod_frac, mined_frac, real_frac)
         x, lab, diam, off, w = fine_batch(P, M, idx, rng)
         loss, bce, reg = fine_loss(net(x), lab, diam, off, w)
         opt.zero_grad()
@@ -406,20 +421,26 @@ def train_fine(steps, batch, smoke=False):
     return net
 
 
-MINE_SEEDS = [list(range(1000, 1006)), list(range(1006, 1012))]  # training phantoms re-run through the engine, per round
+# Hard-negative mining rounds: training phantoms re-run through the engine with the pair of that
+# moment. v1: rounds 0-1 (each followed by --fine-steps3). v2: rounds 2-3 re-run seeds 1000-1020
+# with the v1 pair; round 4 runs the v2 phantoms (1021-1059) with the v2 coarse net and the v1
+# fine net; then one long fine phase over all mined banks.
+MINE_SEEDS = [list(range(1000, 1006)), list(range(1006, 1012)), list(range(1000, 1012)), list(range(1012, 1021)),
+              list(range(1021, 1060))]
+V1_ROUNDS = 2
 
 
 def mine(models_dir, rnd=0):
     """Hard-negative mining: run Speck's engine (speck-train-detect) with the current pair on
     training phantoms and cut fine patches at its false positives (probability >= 0.5, farther
     than max(d, 3 mm) + 2 mm from every nodule and excluded finding)."""
-    d = os.path.join(WORK, "mine" if rnd == 0 else f"mine{rnd}")
+    d = os.path.join(WORK, f"mine{rnd}")
     os.makedirs(d, exist_ok=True)
     tool = os.environ.get("SPECK_TRAIN_DETECT", os.path.join(os.path.dirname(os.environ.get("SPECK_PHANTOM_GEN", "")),
                                                               "speck-train-detect"))
     scans = []
     for s in MINE_SEEDS[rnd]:
-        sd = os.path.join(d, str(s))
+        sd = os.path.join(WORK, "minescan", str(s))  # one phantom per seed, shared by the rounds
         if not os.path.exists(os.path.join(sd, "annotations.csv")):
             make_phantom(s, sd, False)
         scans += [os.path.join(sd, f) for f in os.listdir(sd) if f.endswith(".mhd")]
@@ -449,6 +470,44 @@ def mine(models_dir, rnd=0):
     log(f"mined {len(patches)} engine false positives from {len(scans)} training phantoms")
 
 
+def mine_lidc(models_dir, val_dir, min_p=0.3, rnd="lidc"):
+    """Hard negatives from real CT: Speck's engine with the current pair on one scan of the LIDC
+    insertion validation set (models/train/lidc_insert.py), keeping only candidates whose whole
+    fine patch lies right of the midline (the right lung is training material; every inserted
+    validation nodule is in the left lung, which stays held out), probability >= min_p, and
+    farther than max(d, 3 mm) + 2 mm from the real nodule and every excluded finding. The right
+    halves of the validation scans are the same real background, so one scan suffices."""
+    import csv
+    truth = json.load(open(os.path.join(val_dir, "truth.json")))
+    uid = next(csv.DictReader(open(os.path.join(val_dir, "series.csv"))))["seriesuid"]
+    path = os.path.join(val_dir, uid + ".mhd")
+    d = os.path.join(WORK, f"mine-{rnd}")
+    os.makedirs(d, exist_ok=True)
+    out = os.path.join(d, "run")
+    tool = os.environ.get("SPECK_TRAIN_DETECT", os.path.join(os.path.dirname(os.environ.get("SPECK_PHANTOM_GEN", "")),
+                                                              "speck-train-detect"))
+    if not os.path.exists(out + ".candidates.csv"):
+        subprocess.run([tool, os.path.join(models_dir, "coarse-v1.onnx"), os.path.join(models_dir, "fine-v1.onnx"), out,
+                        "0.2", str(min_p), "0", "2", path], check=True)
+    scan = read_scan(path)
+    nods = [n for n in read_annotations(os.path.join(val_dir, "annotations.csv")) if n.seriesuid == uid]
+    nods += [n for n in read_annotations(os.path.join(val_dir, "annotations_excluded.csv"), excluded=True)
+             if n.seriesuid == uid]
+    half_x = S.FINE_STORE[2] * scan.spacing_zyx[2] / 2
+    patches, metas = [], []
+    for r in csv.DictReader(open(out + ".candidates.csv")):
+        w = np.array([float(r["coordX"]), float(r["coordY"]), float(r["coordZ"])])
+        if float(r["probability"]) < min_p or w[0] + half_x >= truth["midline_x"]:
+            continue
+        if any(np.linalg.norm(w - n.xyz) < max(n.diameter_mm, 3.0) + 2.0 for n in nods):
+            continue
+        c = np.round(scan.world_to_index(w)).astype(int)
+        patches.append(S.crop(scan.hu, c, S.FINE_STORE))
+        metas.append(dict(kind="mined-real", centre=[int(v) for v in c], nodules=[]))
+    np.savez(os.path.join(WORK, "bank", f"mined-{rnd}.npz"), fine=np.stack(patches), fine_meta=json.dumps(metas))
+    log(f"mined {len(patches)} engine false positives in the right lung of LIDC-IDRI-0001")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--all", action="store_true")
@@ -466,6 +525,7 @@ def main():
     ap.add_argument("--mine-round", type=int, default=0, help="with --mine alone: which round")
     ap.add_argument("--coarse-batch", type=int, default=8)
     ap.add_argument("--fine-batch", type=int, default=16)
+    ap.add_argument("--v2", action="store_true", help="only the v2 phases, from the v1 pair in --out")
     ap.add_argument("--out", default=os.path.join(REPO, "models"))
     a = ap.parse_args()
     torch.set_num_threads(THREADS)
@@ -500,14 +560,63 @@ def main():
         log(f"export done ({time.time() - t0:.0f}s)")
     if (a.all and not a.smoke) or a.mine:
         import export
-        rounds = range(len(MINE_SEEDS)) if a.all else [a.mine_round]
+        rounds = range(V1_ROUNDS) if a.all else [a.mine_round]
         for rnd in rounds:
             mine(a.out, rnd)
             os.environ["SPECK_TRAIN_RESUME"] = "1"
-            train_fine(a.fine_steps3, a.fine_batch)
+            train_fine(a.fine_steps3, a.fine_batch, mined=range(rnd + 1))
             export.export_all(WORK, a.out)
             log(f"mining round {rnd} done ({time.time() - t0:.0f}s)")
+    if (a.all and not a.smoke) or a.v2:
+        v2(a, t0)
 
+
+V2_SIZE_W = [3.0, 1.5, 2.0]
+
+
+def lidc_banks():
+    """Patch banks of nodules inserted into the real right lung of LIDC-IDRI-0001
+    (models/train/lidc_insert.py), listed twice (real background is worth more than one more
+    phantom), or none when that script has not run (no ../shared/data)."""
+    names = [f"lidc{i}" for i in range(1, 17)]
+    have = [n for n in names if os.path.exists(os.path.join(WORK, "bank", f"{n}.npz"))]
+    if not have:
+        log("v2: no LIDC insertion banks (run models/train/lidc_insert.py); phantoms only")
+    return have + have
+
+
+def v2(a, t0):
+    """The v2 phases, continuing from the v1 pair in a.out (models/coarse-v1.onnx, fine-v1.onnx):
+    39 more phantoms, size weights that stop neglecting large nodules, mining rounds 2-4 and one
+    on the real right lung of LIDC-IDRI-0001, then a phase on the LIDC insertion banks."""
+    import export
+    SIZE_W[:] = V2_SIZE_W
+    os.environ["SPECK_TRAIN_RESUME"] = "1"
+    for s in TRAIN_SEEDS_V2:
+        gen([s])
+    for rnd in (2, 3):  # the v1 pair on the 21 v1 phantoms
+        mine(a.out, rnd)
+    train_coarse(2000, a.coarse_batch, seeds=TRAIN_SEEDS_V2, seed=3, lr=1e-3)
+    export.export_all(WORK, a.out)  # v2 coarse net + v1 fine net
+    mine(a.out, 4)  # ... on the 39 new phantoms
+    val_dir = os.path.join(WORK, "lidc-insert", "val")
+    real = os.path.exists(os.path.join(val_dir, "truth.json"))
+    if real:
+        mine_lidc(a.out, val_dir)
+    train_fine(3000, a.fine_batch, seeds=TRAIN_SEEDS_V2, mined=range(5), seed=4, lr=1e-3, nod_frac=0.35,
+               mined_frac=0.4)
+    log(f"v2 phantom phases done ({time.time() - t0:.0f}s)")
+    lidc = lidc_banks()
+    if lidc:
+        train_coarse(1000, a.coarse_batch, seeds=TRAIN_SEEDS_V2 + lidc, seed=5, lr=5e-4)
+        train_fine(V2_FINE_LIDC_STEPS, a.fine_batch, seeds=TRAIN_SEEDS_V2 + lidc,
+                   mined=list(range(5)) + (["-lidc"] if real else []), seed=6, lr=5e-4, nod_frac=0.35,
+                   mined_frac=0.35, real_frac=0.15 if real else 0.0)
+    export.export_all(WORK, a.out)
+    log(f"v2 done ({time.time() - t0:.0f}s)")
+
+
+V2_FINE_LIDC_STEPS = 1500
 
 if __name__ == "__main__":
     main()
