@@ -226,3 +226,95 @@ fn regression_dicom_file_4() {
         )
     );
 }
+
+/// One explicit-VR-little-endian element (short or long header form by VR).
+fn element(group: u16, element: u16, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
+    let mut out = tag(group, element);
+    out.extend_from_slice(vr);
+    if matches!(vr, b"OB" | b"OW" | b"SQ" | b"UN" | b"UT") {
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    } else {
+        out.extend_from_slice(&(value.len() as u16).to_le_bytes());
+    }
+    out.extend_from_slice(value);
+    out
+}
+
+/// fuzz target `dicom_file`, finding 6 (out-of-memory, malloc of 2 374 864 269 bytes for an
+/// 18 KB file).
+///
+/// A deflated file (transfer syntax 1.2.840.10008.1.2.1.99) whose file meta group holds, inside
+/// the span its group length (0002,0000) declares, an element of another group: (0003,0013), a
+/// mutated (0002,0013). dicom-object reads the meta group by its length and inflates the data set
+/// from the end of that span; the guard stopped at the first element outside group 0002 and
+/// inflated from there, where the bytes `03 00` happen to be a complete, empty deflate stream.
+/// The guard thus checked an empty data set while the parser read another one, with an OB value
+/// claiming 0x8D8D8D8D bytes that it allocated. The guard now reads the meta group exactly as
+/// dicom-object does, so both inflate the same bytes.
+#[test]
+fn regression_dicom_file_5() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut meta = element(0x0002, 0x0001, b"OB", &[0, 1]);
+    meta.extend(element(
+        0x0002,
+        0x0002,
+        b"UI",
+        b"1.2.840.10008.5.1.4.1.1.7\0",
+    ));
+    meta.extend(element(0x0002, 0x0003, b"UI", b"1.2.3.4\0"));
+    meta.extend(element(0x0002, 0x0010, b"UI", b"1.2.840.10008.1.2.1.99"));
+    meta.extend(element(0x0003, 0x0013, b"SH", b"DCTOOL100 "));
+    let mut data_set = element(0x0008, 0x0016, b"UI", b"1.2.840.10008.5.1.4.1.1.7\0");
+    data_set.extend(tag(0x0011, 0x1010));
+    data_set.extend_from_slice(b"OB\0\0");
+    data_set.extend_from_slice(&0x8D8D_8D8Du32.to_le_bytes());
+    data_set.extend_from_slice(&[0u8; 64]);
+    let mut deflate =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    deflate.write_all(&data_set).expect("deflate");
+    let mut bytes = vec![0u8; 128];
+    bytes.extend_from_slice(b"DICM");
+    bytes.extend(element(
+        0x0002,
+        0x0000,
+        b"UL",
+        &(meta.len() as u32).to_le_bytes(),
+    ));
+    bytes.extend(meta);
+    bytes.extend(deflate.finish().expect("deflate"));
+    let p = dir.path().join("deflated.dcm");
+    std::fs::write(&p, &bytes).expect("write");
+    let expected = format!(
+        "{}: corrupt DICOM: element (0011,1010) claims 2374864269 bytes but only 64 remain",
+        p.display()
+    );
+    let e = read_pixels(&p, &Limits::default()).expect_err("refused");
+    assert!(matches!(e, VolumeError::Malformed { .. }), "{e:?}");
+    assert_eq!(e.to_string(), expected);
+    let e = read_series(&p, &LoadOptions::default()).expect_err("refused");
+    assert_eq!(e.to_string(), expected);
+}
+
+/// The meta group must begin with its group length, as dicom-object requires: a file whose first
+/// meta element is another one is refused by the guard with the reason, before any parsing.
+#[test]
+fn a_meta_group_without_its_group_length_is_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let good = slice_bytes(dir.path());
+    let mut bytes = good[..132].to_vec();
+    // drop (0002,0000): 12 bytes (UL, short form: tag 4 + VR 2 + length 2 + value 4)
+    assert_eq!(&good[132..138], &[0x02, 0x00, 0x00, 0x00, b'U', b'L']);
+    bytes.extend_from_slice(&good[144..]);
+    let p = dir.path().join("no_group_length.dcm");
+    std::fs::write(&p, &bytes).expect("write");
+    let e = read_pixels(&p, &Limits::default()).expect_err("refused");
+    assert!(matches!(e, VolumeError::Malformed { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains(
+            "the file meta group does not begin with its group length (0002,0000) of 4 bytes, but with (0002,0001)"
+        ),
+        "{e}"
+    );
+}

@@ -316,6 +316,32 @@ impl<R: Read + SeekRelative> Walker<R> {
     }
 }
 
+/// One element header of the file meta group (explicit VR little endian): group, element, VR and
+/// value length. The header form follows dicom-encoding, as everywhere in this guard.
+fn meta_header<R: Read + SeekRelative>(
+    c: &mut Cur<R>,
+    file_len: u64,
+) -> Result<(u16, u16, [u8; 2], u32), String> {
+    if c.pos + 8 > file_len {
+        return Err(format!("file meta group ends early at byte {}", c.pos));
+    }
+    let group = c.u16(Enc::ExplicitLe)?;
+    let element = c.u16(Enc::ExplicitLe)?;
+    let vr = c.bytes::<2>()?;
+    if !vr.iter().all(u8::is_ascii_uppercase) {
+        return Err(format!(
+            "invalid VR {vr:?} in meta element ({group:04X},{element:04X})"
+        ));
+    }
+    let len = if long_form(&vr) {
+        c.bytes::<2>()?;
+        c.u32(Enc::ExplicitLe)?
+    } else {
+        u32::from(c.u16(Enc::ExplicitLe)?)
+    };
+    Ok((group, element, vr, len))
+}
+
 /// Check every length in `path` (already known to start with the 128-byte preamble and `DICM`).
 /// `max_inflated` bounds the inflated size of a deflated data set.
 pub(crate) fn check_lengths(path: &Path, max_inflated: u64) -> Result<Layout, VolumeError> {
@@ -330,38 +356,31 @@ pub(crate) fn check_lengths(path: &Path, max_inflated: u64) -> Result<Layout, Vo
         pixel_data: None,
     };
     w.c.skip(132).map_err(bad)?;
-    // File meta group: explicit VR little endian, group 0002.
+    // File meta group, explicit VR little endian, walked exactly as dicom-object 0.10 reads it
+    // (`FileMetaTable::from_reader`): the first element must be the group length (0002,0000), a
+    // 4-byte UL; then elements, of any group, are read until that many bytes are consumed, and
+    // the data set starts where that read stops. Stopping at the first element outside group
+    // 0002 instead (as this guard once did) let a file whose group length runs past such an
+    // element start its data set at a place the parser never reads from (fuzz: regression_dicom_file_5).
+    let (group, element, _, len) = meta_header(&mut w.c, file_len).map_err(bad)?;
+    if (group, element, len) != (0x0002, 0x0000, 4) {
+        return Err(bad(format!(
+            "the file meta group does not begin with its group length (0002,0000) of 4 bytes, but with ({group:04X},{element:04X}) of {len} bytes"
+        )));
+    }
+    let group_length = u64::from(w.c.u32(Enc::ExplicitLe).map_err(bad)?);
+    let mut consumed = 0u64;
     let mut ts = String::new();
-    loop {
-        if w.c.pos + 8 > file_len {
-            break;
-        }
-        let group = w.c.u16(Enc::ExplicitLe).map_err(bad)?;
-        if group != 0x0002 {
-            w.c.r.seek_relative(-2).map_err(|e| bad(e.to_string()))?;
-            w.c.pos -= 2;
-            break;
-        }
-        let element = w.c.u16(Enc::ExplicitLe).map_err(bad)?;
-        let vr = w.c.bytes::<2>().map_err(bad)?;
-        if !vr.iter().all(u8::is_ascii_uppercase) {
-            return Err(bad(format!(
-                "invalid VR {vr:?} in meta element (0002,{element:04X})"
-            )));
-        }
-        let len = if long_form(&vr) {
-            w.c.bytes::<2>().map_err(bad)?;
-            w.c.u32(Enc::ExplicitLe).map_err(bad)?
-        } else {
-            u32::from(w.c.u16(Enc::ExplicitLe).map_err(bad)?)
-        };
+    while consumed < group_length {
+        let start = w.c.pos;
+        let (group, element, _, len) = meta_header(&mut w.c, file_len).map_err(bad)?;
         let left = file_len - w.c.pos;
         if u64::from(len) > left {
             return Err(bad(format!(
-                "meta element (0002,{element:04X}) claims {len} bytes but only {left} remain"
+                "meta element ({group:04X},{element:04X}) claims {len} bytes but only {left} remain"
             )));
         }
-        if element == 0x0010 && len <= 128 {
+        if (group, element) == (0x0002, 0x0010) && len <= 128 {
             let mut v = vec![0u8; len as usize];
             w.c.r.read_exact(&mut v).map_err(|e| bad(e.to_string()))?;
             w.c.pos += u64::from(len);
@@ -371,6 +390,7 @@ pub(crate) fn check_lengths(path: &Path, max_inflated: u64) -> Result<Layout, Vo
         } else {
             w.c.skip(u64::from(len)).map_err(bad)?;
         }
+        consumed += w.c.pos - start;
     }
     if ts == DEFLATED {
         let mut raw = Vec::new();
