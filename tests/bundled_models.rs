@@ -1,10 +1,11 @@
-//! The bundled models (`models/coarse-v1.onnx`, `models/fine-v1.onnx`) through the real engine on
+//! The bundled models (`models/coarse-v2.onnx`, `models/fine-v2.onnx`) through the real engine on
 //! a freshly generated phantom, at the model card's operating point (the fine model's own
 //! `speck.threshold`, 1 FP/scan on the held-out phantoms of `models/README.md`).
 //!
-//! The models are trained on synthetic data and are weak overall (see the card: CPM 0.63), but
-//! isolated solid nodules of 4 voxels and more (diameter in voxels rounding to 4 or more) are what
-//! they must not miss: the test asserts at least 80 % of them are found (6 of 6 when written).
+//! Nodules of 4 voxels and more (diameter in voxels rounding to 4 or more): of the isolated solid
+//! ones at least 80 % must be found (6 of 6 when written); of every density and attachment, at
+//! least two thirds (the card's 4-voxel sensitivity at this operating point; 11 of 15 when
+//! written).
 //! Skips (prints a note) when ONNX Runtime cannot be found.
 
 use std::path::PathBuf;
@@ -26,8 +27,8 @@ fn bundled_models_load_and_honour_the_contract() -> Result<(), speck::Error> {
         return Ok(());
     }
     let opts = SessionOptions::default();
-    let coarse = speck::detect::Model::load(bundled("coarse-v1.onnx"), &opts)?;
-    let fine = speck::detect::Model::load(bundled("fine-v1.onnx"), &opts)?;
+    let coarse = speck::detect::Model::load(bundled("coarse-v2.onnx"), &opts)?;
+    let fine = speck::detect::Model::load(bundled("fine-v2.onnx"), &opts)?;
     assert_eq!(coarse.contract().role, ModelRole::Coarse);
     assert_eq!(fine.contract().role, ModelRole::Fine);
     assert!(fine.contract().channel("diameter_mm").is_some());
@@ -39,33 +40,26 @@ fn bundled_models_load_and_honour_the_contract() -> Result<(), speck::Error> {
     Ok(())
 }
 
-#[test]
-fn bundled_models_find_solid_nodules_of_four_voxels_and_more() -> Result<(), speck::Error> {
-    if let Err(e) = speck::detect::find_ort_library(None) {
-        eprintln!("SKIPPED: ONNX Runtime not found ({e})");
-        return Ok(());
-    }
+/// Runs the bundled pair on a fresh phantom (96 x 320 x 320 at the models' spacing, small nodules)
+/// at the card's operating point; returns (nodules of 4+ voxels found, nodules of 4+ voxels).
+fn four_voxel_nodules_found(
+    seed: u64,
+    density: DensityMix,
+    attachment: AttachmentMix,
+) -> Result<(usize, usize), speck::Error> {
     // The models' own spacing; a chest smaller than a real scan so the test stays quick.
     let phantom = speck::phantom::generate(
-        &PhantomOptions::new(4242)
+        &PhantomOptions::new(seed)
             .shape([96, 320, 320])
             .spacing([1.0, 0.7, 0.7])
             .nodules(10)
             .size_mix(SizeMix::Small)
-            .density_mix(DensityMix {
-                solid: 1.0,
-                part_solid: 0.0,
-                ground_glass: 0.0,
-            })
-            .attachment_mix(AttachmentMix {
-                isolated: 1.0,
-                vessel: 0.0,
-                pleura: 0.0,
-            }),
+            .density_mix(density)
+            .attachment_mix(attachment),
     )?;
     let detector = Detector::builder()
-        .coarse(bundled("coarse-v1.onnx"))
-        .fine(bundled("fine-v1.onnx"))
+        .coarse(bundled("coarse-v2.onnx"))
+        .fine(bundled("fine-v2.onnx"))
         .device(Device::Cpu)
         .threads(2)
         .build()?;
@@ -97,14 +91,61 @@ fn bundled_models_find_solid_nodules_of_four_voxels_and_more() -> Result<(), spe
         })
         .count();
     eprintln!(
-        "bundled models: {hit}/{} solid isolated nodules of 4+ voxels found, {} candidates",
+        "bundled models, seed {seed}: {hit}/{} nodules of 4+ voxels found, {} candidates",
         targets.len(),
         found.candidates.len()
     );
+    Ok((hit, targets.len()))
+}
+
+#[test]
+fn bundled_models_find_solid_nodules_of_four_voxels_and_more() -> Result<(), speck::Error> {
+    if let Err(e) = speck::detect::find_ort_library(None) {
+        eprintln!("SKIPPED: ONNX Runtime not found ({e})");
+        return Ok(());
+    }
+    let (hit, n) = four_voxel_nodules_found(
+        4242,
+        DensityMix {
+            solid: 1.0,
+            part_solid: 0.0,
+            ground_glass: 0.0,
+        },
+        AttachmentMix {
+            isolated: 1.0,
+            vessel: 0.0,
+            pleura: 0.0,
+        },
+    )?;
     assert!(
-        10 * hit >= 8 * targets.len(),
-        "found {hit} of {} isolated solid nodules of 4+ voxels at the card's operating point",
-        targets.len()
+        10 * hit >= 8 * n,
+        "found {hit} of {n} isolated solid nodules of 4+ voxels at the card's operating point"
+    );
+    Ok(())
+}
+
+#[test]
+fn bundled_models_find_nodules_of_four_voxels_and_more_of_every_kind() -> Result<(), speck::Error> {
+    if let Err(e) = speck::detect::find_ort_library(None) {
+        eprintln!("SKIPPED: ONNX Runtime not found ({e})");
+        return Ok(());
+    }
+    // The generator's default mix: solid, part-solid and ground-glass; isolated, vessel- and
+    // pleura-attached. Two phantoms, so that one unlucky nodule does not decide. The card's
+    // sensitivity at this operating point is 0.67 for 4-voxel nodules, 0.94 for 5, 0.79 for
+    // pleura- and 0.81 for vessel-attached ones: at least two thirds must be found (11 of 15
+    // when written).
+    let (mut hit, mut n) = (0, 0);
+    for seed in [4243, 4244] {
+        let (h, t) =
+            four_voxel_nodules_found(seed, DensityMix::default(), AttachmentMix::default())?;
+        hit += h;
+        n += t;
+    }
+    assert!(
+        3 * hit >= 2 * n,
+        "found {hit} of {n} nodules of 4+ voxels (all densities and attachments) at the card's \
+         operating point"
     );
     Ok(())
 }

@@ -2,12 +2,15 @@
 # Whole-pipeline evaluation of the bundled models on 20 held-out phantoms (seeds 9001-9020, never
 # used in training), through Speck's engine (speck-detect) and `speck eval`.
 #   models/train/evaluate.sh [N_SCANS] [SIZE_Z,Y,X]     (defaults: 20, 300,512,512)
-# Writes $SPECK_TRAIN_WORK/eval/{candidates,timings,annotations,excluded,series}.csv and eval.json.
+# Writes $SPECK_TRAIN_WORK/eval/[$SPECK_EVAL_NAME/]{candidates,timings,annotations,excluded,series}.csv and
+# eval.json; SPECK_EVAL_MODELS names the folder of the pair (default models/).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-20}
 SIZE=${2:-300,512,512}
 WORK=${SPECK_TRAIN_WORK:-/tmp/speck-train}/eval
+OUT=$WORK/${SPECK_EVAL_NAME:-.}   # results (scans and annotations stay in $WORK)
+MODELS=${SPECK_EVAL_MODELS:-models}   # folder holding the pair to evaluate
 TGT=${CARGO_TARGET_DIR:-target}
 VENV=${VENV:-.venv-train}
 COUNT=${SPECK_EVAL_COUNT:-10}
@@ -32,12 +35,14 @@ for s in $seeds; do
   tail -n +2 "$WORK/$s/annotations.csv" >> "$WORK/annotations.csv"
   tail -n +2 "$WORK/$s/annotations_excluded.csv" >> "$WORK/excluded.csv"
 done
-"$TGT/release/speck-train-detect" models/coarse-v1.onnx models/fine-v1.onnx "$WORK/run" \
+mkdir -p "$OUT"
+"$TGT/release/speck-train-detect" "$MODELS/coarse-v2.onnx" "$MODELS/fine-v2.onnx" "$OUT/run" \
   "${SPECK_EVAL_DENSE_T:-0.2}" "$FINE_T" "${SPECK_EVAL_TTA:-0}" "$THREADS" "${scans[@]}"
 # in-lung candidates only (Speck's default drops the others)
-awk -F, 'NR==1 || $7==1' "$WORK/run.candidates.csv" > "$WORK/candidates.csv"
+awk -F, 'NR==1 || $7==1' "$OUT/run.candidates.csv" > "$OUT/candidates.csv"
 "$TGT/release/speck" eval --annotations "$WORK/annotations.csv" --excluded "$WORK/excluded.csv" \
-  --candidates "$WORK/candidates.csv" --series "$WORK/series.csv" --json --plot "$WORK/froc.svg" > "$WORK/eval.json"
+  --candidates "$OUT/candidates.csv" --series "$WORK/series.csv" --json --plot "$OUT/froc.svg" > "$OUT/eval.json"
 "$TGT/release/speck" eval --annotations "$WORK/annotations.csv" --excluded "$WORK/excluded.csv" \
-  --candidates "$WORK/candidates.csv" --series "$WORK/series.csv" | tee "$WORK/eval.txt"
-"$VENV/bin/python" models/train/report.py "$WORK"
+  --candidates "$OUT/candidates.csv" --series "$WORK/series.csv" | tee "$OUT/eval.txt"
+cp "$WORK/annotations.csv" "$WORK/excluded.csv" "$WORK/series.csv" "$OUT/" 2>/dev/null || true
+"$VENV/bin/python" models/train/report.py "$OUT"

@@ -12,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 WORK_ROOT=${SPECK_TRAIN_WORK:-/tmp/speck-train}
 VAL=${1:-$WORK_ROOT/lidc-insert/val}
-WORK=$WORK_ROOT/eval-lidc
+WORK=$WORK_ROOT/${SPECK_EVAL_NAME:-eval-lidc}
+MODELS=${SPECK_EVAL_MODELS:-models}   # folder holding the pair to evaluate
 TGT=${CARGO_TARGET_DIR:-target}
 VENV=${VENV:-.venv-train}
 FINE_T=${SPECK_EVAL_FINE_T:-0.02}   # low, so the FROC curve extends to 8 FP/scan
@@ -28,7 +29,7 @@ mapfile -t scans < <(tail -n +2 "$VAL/series.csv" | sed "s|^|$VAL/|; s|\$|.mhd|"
 cp "$VAL/annotations.csv" "$WORK/annotations.csv"
 cp "$VAL/annotations_excluded.csv" "$WORK/excluded.csv"
 cp "$VAL/series.csv" "$WORK/series.csv"
-"$TGT/release/speck-train-detect" models/coarse-v1.onnx models/fine-v1.onnx "$WORK/all" \
+"$TGT/release/speck-train-detect" "$MODELS/coarse-v2.onnx" "$MODELS/fine-v2.onnx" "$WORK/all" \
   "${SPECK_EVAL_DENSE_T:-0.2}" "$FINE_T" "${SPECK_EVAL_TTA:-0}" "$THREADS" "${scans[@]}"
 cp "$WORK/all.timings.csv" "$WORK/run.timings.csv"
 MID=$("$VENV/bin/python" -c "import json, sys; print(json.load(open(sys.argv[1]))['midline_x'])" "$VAL/truth.json")

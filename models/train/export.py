@@ -12,12 +12,13 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nets import HU_WINDOW, SPACING, Coarse, CoarseExport, Fine, FineExport  # noqa: E402
 
-VERSION = "1.0.0"
+VERSION = "2.0.0"
+TAG = "v2"                       # file names: models/coarse-v2.onnx, models/fine-v2.onnx
 COARSE_PATCH = (32, 128, 128)   # tile the engine feeds (z,y,x); divisible by (4,8,8)
 COARSE_STRIDE = (1, 2, 2)
 FINE_PATCH = (32, 48, 48)
 COARSE_THRESHOLD = 0.2           # suggested candidate threshold on the coarse heatmap
-FINE_THRESHOLD = 0.9998          # ~1 FP/scan on the held-out phantoms (see models/README.md)
+FINE_THRESHOLD = 0.9977          # 1 FP/scan on the 20 held-out phantoms (see models/README.md)
 
 
 def fmt(v):
@@ -63,11 +64,11 @@ def export_all(work, out):
     os.makedirs(out, exist_ok=True)
     c = Coarse()
     c.load_state_dict(torch.load(os.path.join(work, "coarse.pt")))
-    _export(CoarseExport(c), COARSE_PATCH, os.path.join(out, "coarse-v1.onnx"),
+    _export(CoarseExport(c), COARSE_PATCH, os.path.join(out, f"coarse-{TAG}.onnx"),
             common_meta("coarse", COARSE_PATCH, COARSE_STRIDE, "prob", COARSE_THRESHOLD))
     f = Fine(FINE_PATCH)
     f.load_state_dict(torch.load(os.path.join(work, "fine.pt")))
-    _export(FineExport(f), FINE_PATCH, os.path.join(out, "fine-v1.onnx"),
+    _export(FineExport(f), FINE_PATCH, os.path.join(out, f"fine-{TAG}.onnx"),
             common_meta("fine", FINE_PATCH, (1, 1, 1), "prob,diameter_mm,dz,dy,dx", FINE_THRESHOLD))
 
 

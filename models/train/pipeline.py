@@ -27,10 +27,10 @@ class Models:
 
         o = ort.SessionOptions()
         o.intra_op_num_threads = threads
-        self.c = ort.InferenceSession(os.path.join(mdir, "coarse-v1.onnx"), o, providers=["CPUExecutionProvider"])
-        self.f = ort.InferenceSession(os.path.join(mdir, "fine-v1.onnx"), o, providers=["CPUExecutionProvider"])
-        mc = {p.key: p.value for p in onnx.load(os.path.join(mdir, "coarse-v1.onnx")).metadata_props}
-        mf = {p.key: p.value for p in onnx.load(os.path.join(mdir, "fine-v1.onnx")).metadata_props}
+        self.c = ort.InferenceSession(os.path.join(mdir, "coarse-v2.onnx"), o, providers=["CPUExecutionProvider"])
+        self.f = ort.InferenceSession(os.path.join(mdir, "fine-v2.onnx"), o, providers=["CPUExecutionProvider"])
+        mc = {p.key: p.value for p in onnx.load(os.path.join(mdir, "coarse-v2.onnx")).metadata_props}
+        mf = {p.key: p.value for p in onnx.load(os.path.join(mdir, "fine-v2.onnx")).metadata_props}
         self.cpatch = tuple(int(v) for v in mc["speck.patch_size"].split(","))
         self.cstride = tuple(int(v) for v in mc["speck.output_stride"].split(","))
         self.fpatch = tuple(int(v) for v in mf["speck.patch_size"].split(","))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rerun the whole Speck model recipe: build speck, generate phantoms, train both nets, export
-# models/coarse-v1.onnx and models/fine-v1.onnx, then validate the pair on held-out phantoms.
+# models/coarse-v2.onnx and models/fine-v2.onnx, then validate the pair on held-out phantoms.
 #   models/train/run.sh            (CPU; about 45-55 minutes on 2 cores)
 # Env: VENV (default .venv-train), CARGO_TARGET_DIR, SPECK_TRAIN_WORK (default /tmp/speck-train),
 #      SPECK_TRAIN_THREADS (default 1: on 2 shared cores one torch thread was as fast as two).

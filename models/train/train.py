@@ -319,13 +319,14 @@ def fine_loss(out, lab, diam, off, w):
     return bce + reg, bce, reg
 
 
-def pick_fine(M, rng, n, nod_frac=0.4, mined_frac=0.3, real_frac=0.0):
+def pick_fine(M, rng, n, nod_frac=0.4, mined_frac=0.3, real_frac=0.0, out_frac=0.0):
     nod = [i for i, m in enumerate(M) if m["kind"] == "nodule"]
     w = np.array([size_weight(M[i]["nodules"][0][4]) if M[i]["nodules"] else 1.0 for i in nod])
     neg = [i for i, m in enumerate(M) if m["kind"] != "nodule"]
     blob = [i for i in neg if M[i]["kind"] == "blob"]
     mined = [i for i in neg if M[i]["kind"] == "mined"]
     real = [i for i in neg if M[i]["kind"] == "mined-real"]  # engine false positives on real CT
+    outside = [i for i in neg if M[i]["kind"] == "mined-out"]  # ... outside the lung mask
     out = []
     for _ in range(n):
         r = rng.random()
@@ -333,6 +334,8 @@ def pick_fine(M, rng, n, nod_frac=0.4, mined_frac=0.3, real_frac=0.0):
             out.append(nod[rng.choice(len(nod), p=w / w.sum())])
         elif r < nod_frac + real_frac and real:
             out.append(real[rng.integers(len(real))])
+        elif r >= 1.0 - out_frac and outside:
+            out.append(outside[rng.integers(len(outside))])
         elif r < nod_frac + real_frac + mined_frac and mined:
             out.append(mined[rng.integers(len(mined))])
         elif r < nod_frac + real_frac + mined_frac + 0.1 and blob:
@@ -378,7 +381,7 @@ def fine_validate(net, P, M):
 
 
 def train_fine(steps, batch, smoke=False, seeds=None, mined=(), seed=2, lr=None, nod_frac=0.4, mined_frac=0.3,
-               real_frac=0.0):
+               real_frac=0.0, out_frac=0.0):
     """Train the fine net for `steps` one-cycle steps on the banks of `seeds` (default: the v1
     training seeds) plus the mined false positives of the rounds in `mined`; resumes from
     WORK/fine.pt when SPECK_TRAIN_RESUME is set."""
@@ -402,7 +405,7 @@ def train_fine(steps, batch, smoke=False, seeds=None, mined=(), seed=2, lr=None,
     t0 = time.time()
     run = None
     for step in range(1, steps + 1):
-        idx = pick_fine(M, rng, batch, nod_frac, mined_frac, real_frac)
+        idx = pick_fine(M, rng, batch, nod_frac, mined_frac, real_frac, out_frac)
         x, lab, diam, off, w = fine_batch(P, M, idx, rng)
         loss, bce, reg = fine_loss(net(x), lab, diam, off, w)
         opt.zero_grad()
@@ -424,9 +427,12 @@ def train_fine(steps, batch, smoke=False, seeds=None, mined=(), seed=2, lr=None,
 # Hard-negative mining rounds: training phantoms re-run through the engine with the pair of that
 # moment. v1: rounds 0-1 (each followed by --fine-steps3). v2: rounds 2-3 re-run seeds 1000-1020
 # with the v1 pair; round 4 runs the v2 phantoms (1021-1059) with the v2 coarse net and the v1
-# fine net; then one long fine phase over all mined banks.
+# fine net; then one long fine phase over all mined banks. Round 5 re-runs seeds 1000-1019 with the
+# v2 pair before the last fine phases (it had begun to call mediastinal structures nodules); round 6
+# runs seeds 1021-1040 with the pair after round 5's phase. Candidates outside the engine's lung
+# mask are kept as their own kind ("mined-out") so a phase can draw them on purpose.
 MINE_SEEDS = [list(range(1000, 1006)), list(range(1006, 1012)), list(range(1000, 1012)), list(range(1012, 1021)),
-              list(range(1021, 1060))]
+              list(range(1021, 1060)), list(range(1000, 1020)), list(range(1021, 1041))]
 V1_ROUNDS = 2
 
 
@@ -446,7 +452,7 @@ def mine(models_dir, rnd=0):
         scans += [os.path.join(sd, f) for f in os.listdir(sd) if f.endswith(".mhd")]
     out = os.path.join(d, "run")
     if not os.path.exists(out + ".candidates.csv"):
-        subprocess.run([tool, os.path.join(models_dir, "coarse-v1.onnx"), os.path.join(models_dir, "fine-v1.onnx"), out,
+        subprocess.run([tool, os.path.join(models_dir, "coarse-v2.onnx"), os.path.join(models_dir, "fine-v2.onnx"), out,
                         "0.2", "0.5", "0", "2"] + scans, check=True)
     import csv
     cands = list(csv.DictReader(open(out + ".candidates.csv")))
@@ -465,7 +471,8 @@ def mine(models_dir, rnd=0):
                 continue
             c = np.round(scan.world_to_index(w)).astype(int)
             patches.append(S.crop(scan.hu, c, S.FINE_STORE))
-            metas.append(dict(kind="mined", centre=[int(v) for v in c], nodules=[]))
+            kind = "mined-out" if rnd >= 6 and r.get("in_lung") == "0" else "mined"
+            metas.append(dict(kind=kind, centre=[int(v) for v in c], nodules=[]))
     np.savez(os.path.join(WORK, "bank", f"mined{rnd}.npz"), fine=np.stack(patches), fine_meta=json.dumps(metas))
     log(f"mined {len(patches)} engine false positives from {len(scans)} training phantoms")
 
@@ -487,7 +494,7 @@ def mine_lidc(models_dir, val_dir, min_p=0.3, rnd="lidc"):
     tool = os.environ.get("SPECK_TRAIN_DETECT", os.path.join(os.path.dirname(os.environ.get("SPECK_PHANTOM_GEN", "")),
                                                               "speck-train-detect"))
     if not os.path.exists(out + ".candidates.csv"):
-        subprocess.run([tool, os.path.join(models_dir, "coarse-v1.onnx"), os.path.join(models_dir, "fine-v1.onnx"), out,
+        subprocess.run([tool, os.path.join(models_dir, "coarse-v2.onnx"), os.path.join(models_dir, "fine-v2.onnx"), out,
                         "0.2", str(min_p), "0", "2", path], check=True)
     scan = read_scan(path)
     nods = [n for n in read_annotations(os.path.join(val_dir, "annotations.csv")) if n.seriesuid == uid]
@@ -586,9 +593,10 @@ def lidc_banks():
 
 
 def v2(a, t0):
-    """The v2 phases, continuing from the v1 pair in a.out (models/coarse-v1.onnx, fine-v1.onnx):
-    39 more phantoms, size weights that stop neglecting large nodules, mining rounds 2-4 and one
-    on the real right lung of LIDC-IDRI-0001, then a phase on the LIDC insertion banks."""
+    """The v2 phases, continuing from the pair the v1 phases left in a.out (the bundled file
+    names, models/coarse-v2.onnx and fine-v2.onnx): 39 more phantoms, size weights that stop
+    neglecting large nodules, mining rounds 2-6 and one on the real right lung of
+    LIDC-IDRI-0001, phases on the LIDC insertion banks; each step named as in models/README.md."""
     import export
     SIZE_W[:] = V2_SIZE_W
     os.environ["SPECK_TRAIN_RESUME"] = "1"
@@ -604,14 +612,24 @@ def v2(a, t0):
     if real:
         mine_lidc(a.out, val_dir)
     train_fine(3000, a.fine_batch, seeds=TRAIN_SEEDS_V2, mined=range(5), seed=4, lr=1e-3, nod_frac=0.35,
-               mined_frac=0.4)
+               mined_frac=0.4)  # fine v2 a
     log(f"v2 phantom phases done ({time.time() - t0:.0f}s)")
     lidc = lidc_banks()
+    real_mined = ["-lidc"] if real else []
+    real_frac = 0.15 if real else 0.0
     if lidc:
-        train_coarse(1000, a.coarse_batch, seeds=TRAIN_SEEDS_V2 + lidc, seed=5, lr=5e-4)
-        train_fine(V2_FINE_LIDC_STEPS, a.fine_batch, seeds=TRAIN_SEEDS_V2 + lidc,
-                   mined=list(range(5)) + (["-lidc"] if real else []), seed=6, lr=5e-4, nod_frac=0.35,
-                   mined_frac=0.35, real_frac=0.15 if real else 0.0)
+        train_coarse(1000, a.coarse_batch, seeds=TRAIN_SEEDS_V2 + lidc, seed=5, lr=5e-4)  # coarse v2 b
+    export.export_all(WORK, a.out)  # coarse v2 b + fine v2 a
+    mine(a.out, 5)
+    if lidc:
+        train_fine(V2_FINE_LIDC_STEPS, a.fine_batch, seeds=TRAIN_SEEDS_V2 + lidc, mined=list(range(5)) + real_mined,
+                   seed=6, lr=5e-4, nod_frac=0.35, mined_frac=0.35, real_frac=real_frac)  # fine v2 b
+    train_fine(800, a.fine_batch, seeds=TRAIN_SEEDS_V2 + lidc, mined=list(range(6)) + real_mined, seed=7, lr=3e-4,
+               nod_frac=0.35, mined_frac=0.35, real_frac=real_frac)  # fine v2 c
+    export.export_all(WORK, a.out)
+    mine(a.out, 6)
+    train_fine(600, a.fine_batch, seeds=TRAIN_SEEDS_V2 + lidc, mined=list(range(7)) + real_mined, seed=8, lr=2e-4,
+               nod_frac=0.35, mined_frac=0.35, real_frac=real_frac, out_frac=0.05)  # fine v2 d
     export.export_all(WORK, a.out)
     log(f"v2 done ({time.time() - t0:.0f}s)")
 
