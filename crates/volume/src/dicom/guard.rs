@@ -361,7 +361,8 @@ pub(crate) fn check_lengths(path: &Path, max_inflated: u64) -> Result<Layout, Vo
     // 4-byte UL; then elements, of any group, are read until that many bytes are consumed, and
     // the data set starts where that read stops. Stopping at the first element outside group
     // 0002 instead (as this guard once did) let a file whose group length runs past such an
-    // element start its data set at a place the parser never reads from (fuzz: regression_dicom_file_5).
+    // element start its data set at a place the parser never reads from
+    // (fuzz: regression_dicom_file_5).
     let (group, element, _, len) = meta_header(&mut w.c, file_len).map_err(bad)?;
     if (group, element, len) != (0x0002, 0x0000, 4) {
         return Err(bad(format!(
