@@ -316,12 +316,12 @@ impl<R: Read + SeekRelative> Walker<R> {
     }
 }
 
-/// One element header of the file meta group (explicit VR little endian): group, element, VR and
+/// One element header of the file meta group (explicit VR little endian): group, element and
 /// value length. The header form follows dicom-encoding, as everywhere in this guard.
 fn meta_header<R: Read + SeekRelative>(
     c: &mut Cur<R>,
     file_len: u64,
-) -> Result<(u16, u16, [u8; 2], u32), String> {
+) -> Result<(u16, u16, u32), String> {
     if c.pos + 8 > file_len {
         return Err(format!("file meta group ends early at byte {}", c.pos));
     }
@@ -339,7 +339,7 @@ fn meta_header<R: Read + SeekRelative>(
     } else {
         u32::from(c.u16(Enc::ExplicitLe)?)
     };
-    Ok((group, element, vr, len))
+    Ok((group, element, len))
 }
 
 /// Check every length in `path` (already known to start with the 128-byte preamble and `DICM`).
@@ -363,7 +363,7 @@ pub(crate) fn check_lengths(path: &Path, max_inflated: u64) -> Result<Layout, Vo
     // 0002 instead (as this guard once did) let a file whose group length runs past such an
     // element start its data set at a place the parser never reads from
     // (fuzz: regression_dicom_file_5).
-    let (group, element, _, len) = meta_header(&mut w.c, file_len).map_err(bad)?;
+    let (group, element, len) = meta_header(&mut w.c, file_len).map_err(bad)?;
     if (group, element, len) != (0x0002, 0x0000, 4) {
         return Err(bad(format!(
             "the file meta group does not begin with its group length (0002,0000) of 4 bytes, but with ({group:04X},{element:04X}) of {len} bytes"
@@ -374,7 +374,7 @@ pub(crate) fn check_lengths(path: &Path, max_inflated: u64) -> Result<Layout, Vo
     let mut ts = String::new();
     while consumed < group_length {
         let start = w.c.pos;
-        let (group, element, _, len) = meta_header(&mut w.c, file_len).map_err(bad)?;
+        let (group, element, len) = meta_header(&mut w.c, file_len).map_err(bad)?;
         let left = file_len - w.c.pos;
         if u64::from(len) > left {
             return Err(bad(format!(
