@@ -436,14 +436,23 @@ MINE_SEEDS = [list(range(1000, 1006)), list(range(1006, 1012)), list(range(1000,
 V1_ROUNDS = 2
 
 
+def run_engine(models_dir, out, fine_threshold, scans):
+    """Speck's engine (speck-train-detect) with the pair in `models_dir` on `scans`: writes
+    `out`.candidates.csv (coarse threshold 0.2, no TTA, 2 threads) unless it already exists."""
+    if os.path.exists(out + ".candidates.csv"):
+        return
+    tool = os.environ.get("SPECK_TRAIN_DETECT", os.path.join(os.path.dirname(os.environ.get("SPECK_PHANTOM_GEN", "")),
+                                                              "speck-train-detect"))
+    subprocess.run([tool, os.path.join(models_dir, "coarse-v2.onnx"), os.path.join(models_dir, "fine-v2.onnx"), out,
+                    "0.2", str(fine_threshold), "0", "2"] + list(scans), check=True)
+
+
 def mine(models_dir, rnd=0):
     """Hard-negative mining: run Speck's engine (speck-train-detect) with the current pair on
     training phantoms and cut fine patches at its false positives (probability >= 0.5, farther
     than max(d, 3 mm) + 2 mm from every nodule and excluded finding)."""
     d = os.path.join(WORK, f"mine{rnd}")
     os.makedirs(d, exist_ok=True)
-    tool = os.environ.get("SPECK_TRAIN_DETECT", os.path.join(os.path.dirname(os.environ.get("SPECK_PHANTOM_GEN", "")),
-                                                              "speck-train-detect"))
     scans = []
     for s in MINE_SEEDS[rnd]:
         sd = os.path.join(WORK, "minescan", str(s))  # one phantom per seed, shared by the rounds
@@ -451,9 +460,7 @@ def mine(models_dir, rnd=0):
             make_phantom(s, sd, False)
         scans += [os.path.join(sd, f) for f in os.listdir(sd) if f.endswith(".mhd")]
     out = os.path.join(d, "run")
-    if not os.path.exists(out + ".candidates.csv"):
-        subprocess.run([tool, os.path.join(models_dir, "coarse-v2.onnx"), os.path.join(models_dir, "fine-v2.onnx"), out,
-                        "0.2", "0.5", "0", "2"] + scans, check=True)
+    run_engine(models_dir, out, 0.5, scans)
     import csv
     cands = list(csv.DictReader(open(out + ".candidates.csv")))
     patches, metas = [], []
@@ -491,11 +498,7 @@ def mine_lidc(models_dir, val_dir, min_p=0.3, rnd="lidc"):
     d = os.path.join(WORK, f"mine-{rnd}")
     os.makedirs(d, exist_ok=True)
     out = os.path.join(d, "run")
-    tool = os.environ.get("SPECK_TRAIN_DETECT", os.path.join(os.path.dirname(os.environ.get("SPECK_PHANTOM_GEN", "")),
-                                                              "speck-train-detect"))
-    if not os.path.exists(out + ".candidates.csv"):
-        subprocess.run([tool, os.path.join(models_dir, "coarse-v2.onnx"), os.path.join(models_dir, "fine-v2.onnx"), out,
-                        "0.2", str(min_p), "0", "2", path], check=True)
+    run_engine(models_dir, out, min_p, [path])
     scan = read_scan(path)
     nods = [n for n in read_annotations(os.path.join(val_dir, "annotations.csv")) if n.seriesuid == uid]
     nods += [n for n in read_annotations(os.path.join(val_dir, "annotations_excluded.csv"), excluded=True)
