@@ -14,6 +14,7 @@
 //! | `speck.normalization` | `window_to_unit` | or `zscore:MEAN,STD` (after clipping) |
 //! | `speck.output_channels` | `prob,diameter_mm,dz,dy,dx` | channel names, `prob` first |
 //! | `speck.threshold` (optional) | `0.5` | suggested peak threshold on `prob` |
+//! | `speck.flip_tta` (optional, fine) | `true` | the threshold was measured with flip TTA; use it by default |
 
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +84,9 @@ pub struct ModelContract {
     pub output_channels: Vec<String>,
     /// Suggested threshold on `prob` for peaks, when the model gives one.
     pub threshold: Option<f32>,
+    /// Whether the model's operating point (`threshold`) was measured with flip test-time
+    /// augmentation, when the model says (fine models); the detector's default follows it.
+    pub flip_tta: Option<bool>,
 }
 
 /// Metadata keys of the contract.
@@ -105,6 +109,8 @@ pub mod keys {
     pub const CHANNELS: &str = "speck.output_channels";
     /// Optional suggested threshold.
     pub const THRESHOLD: &str = "speck.threshold";
+    /// Optional `true` | `false`: flip test-time augmentation by default (fine models).
+    pub const FLIP_TTA: &str = "speck.flip_tta";
 }
 
 /// Largest patch edge accepted (voxels); bigger patches are almost certainly a metadata error.
@@ -254,6 +260,24 @@ impl ModelContract {
                 Some(v)
             }
         };
+        let flip_tta = match get(keys::FLIP_TTA).as_deref().map(str::trim) {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(other) => {
+                return Err(format!(
+                    "`{}` must be `true` or `false`, found {other:?}",
+                    keys::FLIP_TTA
+                ))
+            }
+        };
+        if flip_tta == Some(true) && role != ModelRole::Fine {
+            return Err(format!(
+                "`{}` is for fine models; this one is `{}`",
+                keys::FLIP_TTA,
+                role.as_str()
+            ));
+        }
         Ok(Self {
             role,
             version,
@@ -264,6 +288,7 @@ impl ModelContract {
             normalization,
             output_channels: channels,
             threshold,
+            flip_tta,
         })
     }
 
@@ -372,6 +397,8 @@ mod tests {
             ),
             (keys::CHANNELS, Some("prob,Prob X"), "invalid channel name"),
             (keys::THRESHOLD, Some("1.5"), "in [0,1]"),
+            (keys::FLIP_TTA, Some("yes"), "`true` or `false`, found \"yes\""),
+            (keys::FLIP_TTA, Some("true"), "for fine models; this one is `coarse`"),
         ];
         for (key, value, expect) in cases {
             let mut m = good();
@@ -382,6 +409,18 @@ mod tests {
             let err = parse(&m).expect_err("must be refused");
             assert!(err.contains(key), "{err} should name {key}");
             assert!(err.contains(expect), "{err} should contain {expect}");
+        }
+    }
+
+    #[test]
+    fn a_fine_model_may_ask_for_flip_tta() {
+        let mut m = good();
+        assert_eq!(parse(&m).expect("valid").flip_tta, None);
+        m.insert(keys::ROLE.into(), "fine".into());
+        m.insert(keys::STRIDE.into(), "1,1,1".into());
+        for (v, want) in [("true", true), (" false ", false)] {
+            m.insert(keys::FLIP_TTA.into(), v.into());
+            assert_eq!(parse(&m).expect("valid").flip_tta, Some(want));
         }
     }
 

@@ -43,8 +43,9 @@ pub struct DetectorConfig {
     pub fine_threshold: Option<f32>,
     /// Local-maximum neighbourhood radius in output voxels (default 1 = 3x3x3).
     pub peak_radius_vox: usize,
-    /// Average the fine model over flips along z, y and x (4 runs per candidate).
-    pub flip_tta: bool,
+    /// Average the fine model over flips along z, y and x (4 runs per candidate); `None` (the
+    /// default) follows the fine model's `speck.flip_tta`, else off.
+    pub flip_tta: Option<bool>,
     /// The lung mask, or `None` to process the whole volume (then `in_lung` is `None`).
     pub lung_mask: Option<LungMaskOptions>,
     /// Policy for candidates outside the lung mask.
@@ -67,7 +68,7 @@ impl Default for DetectorConfig {
             dense_threshold: None,
             fine_threshold: None,
             peak_radius_vox: 1,
-            flip_tta: false,
+            flip_tta: None,
             lung_mask: Some(LungMaskOptions::default()),
             outside_lung: OutsideLung::Drop,
             max_fine_candidates: 2000,
@@ -138,9 +139,10 @@ impl DetectorBuilder {
         self.config.fine_threshold = Some(t);
         self
     }
-    /// Flip test-time augmentation for the fine model.
+    /// Flip test-time augmentation for the fine model (default: what the model's
+    /// `speck.flip_tta` says, else off).
     pub fn flip_tta(mut self, on: bool) -> Self {
-        self.config.flip_tta = on;
+        self.config.flip_tta = Some(on);
         self
     }
     /// Lung mask options, or `None` to process the whole volume.
@@ -650,7 +652,7 @@ impl Detector {
         let p = c.patch_size;
         let pn = p[0] * p[1] * p[2];
         let nch = c.output_channels.len();
-        let flips: Vec<[bool; 3]> = if self.config.flip_tta {
+        let flips: Vec<[bool; 3]> = if self.config.flip_tta.or(c.flip_tta).unwrap_or(false) {
             vec![
                 [false, false, false],
                 [true, false, false],
