@@ -397,8 +397,16 @@ mod tests {
             ),
             (keys::CHANNELS, Some("prob,Prob X"), "invalid channel name"),
             (keys::THRESHOLD, Some("1.5"), "in [0,1]"),
-            (keys::FLIP_TTA, Some("yes"), "`true` or `false`, found \"yes\""),
-            (keys::FLIP_TTA, Some("true"), "for fine models; this one is `coarse`"),
+            (
+                keys::FLIP_TTA,
+                Some("yes"),
+                "`true` or `false`, found \"yes\"",
+            ),
+            (
+                keys::FLIP_TTA,
+                Some("true"),
+                "for fine models; this one is `coarse`",
+            ),
         ];
         for (key, value, expect) in cases {
             let mut m = good();
