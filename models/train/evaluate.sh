@@ -11,6 +11,7 @@ SIZE=${2:-300,512,512}
 WORK=${SPECK_TRAIN_WORK:-/tmp/speck-train}/eval
 OUT=$WORK/${SPECK_EVAL_NAME:-.}   # results (scans and annotations stay in $WORK)
 MODELS=${SPECK_EVAL_MODELS:-models}   # folder holding the pair to evaluate
+TAG=${SPECK_EVAL_TAG:-v3}   # file names: coarse-$TAG.onnx, fine-$TAG.onnx
 TGT=${CARGO_TARGET_DIR:-target}
 VENV=${VENV:-.venv-train}
 COUNT=${SPECK_EVAL_COUNT:-10}
@@ -36,8 +37,8 @@ for s in $seeds; do
   tail -n +2 "$WORK/$s/annotations_excluded.csv" >> "$WORK/excluded.csv"
 done
 mkdir -p "$OUT"
-"$TGT/release/speck-train-detect" "$MODELS/coarse-v2.onnx" "$MODELS/fine-v2.onnx" "$OUT/run" \
-  "${SPECK_EVAL_DENSE_T:-0.2}" "$FINE_T" "${SPECK_EVAL_TTA:-0}" "$THREADS" "${scans[@]}"
+"$TGT/release/speck-train-detect" "$MODELS/coarse-$TAG.onnx" "$MODELS/fine-$TAG.onnx" "$OUT/run" \
+  "${SPECK_EVAL_DENSE_T:-0.2}" "$FINE_T" "${SPECK_EVAL_TTA:-model}" "$THREADS" "${scans[@]}"
 # in-lung candidates only (Speck's default drops the others)
 awk -F, 'NR==1 || $7==1' "$OUT/run.candidates.csv" > "$OUT/candidates.csv"
 "$TGT/release/speck" eval --annotations "$WORK/annotations.csv" --excluded "$WORK/excluded.csv" \

@@ -14,6 +14,7 @@ WORK_ROOT=${SPECK_TRAIN_WORK:-/tmp/speck-train}
 VAL=${1:-$WORK_ROOT/lidc-insert/val}
 WORK=$WORK_ROOT/${SPECK_EVAL_NAME:-eval-lidc}
 MODELS=${SPECK_EVAL_MODELS:-models}   # folder holding the pair to evaluate
+TAG=${SPECK_EVAL_TAG:-v3}   # file names: coarse-$TAG.onnx, fine-$TAG.onnx
 TGT=${CARGO_TARGET_DIR:-target}
 VENV=${VENV:-.venv-train}
 FINE_T=${SPECK_EVAL_FINE_T:-0.02}   # low, so the FROC curve extends to 8 FP/scan
@@ -29,8 +30,8 @@ mapfile -t scans < <(tail -n +2 "$VAL/series.csv" | sed "s|^|$VAL/|; s|\$|.mhd|"
 cp "$VAL/annotations.csv" "$WORK/annotations.csv"
 cp "$VAL/annotations_excluded.csv" "$WORK/excluded.csv"
 cp "$VAL/series.csv" "$WORK/series.csv"
-"$TGT/release/speck-train-detect" "$MODELS/coarse-v2.onnx" "$MODELS/fine-v2.onnx" "$WORK/all" \
-  "${SPECK_EVAL_DENSE_T:-0.2}" "$FINE_T" "${SPECK_EVAL_TTA:-0}" "$THREADS" "${scans[@]}"
+"$TGT/release/speck-train-detect" "$MODELS/coarse-$TAG.onnx" "$MODELS/fine-$TAG.onnx" "$WORK/all" \
+  "${SPECK_EVAL_DENSE_T:-0.2}" "$FINE_T" "${SPECK_EVAL_TTA:-model}" "$THREADS" "${scans[@]}"
 cp "$WORK/all.timings.csv" "$WORK/run.timings.csv"
 MID=$("$VENV/bin/python" -c "import json, sys; print(json.load(open(sys.argv[1]))['midline_x'])" "$VAL/truth.json")
 # held-out half only (column 2 = coordX, LPS); then in-lung only (column 7), as Speck's default

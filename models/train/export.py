@@ -12,13 +12,13 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nets import HU_WINDOW, SPACING, Coarse, CoarseExport, Fine, FineExport  # noqa: E402
 
-VERSION = "2.0.0"
-TAG = "v2"                       # file names: models/coarse-v2.onnx, models/fine-v2.onnx
+VERSION = "3.0.0"
+TAG = "v3"                       # file names: models/coarse-v3.onnx, models/fine-v3.onnx
 COARSE_PATCH = (32, 128, 128)   # tile the engine feeds (z,y,x); divisible by (4,8,8)
 COARSE_STRIDE = (1, 2, 2)
 FINE_PATCH = (32, 48, 48)
 COARSE_THRESHOLD = 0.2           # suggested candidate threshold on the coarse heatmap
-FINE_THRESHOLD = 0.9977          # 1 FP/scan on the 20 held-out phantoms (see models/README.md)
+FINE_THRESHOLD = 0.9795          # 1 FP/scan on the 20 held-out phantoms, flip TTA (see models/README.md)
 
 
 def fmt(v):
@@ -69,7 +69,8 @@ def export_all(work, out):
     f = Fine(FINE_PATCH)
     f.load_state_dict(torch.load(os.path.join(work, "fine.pt")))
     _export(FineExport(f), FINE_PATCH, os.path.join(out, f"fine-{TAG}.onnx"),
-            common_meta("fine", FINE_PATCH, (1, 1, 1), "prob,diameter_mm,dz,dy,dx", FINE_THRESHOLD))
+            dict(common_meta("fine", FINE_PATCH, (1, 1, 1), "prob,diameter_mm,dz,dy,dx", FINE_THRESHOLD),
+                 **{"speck.flip_tta": "true"}))  # the operating point is measured with flip TTA
 
 
 if __name__ == "__main__":

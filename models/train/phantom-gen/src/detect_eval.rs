@@ -1,4 +1,5 @@
 //! `speck-train-detect COARSE FINE OUT_PREFIX DENSE_T FINE_T TTA THREADS SCAN...`
+//! (TTA: `1` flip TTA on, `0` off, `model` as the fine model's `speck.flip_tta` says)
 //!
 //! Runs Speck's engine (speck-detect, both models) on each scan and writes
 //! `OUT_PREFIX.candidates.csv` (`seriesuid,coordX,coordY,coordZ,probability,diameter_mm,in_lung`,
@@ -14,15 +15,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if a.len() < 9 {
         return Err("usage: speck-train-detect COARSE FINE OUT_PREFIX DENSE_T FINE_T TTA THREADS SCAN...".into());
     }
-    let detector = Detector::builder()
+    let mut builder = Detector::builder()
         .coarse(&a[1])
         .fine(&a[2])
         .dense_threshold(a[4].parse()?)
         .fine_threshold(a[5].parse()?)
-        .flip_tta(a[6] == "1")
         .threads(a[7].parse()?)
-        .outside_lung(OutsideLung::Flag)
-        .build()?;
+        .outside_lung(OutsideLung::Flag);
+    // TTA: 1 on, 0 off, anything else (e.g. `model`) what the fine model's speck.flip_tta says
+    match a[6].as_str() {
+        "1" => builder = builder.flip_tta(true),
+        "0" => builder = builder.flip_tta(false),
+        _ => {}
+    }
+    let detector = builder.build()?;
     let mut cands = std::fs::File::create(format!("{}.candidates.csv", a[3]))?;
     let mut times = std::fs::File::create(format!("{}.timings.csv", a[3]))?;
     writeln!(cands, "seriesuid,coordX,coordY,coordZ,probability,diameter_mm,in_lung")?;
