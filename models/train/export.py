@@ -18,7 +18,7 @@ COARSE_PATCH = (32, 128, 128)   # tile the engine feeds (z,y,x); divisible by (4
 COARSE_STRIDE = (1, 2, 2)
 FINE_PATCH = (32, 48, 48)
 COARSE_THRESHOLD = 0.2           # suggested candidate threshold on the coarse heatmap
-FINE_THRESHOLD = 0.9795          # 1 FP/scan on the 20 held-out phantoms, flip TTA (see models/README.md)
+FINE_THRESHOLD = 0.9863          # 1 FP/scan on the 20 held-out phantoms, flip TTA (see models/README.md)
 
 
 def fmt(v):

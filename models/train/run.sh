@@ -17,7 +17,7 @@ fi
 VENV=$(cd "$VENV" && pwd)   # absolute: some steps below run in other folders
 # The bundled models were made with the stand-alone generator over the speck-phantom library
 # (same phantoms as `speck phantom`); run with SPECK_PHANTOM_GEN= (empty) to call `speck phantom` instead.
-(cd models/train/phantom-gen && cargo build --release)  # speck-train-phantom-gen + speck-train-detect (for --mine)
+(cd models/train/phantom-gen && cargo build --release)  # speck-train-phantom-gen + speck-train-detect (the mining rounds)
 TGT=$(cd models/train/phantom-gen && cargo metadata --format-version 1 --no-deps | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 export SPECK_PHANTOM_GEN=${SPECK_PHANTOM_GEN-$TGT/release/speck-train-phantom-gen}
 cargo build --release -p speck-cli

@@ -1,9 +1,10 @@
-"""Speck model training recipe: phantoms -> patch banks -> coarse heatmap net -> fine classifier -> ONNX.
+"""Speck model training recipe (v3): phantoms -> patch banks -> coarse heatmap net -> fine
+classifier with hard-negative mining rounds -> ONNX, from scratch, seeds fixed.
 
-One command reruns everything (seeds fixed):
-    python models/train/train.py --all            # or models/train/run.sh
-Steps can be run alone: --gen, --coarse, --fine, --export. `--smoke` runs a tiny version on the
-numpy stand-in phantom (synth.py) to test the recipe in a minute.
+    python models/train/train.py --all [--out DIR]     # or models/train/run.sh (builds the tools first)
+    python models/train/train.py --smoke               # the same steps at toy scale, in minutes
+
+Every step is described, with its measured time, in models/README.md ("Training").
 """
 from __future__ import annotations
 
@@ -29,8 +30,7 @@ import sample as S  # noqa: E402
 from nets import Coarse, Fine  # noqa: E402
 
 # ---- fixed configuration -------------------------------------------------------------------
-TRAIN_SEEDS = list(range(1000, 1021))   # phantoms used for training (21) by the v1 phases
-TRAIN_SEEDS_V2 = list(range(1000, 1060))  # v2 phases: 39 more phantoms (more positives)
+TRAIN_SEEDS = list(range(1000, 1060))   # 60 training phantoms (kept on disk for the mining rounds)
 VAL_SEEDS = list(range(2000, 2004))     # held out: validation during training
 # Evaluation suite (never used here): seeds 9001..9020, see models/README.md.
 SCAN_SIZE = os.environ.get("SPECK_TRAIN_SIZE", "160,512,512")  # z,y,x voxels at 1.0x0.7x0.7 mm
@@ -70,11 +70,8 @@ def speck_binary():
     return os.path.join(tgt, "release", "speck")
 
 
-def make_phantom(seed: int, out: str, smoke: bool) -> str:
-    if smoke:
-        import synth
-        synth.main(out, [seed])
-        return out
+def make_phantom(seed: int, out: str) -> str:
+    """Generate phantom `seed` (MetaImage + annotations) into `out`."""
     if os.environ.get("SPECK_PHANTOM_GEN"):
         # stand-alone generator over the same speck-phantom library (models/train/phantom-gen)
         cmd = [os.environ["SPECK_PHANTOM_GEN"], str(seed), str(NODULES_PER_SCAN), SCAN_SIZE, out]
@@ -85,7 +82,7 @@ def make_phantom(seed: int, out: str, smoke: bool) -> str:
     return out
 
 
-def gen(seeds, smoke=False, keep=False):
+def gen(seeds, keep=False):
     """Generate each phantom, cut its patch bank, then delete the scan (banks are small, scans are
     not) or, with `keep`, move it to WORK/minescan/SEED, where mining rounds look for it."""
     os.makedirs(os.path.join(WORK, "bank"), exist_ok=True)
@@ -97,7 +94,7 @@ def gen(seeds, smoke=False, keep=False):
         d = os.path.join(WORK, "scan", str(seed))
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
-        make_phantom(seed, d, smoke)
+        make_phantom(seed, d)
         ann = read_annotations(os.path.join(d, "annotations.csv"))
         ann += read_annotations(os.path.join(d, "annotations_excluded.csv"), excluded=True)
         files = [f for f in os.listdir(d) if f.endswith((".mhd", ".nii.gz", ".nii"))]
@@ -138,12 +135,10 @@ def load_bank(seeds, stage):
     return np.concatenate(ps), ms
 
 
-# Sampling and positive-loss weight of a nodule by its diameter in voxels: (< 5.5, 5.5-8.5, >= 8.5).
-# v1 favoured the small ones (4, 2, 1); the v1 pair then missed large nodules, so the v2 phases
-# use (3, 1.5, 2).
-# v3 splits the small bin: (< 4.5, 4.5-5.5, 5.5-8.5, >= 8.5) -> (4, 3, 1.5, 2), because 3- and
-# 4-voxel nodules were v2's weakest bins.
-SIZE_W = [(5.5, 4.0), (8.5, 2.0), (float("inf"), 1.0)]
+# Sampling and positive-loss weight of a nodule by its diameter in voxels: (< 4.5, 4.5-5.5,
+# 5.5-8.5, >= 8.5) -> (4, 3, 1.5, 2). Small nodules are the point and rare; v1 (4, 2, 1 over
+# < 5.5, 5.5-8.5, >= 8.5) missed large nodules, v2 (3, 1.5, 2) the 3- and 4-voxel ones.
+SIZE_W = [(4.5, 4.0), (5.5, 3.0), (8.5, 1.5), (float("inf"), 2.0)]
 
 
 def size_weight(dvox):
@@ -253,20 +248,19 @@ def coarse_validate(net, P, M, crop):
     return out, (fp / max(nneg, 1)).round(3).tolist()
 
 
-def train_coarse(steps, batch, smoke=False, seeds=None, seed=1, lr=None):
-    """Train the coarse net for `steps` one-cycle steps on the banks of `seeds` (default: the v1
-    training seeds); resumes from WORK/coarse.pt when SPECK_TRAIN_RESUME is set."""
+def train_coarse(steps, batch, seeds, seed, lr, resume=False):
+    """Train the coarse net for `steps` one-cycle steps (peak `lr`) on the banks of `seeds`, from
+    scratch or, with `resume`, from WORK/coarse.pt; saves WORK/coarse.pt."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    P, M = load_bank((seeds or TRAIN_SEEDS) if not smoke else TRAIN_SEEDS[:2], "coarse")
-    VP, VM = load_bank(VAL_SEEDS if not smoke else VAL_SEEDS[:1], "coarse")
+    P, M = load_bank(seeds, "coarse")
+    VP, VM = load_bank(VAL_SEEDS, "coarse")
     log(f"coarse: {len(P)} train patches, {len(VP)} val patches")
     net = Coarse()
-    if os.environ.get("SPECK_TRAIN_RESUME") and os.path.exists(os.path.join(WORK, "coarse.pt")):
+    if resume:
         net.load_state_dict(torch.load(os.path.join(WORK, "coarse.pt")))
         log("coarse: resumed from coarse.pt")
     net = fast(net)
-    lr = lr or (1e-3 if os.environ.get("SPECK_TRAIN_RESUME") else 3e-3)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     t0 = time.time()
@@ -345,9 +339,16 @@ def fine_loss(out, lab, diam, off, w):
     return bce + reg, bce, reg
 
 
+# Fine sampling weight of a nodule by attachment (times its size weight): vessel- and
+# pleura-attached nodules are drawn twice as often (every small nodule the first v3 pair missed
+# at 1 FP/scan was attached).
+ATT_W = {"vessel": 2.0, "pleura": 2.0}
+
+
 def pick_fine(M, rng, n, nod_frac=0.4, mined_frac=0.3, real_frac=0.0, out_frac=0.0):
     nod = [i for i, m in enumerate(M) if m["kind"] == "nodule"]
-    w = np.array([size_weight(M[i]["nodules"][0][4]) if M[i]["nodules"] else 1.0 for i in nod])
+    w = np.array([size_weight(M[i]["nodules"][0][4]) * ATT_W.get(M[i]["nodules"][0][6], 1.0) if M[i]["nodules"]
+                  else 1.0 for i in nod])
     neg = [i for i, m in enumerate(M) if m["kind"] != "nodule"]
     blob = [i for i in neg if M[i]["kind"] == "blob"]
     mined = [i for i in neg if M[i]["kind"] == "mined"]
@@ -406,27 +407,27 @@ def fine_validate(net, P, M):
     return res
 
 
-def train_fine(steps, batch, smoke=False, seeds=None, mined=(), seed=2, lr=None, nod_frac=0.4, mined_frac=0.3,
+def train_fine(steps, batch, seeds, seed, lr, mined=(), resume=False, nod_frac=0.4, mined_frac=0.3,
                real_frac=0.0, out_frac=0.0):
-    """Train the fine net for `steps` one-cycle steps on the banks of `seeds` (default: the v1
-    training seeds) plus the mined false positives of the rounds in `mined`; resumes from
-    WORK/fine.pt when SPECK_TRAIN_RESUME is set."""
+    """Train the fine net for `steps` one-cycle steps (peak `lr`) on the banks of `seeds` plus the
+    mined false positives of the rounds in `mined` (WORK/bank/mined{round}.npz), from scratch or,
+    with `resume`, from WORK/fine.pt; saves WORK/fine.pt. The fractions set the batch mix
+    (`pick_fine`)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    P, M = load_bank((seeds or TRAIN_SEEDS) if not smoke else TRAIN_SEEDS[:2], "fine")
+    P, M = load_bank(seeds, "fine")
     for rnd in mined:  # a round number, or a name such as "-lidc" (bank/mined-lidc.npz)
         f = os.path.join(WORK, "bank", f"mined{rnd}.npz")
         z = np.load(f)
         P = np.concatenate([P, z["fine"]])
         M = M + json.loads(str(z["fine_meta"]))
-    VP, VM = load_bank(VAL_SEEDS if not smoke else VAL_SEEDS[:1], "fine")
+    VP, VM = load_bank(VAL_SEEDS, "fine")
     log(f"fine: {len(P)} train patches, {len(VP)} val patches")
     net = Fine(FINE_PATCH)
-    if os.environ.get("SPECK_TRAIN_RESUME") and os.path.exists(os.path.join(WORK, "fine.pt")):
+    if resume:
         net.load_state_dict(torch.load(os.path.join(WORK, "fine.pt")))
         log("fine: resumed from fine.pt")
     net = fast(net)
-    lr = lr or (1e-3 if os.environ.get("SPECK_TRAIN_RESUME") else 2e-3)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     t0 = time.time()
@@ -451,18 +452,6 @@ def train_fine(steps, batch, smoke=False, seeds=None, mined=(), seed=2, lr=None,
     return net
 
 
-# Hard-negative mining rounds: training phantoms re-run through the engine with the pair of that
-# moment. v1: rounds 0-1 (each followed by --fine-steps3). v2: rounds 2-3 re-run seeds 1000-1020
-# with the v1 pair; round 4 runs the v2 phantoms (1021-1059) with the v2 coarse net and the v1
-# fine net; then one long fine phase over all mined banks. Round 5 re-runs seeds 1000-1019 with the
-# v2 pair before the last fine phases (it had begun to call mediastinal structures nodules); round 6
-# runs seeds 1021-1040 with the pair after round 5's phase. Candidates outside the engine's lung
-# mask are kept as their own kind ("mined-out") so a phase can draw them on purpose.
-MINE_SEEDS = [list(range(1000, 1006)), list(range(1006, 1012)), list(range(1000, 1012)), list(range(1012, 1021)),
-              list(range(1021, 1060)), list(range(1000, 1020)), list(range(1021, 1041))]
-V1_ROUNDS = 2
-
-
 def run_engine(models_dir, out, fine_threshold, scans):
     """Speck's engine (speck-train-detect) with the pair in `models_dir` on `scans`: writes
     `out`.candidates.csv (coarse threshold 0.2, no TTA, 2 threads) unless it already exists."""
@@ -481,19 +470,20 @@ def stack(patches):
     return np.stack(patches) if patches else np.zeros((0,) + tuple(S.FINE_STORE), np.int16)
 
 
-def mine(models_dir, rnd=0, seeds=None, top_k=None):
+def mine(models_dir, rnd, seeds, top_k=None):
     """Hard-negative mining: run Speck's engine (speck-train-detect) with the current pair on
     training phantoms and cut fine patches at its false positives (probability >= 0.5, farther
     than max(d, 3 mm) + 2 mm from every nodule and excluded finding); with `top_k`, only the
-    `top_k` most probable of each scan (the ones that decide the operating point). Writes
-    WORK/bank/mined{rnd}.npz. `seeds` defaults to the v2 round's MINE_SEEDS[rnd]."""
+    `top_k` most probable in the lungs of each scan (the ones that decide the operating point)
+    plus every one outside the lung mask (few, and the target is none). Writes
+    WORK/bank/mined{rnd}.npz."""
     d = os.path.join(WORK, f"mine{rnd}")
     os.makedirs(d, exist_ok=True)
     scans = []
-    for s in (seeds if seeds is not None else MINE_SEEDS[rnd]):
+    for s in seeds:
         sd = os.path.join(WORK, "minescan", str(s))  # one phantom per seed, shared by the rounds
         if not os.path.exists(os.path.join(sd, "annotations.csv")):
-            make_phantom(s, sd, False)
+            make_phantom(s, sd)
         scans += [os.path.join(sd, f) for f in os.listdir(sd) if f.endswith(".mhd")]
     out = os.path.join(d, "run")
     run_engine(models_dir, out, 0.5, scans)
@@ -515,12 +505,12 @@ def mine(models_dir, rnd=0, seeds=None, top_k=None):
                 continue
             fps.append((float(r["probability"]), w, r))
         fps.sort(key=lambda f: -f[0])
-        for _p, w, r in fps[:top_k]:
+        if top_k is not None:  # the top_k most probable in the lungs, and every one outside them
+            fps = [f for f in fps if f[2].get("in_lung") != "0"][:top_k] + [f for f in fps if f[2].get("in_lung") == "0"]
+        for _p, w, r in fps:
             c = np.round(scan.world_to_index(w)).astype(int)
             patches.append(S.crop(scan.hu, c, S.FINE_STORE))
-            # v2 rounds before 6 labelled outside-lung false positives like the others
-            split_out = seeds is not None or (isinstance(rnd, int) and rnd >= 6)
-            kind = "mined-out" if split_out and r.get("in_lung") == "0" else "mined"
+            kind = "mined-out" if r.get("in_lung") == "0" else "mined"
             metas.append(dict(kind=kind, centre=[int(v) for v in c], nodules=[]))
     np.savez(os.path.join(WORK, "bank", f"mined{rnd}.npz"), fine=stack(patches), fine_meta=json.dumps(metas))
     log(f"mined {len(patches)} engine false positives from {len(scans)} training phantoms")
@@ -560,75 +550,16 @@ def mine_lidc(models_dir, val_dir, min_p=0.3, rnd="lidc"):
     log(f"mined {len(patches)} engine false positives in the right lung of LIDC-IDRI-0001")
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--all", action="store_true")
-    ap.add_argument("--gen", action="store_true")
-    ap.add_argument("--coarse", action="store_true")
-    ap.add_argument("--fine", action="store_true")
-    ap.add_argument("--export", action="store_true")
-    ap.add_argument("--smoke", action="store_true", help="tiny run on the numpy stand-in phantom")
-    ap.add_argument("--coarse-steps", type=int, default=500)
-    ap.add_argument("--fine-steps", type=int, default=500)
-    ap.add_argument("--coarse-steps2", type=int, default=400, help="second phase at lr 1e-3 from the first's weights")
-    ap.add_argument("--fine-steps2", type=int, default=300, help="second phase at lr 1e-3 from the first's weights")
-    ap.add_argument("--mine", action="store_true", help="mine engine false positives, then a third fine phase")
-    ap.add_argument("--fine-steps3", type=int, default=300)
-    ap.add_argument("--mine-round", type=int, default=0, help="with --mine alone: which round")
-    ap.add_argument("--coarse-batch", type=int, default=8)
-    ap.add_argument("--fine-batch", type=int, default=16)
-    ap.add_argument("--v2", action="store_true", help="only the v2 phases, from the v1 pair in --out")
-    ap.add_argument("--out", default=os.path.join(REPO, "models"))
-    ap.add_argument("--v3", action="store_true", help="the v3 recipe (what --all runs)")
-    a = ap.parse_args()
-    torch.set_num_threads(THREADS)
-    if (a.all and not a.smoke) or a.v3:
-        v3(a, time.time())
-        return
-    global WORK
-    if a.smoke:
-        WORK = WORK + "-smoke"
-        a.coarse_steps, a.fine_steps = min(a.coarse_steps, 30), min(a.fine_steps, 30)
-    t0 = time.time()
-    if a.all or a.gen:
-        seeds = (TRAIN_SEEDS[:2] + VAL_SEEDS[:1]) if a.smoke else VAL_SEEDS + TRAIN_SEEDS
-        from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(2) as ex:  # two workers: phantom generation and patch cutting overlap
-            list(ex.map(gen, [[s] for s in seeds], [a.smoke] * len(seeds)))
-        log(f"data ready ({time.time() - t0:.0f}s)")
-    if a.all or a.coarse:
-        train_coarse(a.coarse_steps, a.coarse_batch, a.smoke)
-        if a.all and a.coarse_steps2 > 0 and not a.smoke:
-            os.environ["SPECK_TRAIN_RESUME"] = "1"
-            train_coarse(a.coarse_steps2, a.coarse_batch)
-            del os.environ["SPECK_TRAIN_RESUME"]
-        log(f"coarse done ({time.time() - t0:.0f}s)")
-    if a.all or a.fine:
-        train_fine(a.fine_steps, a.fine_batch, a.smoke)
-        if a.all and a.fine_steps2 > 0 and not a.smoke:
-            os.environ["SPECK_TRAIN_RESUME"] = "1"
-            train_fine(a.fine_steps2, a.fine_batch)
-            del os.environ["SPECK_TRAIN_RESUME"]
-        log(f"fine done ({time.time() - t0:.0f}s)")
-    if a.all or a.export:
-        import export
-        export.export_all(WORK, a.out if not a.smoke else os.path.join(WORK, "models"))
-        log(f"export done ({time.time() - t0:.0f}s)")
-    if (a.all and not a.smoke) or a.mine:
-        import export
-        rounds = range(V1_ROUNDS) if a.all else [a.mine_round]
-        for rnd in rounds:
-            mine(a.out, rnd)
-            os.environ["SPECK_TRAIN_RESUME"] = "1"
-            train_fine(a.fine_steps3, a.fine_batch, mined=range(rnd + 1))
-            export.export_all(WORK, a.out)
-            log(f"mining round {rnd} done ({time.time() - t0:.0f}s)")
-    if (a.all and not a.smoke) or a.v2:
-        v2(a, t0)
-
-
-V2_SIZE_W = [(5.5, 3.0), (8.5, 1.5), (float("inf"), 2.0)]
-V3_SIZE_W = [(4.5, 4.0), (5.5, 3.0), (8.5, 1.5), (float("inf"), 2.0)]
+# ---- the recipe ----------------------------------------------------------------------------------
+COARSE_STEPS = 3500
+FINE_PHASES = [  # (steps, peak lr, mining round run before the phase, or None)
+    (2500, 2e-3, None),
+    (2500, 1e-3, "v3a"),
+    (2500, 5e-4, "v3b"),
+    (2500, 2e-4, "v3c"),
+]
+TOP_K = 40          # mined false positives kept per phantom and round (in the lungs; all outside)
+OUT_FRAC = 0.08     # share of outside-lung mined negatives in the fine batches after mining
 
 
 def lidc_banks():
@@ -638,107 +569,67 @@ def lidc_banks():
     names = [f"lidc{i}" for i in range(1, 17)]
     have = [n for n in names if os.path.exists(os.path.join(WORK, "bank", f"{n}.npz"))]
     if not have:
-        log("v2: no LIDC insertion banks (run models/train/lidc_insert.py); phantoms only")
+        log("no LIDC insertion banks (run models/train/lidc_insert.py); phantoms only")
     return have + have
 
 
-def v2(a, t0):
-    """The v2 phases, continuing from the pair the v1 phases left in a.out (the bundled file
-    names, models/coarse-v2.onnx and fine-v2.onnx): 39 more phantoms, size weights that stop
-    neglecting large nodules, mining rounds 2-6 and one on the real right lung of
-    LIDC-IDRI-0001, phases on the LIDC insertion banks; each step named as in models/README.md."""
-    import export
-    SIZE_W[:] = V2_SIZE_W
-    os.environ["SPECK_TRAIN_RESUME"] = "1"
-    for s in TRAIN_SEEDS_V2:
-        gen([s])
-    for rnd in (2, 3):  # the v1 pair on the 21 v1 phantoms
-        mine(a.out, rnd)
-    train_coarse(2000, a.coarse_batch, seeds=TRAIN_SEEDS_V2, seed=3, lr=1e-3)
-    export.export_all(WORK, a.out)  # v2 coarse net + v1 fine net
-    mine(a.out, 4)  # ... on the 39 new phantoms
-    val_dir = os.path.join(WORK, "lidc-insert", "val")
-    real = os.path.exists(os.path.join(val_dir, "truth.json"))
-    if real:
-        mine_lidc(a.out, val_dir)
-    train_fine(3000, a.fine_batch, seeds=TRAIN_SEEDS_V2, mined=range(5), seed=4, lr=1e-3, nod_frac=0.35,
-               mined_frac=0.4)  # fine v2 a
-    log(f"v2 phantom phases done ({time.time() - t0:.0f}s)")
-    lidc = lidc_banks()
-    real_mined = ["-lidc"] if real else []
-    real_frac = 0.15 if real else 0.0
-    if lidc:
-        train_coarse(1000, a.coarse_batch, seeds=TRAIN_SEEDS_V2 + lidc, seed=5, lr=5e-4)  # coarse v2 b
-    export.export_all(WORK, a.out)  # coarse v2 b + fine v2 a
-    mine(a.out, 5)
-    if lidc:
-        train_fine(V2_FINE_LIDC_STEPS, a.fine_batch, seeds=TRAIN_SEEDS_V2 + lidc, mined=list(range(5)) + real_mined,
-                   seed=6, lr=5e-4, nod_frac=0.35, mined_frac=0.35, real_frac=real_frac)  # fine v2 b
-    train_fine(800, a.fine_batch, seeds=TRAIN_SEEDS_V2 + lidc, mined=list(range(6)) + real_mined, seed=7, lr=3e-4,
-               nod_frac=0.35, mined_frac=0.35, real_frac=real_frac)  # fine v2 c
-    export.export_all(WORK, a.out)
-    mine(a.out, 6)
-    train_fine(600, a.fine_batch, seeds=TRAIN_SEEDS_V2 + lidc, mined=list(range(7)) + real_mined, seed=8, lr=2e-4,
-               nod_frac=0.35, mined_frac=0.35, real_frac=real_frac, out_frac=0.05)  # fine v2 d
-    export.export_all(WORK, a.out)
-    log(f"v2 done ({time.time() - t0:.0f}s)")
-
-
-V2_FINE_LIDC_STEPS = 1500
-
-# ---- v3: the whole recipe in one pass, from scratch, in under an hour on 2 cores ---------------
-V3_SEEDS = list(range(1000, 1060))   # 60 training phantoms (kept on disk for the mining rounds)
-V3_COARSE_STEPS = 3500
-V3_FINE = [  # (steps, lr, mining round before the phase or None)
-    (2500, 2e-3, None),
-    (2500, 1e-3, "v3a"),
-    (2500, 5e-4, "v3b"),
-    (1500, 2e-4, "v3c"),
-]
-V3_TOP_K = 40                          # mined false positives kept per phantom per round
-
-
-def v3(a, t0):
-    """The v3 recipe: data (60 phantoms kept for mining, 4 validation phantoms, the LIDC insertion
-    banks when lidc_insert.py has run), the coarse net from scratch on all of it, then four fine
-    phases from scratch, each after the first preceded by a mining round with the pair of the
-    moment over all 60 training phantoms (the V3_TOP_K most probable false positives per scan,
-    outside-lung ones as their own kind) and the real right lung of LIDC-IDRI-0001. bf16 + two
-    torch threads; every step named as in models/README.md."""
+def recipe(out, coarse_batch=8, fine_batch=16):
+    """The whole v3 recipe into `out` (models/coarse-v3.onnx, fine-v3.onnx): data (the training
+    phantoms kept for mining, the validation phantoms, the LIDC insertion banks when
+    lidc_insert.py has run), the coarse net from scratch, then the fine phases from scratch, each
+    after the first preceded by a mining round with the pair of the moment over every training
+    phantom and the real right lung of LIDC-IDRI-0001."""
     import export
     from concurrent.futures import ProcessPoolExecutor
-    SIZE_W[:] = V3_SIZE_W
-    out = a.out
-    seeds = VAL_SEEDS + V3_SEEDS
+    t0 = time.time()
+    seeds = VAL_SEEDS + TRAIN_SEEDS
     with ProcessPoolExecutor(2) as ex:  # two workers: generation and patch cutting overlap
-        list(ex.map(gen, [[s] for s in seeds], [False] * len(seeds), [s in V3_SEEDS for s in seeds]))
-    log(f"v3 data ready ({time.time() - t0:.0f}s)")
+        list(ex.map(gen, [[s] for s in seeds], [s in TRAIN_SEEDS for s in seeds]))
+    log(f"data ready ({time.time() - t0:.0f}s)")
     lidc = lidc_banks()
     val_dir = os.path.join(WORK, "lidc-insert", "val")
     real = os.path.exists(os.path.join(val_dir, "truth.json"))
-    train_coarse(V3_COARSE_STEPS, a.coarse_batch, seeds=V3_SEEDS + lidc, seed=31, lr=3e-3)
-    log(f"v3 coarse done ({time.time() - t0:.0f}s)")
+    train_coarse(COARSE_STEPS, coarse_batch, TRAIN_SEEDS + lidc, seed=31, lr=3e-3)
+    log(f"coarse done ({time.time() - t0:.0f}s)")
     mined, real_mined = [], []
-    for i, (steps, lr, rnd) in enumerate(V3_FINE):
+    for i, (steps, lr, rnd) in enumerate(FINE_PHASES):
         if rnd is not None:
             export.export_all(WORK, out)
-            mine(out, rnd, seeds=V3_SEEDS, top_k=V3_TOP_K)
+            mine(out, rnd, TRAIN_SEEDS, top_k=TOP_K)
             mined.append(rnd)
             if real:
                 mine_lidc(out, val_dir, rnd=f"lidc-{rnd}")
                 real_mined.append(f"-lidc-{rnd}")
-            log(f"v3 mining {rnd} done ({time.time() - t0:.0f}s)")
-        if i == 0:
-            os.environ.pop("SPECK_TRAIN_RESUME", None)
-        else:
-            os.environ["SPECK_TRAIN_RESUME"] = "1"
-        train_fine(steps, a.fine_batch, seeds=V3_SEEDS + lidc, mined=mined + real_mined, seed=32 + i, lr=lr,
+            log(f"mining {rnd} done ({time.time() - t0:.0f}s)")
+        train_fine(steps, fine_batch, TRAIN_SEEDS + lidc, seed=32 + i, lr=lr, mined=mined + real_mined, resume=i > 0,
                    nod_frac=0.35, mined_frac=0.35 if mined else 0.0, real_frac=0.15 if real_mined else 0.0,
-                   out_frac=0.05 if mined else 0.0)
-        log(f"v3 fine phase {i + 1} done ({time.time() - t0:.0f}s)")
-    os.environ.pop("SPECK_TRAIN_RESUME", None)
+                   out_frac=OUT_FRAC if mined else 0.0)
+        log(f"fine phase {i + 1} done ({time.time() - t0:.0f}s)")
     export.export_all(WORK, out)
-    log(f"v3 done ({time.time() - t0:.0f}s)")
+    log(f"recipe done ({time.time() - t0:.0f}s)")
+
+
+def main():
+    global WORK, SCAN_SIZE, TRAIN_SEEDS, VAL_SEEDS, COARSE_STEPS, FINE_PHASES
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--all", action="store_true", help="the whole recipe")
+    ap.add_argument("--smoke", action="store_true",
+                    help="the whole recipe at toy scale (2 small phantoms, 20-step phases) in $SPECK_TRAIN_WORK-smoke")
+    ap.add_argument("--out", default=None, help="where the ONNX files go (default: models/; with --smoke, WORK/models)")
+    a = ap.parse_args()
+    if not (a.all or a.smoke):
+        ap.error("say --all (the recipe) or --smoke (the recipe at toy scale)")
+    torch.set_num_threads(THREADS)
+    out = a.out or os.path.join(REPO, "models")
+    if a.smoke:
+        WORK = WORK + "-smoke"
+        SCAN_SIZE = "96,320,320"
+        TRAIN_SEEDS, VAL_SEEDS = TRAIN_SEEDS[:2], VAL_SEEDS[:1]
+        COARSE_STEPS = 20
+        FINE_PHASES = [(20, lr, rnd) for _, lr, rnd in FINE_PHASES[:2]]
+        out = a.out or os.path.join(WORK, "models")
+    recipe(out)
+
 
 if __name__ == "__main__":
     main()
