@@ -6,7 +6,6 @@ are LPS millimetres in (x, y, z) order, exactly as in LUNA16-style `annotations.
 from __future__ import annotations
 
 import csv
-import gzip
 import os
 from dataclasses import dataclass, field
 
