@@ -7,7 +7,8 @@ candidates in and outside the lungs at probability 0.5, 0.9 and the fine model's
 (`speck.threshold`).
 
     python real_case.py [MODELS_DIR] [TAG]     (defaults: models, v3)
-Env: SPECK_TRAIN_DETECT (the speck-train-detect binary), SPECK_TRAIN_WORK (output folder root).
+Env: SPECK_TRAIN_DETECT (the speck-train-detect binary; default: CARGO_TARGET_DIR or
+models/train/phantom-gen/target, release/), SPECK_TRAIN_WORK (output folder root).
 Exits 0 with a note when ../shared/data is absent.
 """
 from __future__ import annotations
@@ -43,7 +44,12 @@ def main():
     op = float(meta["speck.threshold"])
     work = os.path.join(os.environ.get("SPECK_TRAIN_WORK", "/tmp/speck-train"), f"real-case-{tag}")
     os.makedirs(work, exist_ok=True)
-    tool = os.environ.get("SPECK_TRAIN_DETECT", os.path.join(REPO, "target", "release", "speck-train-detect"))
+    # models/train/phantom-gen builds speck-train-detect (run.sh and evaluate.sh build it)
+    tgt = os.environ.get("CARGO_TARGET_DIR", os.path.join(HERE, "phantom-gen", "target"))
+    tool = os.environ.get("SPECK_TRAIN_DETECT", os.path.join(tgt, "release", "speck-train-detect"))
+    if not os.path.exists(tool):
+        sys.exit(f"{tool} not found: build it with `cd models/train/phantom-gen && cargo build --release` "
+                 "(or set SPECK_TRAIN_DETECT)")
     t = time.time()
     subprocess.run([tool, coarse, fine, os.path.join(work, "run"), "0.2", "0.02", "model", "2", CASE], check=True)
     secs = time.time() - t
