@@ -40,12 +40,16 @@ fn insert_before_pixel_data(file: &[u8], element: &[u8]) -> (Vec<u8>, usize) {
     (out, at)
 }
 
-/// `read_pixels` and `read_series` both refuse `p` as malformed, with exactly `expected`.
-fn assert_both_readers_refuse(p: &Path, expected: &str) {
-    let e = read_pixels(p, &Limits::default()).expect_err("refused");
+/// Writes `bytes` to `dir/name`; `read_pixels` and `read_series` must both refuse that file as
+/// malformed, with exactly "PATH: corrupt DICOM: `reason`".
+fn assert_refused(dir: &Path, name: &str, bytes: &[u8], reason: &str) {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).expect("write");
+    let expected = format!("{}: corrupt DICOM: {reason}", p.display());
+    let e = read_pixels(&p, &Limits::default()).expect_err("refused");
     assert!(matches!(e, VolumeError::Malformed { .. }), "{e:?}");
     assert_eq!(e.to_string(), expected);
-    let e = read_series(p, &LoadOptions::default()).expect_err("refused");
+    let e = read_series(&p, &LoadOptions::default()).expect_err("refused");
     assert_eq!(e.to_string(), expected);
 }
 
@@ -84,16 +88,17 @@ fn regression_dicom_file_1() {
         un.extend_from_slice(&[0; 4]);
     }
     let (bytes, at) = insert_before_pixel_data(&slice_bytes(dir.path()), &un);
-    let p = dir.path().join("un_sequence.dcm");
-    std::fs::write(&p, &bytes).expect("write");
     // The nested element starts after the UN header (12 bytes) and the item header (8).
     let offset = at + 20;
-    let expected = format!(
-        "{}: corrupt DICOM: undefined-length UN element (4453,100C) that dicom-rs cannot read: \
-         invalid VR [255, 255] for (0008,1115) at byte {offset}",
-        p.display()
+    assert_refused(
+        dir.path(),
+        "un_sequence.dcm",
+        &bytes,
+        &format!(
+            "undefined-length UN element (4453,100C) that dicom-rs cannot read: \
+             invalid VR [255, 255] for (0008,1115) at byte {offset}"
+        ),
     );
-    assert_both_readers_refuse(&p, &expected);
 }
 
 /// fuzz target `dicom_file`, finding 2 (10 s timeout and ~760 MB for a 546-byte file).
@@ -119,16 +124,16 @@ fn regression_dicom_file_2() {
             .expect("element");
         let mut bytes = good.clone();
         bytes[at + 4..at + 6].copy_from_slice(vr);
-        let p = dir.path().join(format!("vr_{group:04x}.dcm"));
-        std::fs::write(&p, &bytes).expect("write");
         let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().expect("4 bytes"));
         let left = bytes.len() - (at + 12);
-        let tag_text = format!("({group:04X},{element:04X})");
-        let expected = format!(
-            "{}: corrupt DICOM: {what} {tag_text} claims {len} bytes but only {left} remain",
-            p.display()
+        assert_refused(
+            dir.path(),
+            &format!("vr_{group:04x}.dcm"),
+            &bytes,
+            &format!(
+                "{what} ({group:04X},{element:04X}) claims {len} bytes but only {left} remain"
+            ),
         );
-        assert_both_readers_refuse(&p, &expected);
     }
 }
 
@@ -286,13 +291,12 @@ fn regression_dicom_file_5() {
     ));
     bytes.extend(meta);
     bytes.extend(deflate.finish().expect("deflate"));
-    let p = dir.path().join("deflated.dcm");
-    std::fs::write(&p, &bytes).expect("write");
-    let expected = format!(
-        "{}: corrupt DICOM: element (0011,1010) claims 2374864269 bytes but only 64 remain",
-        p.display()
+    assert_refused(
+        dir.path(),
+        "deflated.dcm",
+        &bytes,
+        "element (0011,1010) claims 2374864269 bytes but only 64 remain",
     );
-    assert_both_readers_refuse(&p, &expected);
 }
 
 /// The meta group must begin with its group length, as dicom-object requires: a file whose first
@@ -305,12 +309,11 @@ fn a_meta_group_without_its_group_length_is_refused() {
     // drop (0002,0000): 12 bytes (UL, short form: tag 4 + VR 2 + length 2 + value 4)
     assert_eq!(&good[132..138], &[0x02, 0x00, 0x00, 0x00, b'U', b'L']);
     bytes.extend_from_slice(&good[144..]);
-    let p = dir.path().join("no_group_length.dcm");
-    std::fs::write(&p, &bytes).expect("write");
-    let expected = format!(
-        "{}: corrupt DICOM: the file meta group does not begin with its group length (0002,0000) \
-         of 4 bytes, but with (0002,0001) of 2 bytes",
-        p.display()
+    assert_refused(
+        dir.path(),
+        "no_group_length.dcm",
+        &bytes,
+        "the file meta group does not begin with its group length (0002,0000) of 4 bytes, but \
+         with (0002,0001) of 2 bytes",
     );
-    assert_both_readers_refuse(&p, &expected);
 }
