@@ -9,6 +9,7 @@ Every step is described, with its measured time, in models/README.md ("Training"
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import shutil
@@ -179,21 +180,29 @@ def focal_loss(logits, target, pw):
     return (lp.sum() + ln.sum()) / pos.sum().clamp(min=1.0)
 
 
-def pick(metas, rng, n, nodule_frac=0.5):
+def coarse_picker(metas, nodule_frac=0.5):
+    """`draw(rng, n)`: `n` coarse patch indices, a `nodule_frac` share of nodule patches (weighted
+    by size), the rest negatives by kind. The index pools are built once per phase, not per step."""
     nod = [i for i, m in enumerate(metas) if m["kind"] == "nodule"]
     w = np.array([size_weight(metas[i]["nodules"][0][4]) if metas[i]["nodules"] else 1.0 for i in nod])
+    pw = w / w.sum() if nod else w
     neg = {k: [i for i, m in enumerate(metas) if m["kind"] == k] for k in ("random", "blob", "pleura", "outside")}
     negw = {"random": 0.35, "blob": 0.35, "pleura": 0.15, "outside": 0.15}
-    out = []
-    for _ in range(n):
-        if rng.random() < nodule_frac and nod:
-            out.append(nod[rng.choice(len(nod), p=w / w.sum())])
-        else:
-            ks = [k for k in negw if neg[k]]
-            pk = np.array([negw[k] for k in ks])
-            k = ks[rng.choice(len(ks), p=pk / pk.sum())]
-            out.append(neg[k][rng.integers(len(neg[k]))])
-    return out
+    ks = [k for k in negw if neg[k]]
+    pk = np.array([negw[k] for k in ks])
+    pk = pk / pk.sum()
+
+    def draw(rng, n):
+        out = []
+        for _ in range(n):
+            if rng.random() < nodule_frac and nod:
+                out.append(nod[rng.choice(len(nod), p=pw)])
+            else:
+                k = ks[rng.choice(len(ks), p=pk)]
+                out.append(neg[k][rng.integers(len(neg[k]))])
+        return out
+
+    return draw
 
 
 def centre_of(stored_shape):
@@ -261,12 +270,13 @@ def train_coarse(steps, batch, seeds, seed, lr, resume=False):
         net.load_state_dict(torch.load(os.path.join(WORK, "coarse.pt")))
         log("coarse: resumed from coarse.pt")
     net = fast(net)
+    draw = coarse_picker(M)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     t0 = time.time()
     run = 0.0
     for step in range(1, steps + 1):
-        idx = pick(M, rng, batch)
+        idx = draw(rng, batch)
         x, hm, pw = coarse_batch(P, M, idx, rng, COARSE_CROP)
         loss = focal_loss(forward(net, x), hm, pw)
         opt.zero_grad()
@@ -345,31 +355,39 @@ def fine_loss(out, lab, diam, off, w):
 ATT_W = {"vessel": 2.0, "pleura": 2.0}
 
 
-def pick_fine(M, rng, n, nod_frac=0.4, mined_frac=0.3, real_frac=0.0, out_frac=0.0):
+def fine_picker(M, nod_frac=0.4, mined_frac=0.3, real_frac=0.0, out_frac=0.0):
+    """`draw(rng, n)`: `n` fine patch indices in the given shares of nodules (weighted by size and
+    attachment), mined phantom, mined real-CT and mined outside-lung negatives, blob negatives and
+    any negative. The index pools are built once per phase, not per step."""
     nod = [i for i, m in enumerate(M) if m["kind"] == "nodule"]
     w = np.array([size_weight(M[i]["nodules"][0][4]) * ATT_W.get(M[i]["nodules"][0][6], 1.0) if M[i]["nodules"]
                   else 1.0 for i in nod])
+    pw = w / w.sum() if nod else w
     neg = [i for i, m in enumerate(M) if m["kind"] != "nodule"]
     blob = [i for i in neg if M[i]["kind"] == "blob"]
     mined = [i for i in neg if M[i]["kind"] == "mined"]
     real = [i for i in neg if M[i]["kind"] == "mined-real"]  # engine false positives on real CT
     outside = [i for i in neg if M[i]["kind"] == "mined-out"]  # ... outside the lung mask
-    out = []
-    for _ in range(n):
-        r = rng.random()
-        if r < nod_frac:
-            out.append(nod[rng.choice(len(nod), p=w / w.sum())])
-        elif r < nod_frac + real_frac and real:
-            out.append(real[rng.integers(len(real))])
-        elif r >= 1.0 - out_frac and outside:
-            out.append(outside[rng.integers(len(outside))])
-        elif r < nod_frac + real_frac + mined_frac and mined:
-            out.append(mined[rng.integers(len(mined))])
-        elif r < nod_frac + real_frac + mined_frac + 0.1 and blob:
-            out.append(blob[rng.integers(len(blob))])
-        else:
-            out.append(neg[rng.integers(len(neg))])
-    return out
+
+    def draw(rng, n):
+        out = []
+        for _ in range(n):
+            r = rng.random()
+            if r < nod_frac:
+                out.append(nod[rng.choice(len(nod), p=pw)])
+            elif r < nod_frac + real_frac and real:
+                out.append(real[rng.integers(len(real))])
+            elif r >= 1.0 - out_frac and outside:
+                out.append(outside[rng.integers(len(outside))])
+            elif r < nod_frac + real_frac + mined_frac and mined:
+                out.append(mined[rng.integers(len(mined))])
+            elif r < nod_frac + real_frac + mined_frac + 0.1 and blob:
+                out.append(blob[rng.integers(len(blob))])
+            else:
+                out.append(neg[rng.integers(len(neg))])
+        return out
+
+    return draw
 
 
 def fine_validate(net, P, M):
@@ -416,7 +434,7 @@ def train_fine(steps, batch, seeds, seed, lr, mined=(), resume=False, nod_frac=0
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     P, M = load_bank(seeds, "fine")
-    for rnd in mined:  # a round number, or a name such as "-lidc" (bank/mined-lidc.npz)
+    for rnd in mined:  # a round name: "v3a" is bank/minedv3a.npz, "-lidc-v3a" bank/mined-lidc-v3a.npz
         f = os.path.join(WORK, "bank", f"mined{rnd}.npz")
         z = np.load(f)
         P = np.concatenate([P, z["fine"]])
@@ -428,12 +446,13 @@ def train_fine(steps, batch, seeds, seed, lr, mined=(), resume=False, nod_frac=0
         net.load_state_dict(torch.load(os.path.join(WORK, "fine.pt")))
         log("fine: resumed from fine.pt")
     net = fast(net)
+    draw = fine_picker(M, nod_frac, mined_frac, real_frac, out_frac)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     t0 = time.time()
     run = None
     for step in range(1, steps + 1):
-        idx = pick_fine(M, rng, batch, nod_frac, mined_frac, real_frac, out_frac)
+        idx = draw(rng, batch)
         x, lab, diam, off, w = fine_batch(P, M, idx, rng)
         loss, bce, reg = fine_loss(forward(net, x), lab, diam, off, w)
         opt.zero_grad()
@@ -465,9 +484,21 @@ def run_engine(models_dir, out, fine_threshold, scans):
                     "0.2", str(fine_threshold), "0", "2"] + list(scans), check=True)
 
 
-def stack(patches):
-    """The fine patches as one array; an empty bank when a round found no false positive."""
-    return np.stack(patches) if patches else np.zeros((0,) + tuple(S.FINE_STORE), np.int16)
+def false_positives(rows, nods):
+    """(probability, LPS world point, row) of each engine candidate row farther than
+    max(d, 3 mm) + 2 mm from every finding in `nods` (nodules and excluded findings), in row order."""
+    out = []
+    for r in rows:
+        w = np.array([float(r["coordX"]), float(r["coordY"]), float(r["coordZ"])])
+        if not any(np.linalg.norm(w - n.xyz) < max(n.diameter_mm, 3.0) + 2.0 for n in nods):
+            out.append((float(r["probability"]), w, r))
+    return out
+
+
+def save_mined(name, patches, metas):
+    """Write WORK/bank/mined{name}.npz (an empty bank when a round found no false positive)."""
+    fine = np.stack(patches) if patches else np.zeros((0,) + tuple(S.FINE_STORE), np.int16)
+    np.savez(os.path.join(WORK, "bank", f"mined{name}.npz"), fine=fine, fine_meta=json.dumps(metas))
 
 
 def mine(models_dir, rnd, seeds, top_k=None):
@@ -487,7 +518,6 @@ def mine(models_dir, rnd, seeds, top_k=None):
         scans += [os.path.join(sd, f) for f in os.listdir(sd) if f.endswith(".mhd")]
     out = os.path.join(d, "run")
     run_engine(models_dir, out, 0.5, scans)
-    import csv
     cands = list(csv.DictReader(open(out + ".candidates.csv")))
     patches, metas = [], []
     for path in scans:
@@ -496,14 +526,7 @@ def mine(models_dir, rnd, seeds, top_k=None):
         scan = read_scan(path)
         nods = read_annotations(os.path.join(sd, "annotations.csv"))
         nods += read_annotations(os.path.join(sd, "annotations_excluded.csv"), excluded=True)
-        fps = []
-        for r in cands:
-            if r["seriesuid"] != uid:
-                continue
-            w = np.array([float(r["coordX"]), float(r["coordY"]), float(r["coordZ"])])
-            if any(np.linalg.norm(w - n.xyz) < max(n.diameter_mm, 3.0) + 2.0 for n in nods):
-                continue
-            fps.append((float(r["probability"]), w, r))
+        fps = false_positives([r for r in cands if r["seriesuid"] == uid], nods)
         fps.sort(key=lambda f: -f[0])
         if top_k is not None:  # the top_k most probable in the lungs, and every one outside them
             fps = [f for f in fps if f[2].get("in_lung") != "0"][:top_k] + [f for f in fps if f[2].get("in_lung") == "0"]
@@ -512,7 +535,7 @@ def mine(models_dir, rnd, seeds, top_k=None):
             patches.append(S.crop(scan.hu, c, S.FINE_STORE))
             kind = "mined-out" if r.get("in_lung") == "0" else "mined"
             metas.append(dict(kind=kind, centre=[int(v) for v in c], nodules=[]))
-    np.savez(os.path.join(WORK, "bank", f"mined{rnd}.npz"), fine=stack(patches), fine_meta=json.dumps(metas))
+    save_mined(rnd, patches, metas)
     log(f"mined {len(patches)} engine false positives from {len(scans)} training phantoms")
 
 
@@ -523,7 +546,6 @@ def mine_lidc(models_dir, val_dir, min_p=0.3, rnd="lidc"):
     validation nodule is in the left lung, which stays held out), probability >= min_p, and
     farther than max(d, 3 mm) + 2 mm from the real nodule and every excluded finding. The right
     halves of the validation scans are the same real background, so one scan suffices."""
-    import csv
     truth = json.load(open(os.path.join(val_dir, "truth.json")))
     uid = next(csv.DictReader(open(os.path.join(val_dir, "series.csv"))))["seriesuid"]
     path = os.path.join(val_dir, uid + ".mhd")
@@ -537,16 +559,13 @@ def mine_lidc(models_dir, val_dir, min_p=0.3, rnd="lidc"):
              if n.seriesuid == uid]
     half_x = S.FINE_STORE[2] * scan.spacing_zyx[2] / 2
     patches, metas = [], []
-    for r in csv.DictReader(open(out + ".candidates.csv")):
-        w = np.array([float(r["coordX"]), float(r["coordY"]), float(r["coordZ"])])
-        if float(r["probability"]) < min_p or w[0] + half_x >= truth["midline_x"]:
-            continue
-        if any(np.linalg.norm(w - n.xyz) < max(n.diameter_mm, 3.0) + 2.0 for n in nods):
+    for p, w, _r in false_positives(csv.DictReader(open(out + ".candidates.csv")), nods):
+        if p < min_p or w[0] + half_x >= truth["midline_x"]:
             continue
         c = np.round(scan.world_to_index(w)).astype(int)
         patches.append(S.crop(scan.hu, c, S.FINE_STORE))
         metas.append(dict(kind="mined-real", centre=[int(v) for v in c], nodules=[]))
-    np.savez(os.path.join(WORK, "bank", f"mined-{rnd}.npz"), fine=stack(patches), fine_meta=json.dumps(metas))
+    save_mined(f"-{rnd}", patches, metas)
     log(f"mined {len(patches)} engine false positives in the right lung of LIDC-IDRI-0001")
 
 
