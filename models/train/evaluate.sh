@@ -45,5 +45,6 @@ awk -F, 'NR==1 || $7==1' "$OUT/run.candidates.csv" > "$OUT/candidates.csv"
   --candidates "$OUT/candidates.csv" --series "$WORK/series.csv" --json --plot "$OUT/froc.svg" > "$OUT/eval.json"
 "$TGT/release/speck" eval --annotations "$WORK/annotations.csv" --excluded "$WORK/excluded.csv" \
   --candidates "$OUT/candidates.csv" --series "$WORK/series.csv" | tee "$OUT/eval.txt"
-cp "$WORK/annotations.csv" "$WORK/excluded.csv" "$WORK/series.csv" "$OUT/" 2>/dev/null || true
+# report.py reads the truth from the results folder
+[ -z "${SPECK_EVAL_NAME:-}" ] || cp "$WORK/annotations.csv" "$WORK/excluded.csv" "$WORK/series.csv" "$OUT/"
 "$VENV/bin/python" models/train/report.py "$OUT"

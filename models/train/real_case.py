@@ -13,7 +13,6 @@ Exits 0 with a note when ../shared/data is absent.
 """
 from __future__ import annotations
 
-import csv
 import os
 import subprocess
 import sys
@@ -22,13 +21,11 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 CASE = os.path.join(REPO, "..", "shared", "data", "lidc-idri-0001")
 
-
-def rows(path):
-    with open(path) as f:
-        return list(csv.DictReader(f))
+from report import rows  # noqa: E402
 
 
 def main():

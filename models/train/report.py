@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 
 import numpy as np
 
@@ -89,40 +90,32 @@ def main(work):
         by_uid.setdefault(r["seriesuid"], []).append((np.array([float(r["coordX"]), float(r["coordY"]), float(r["coordZ"])]),
                                                       10.0 if d < 0 else d))
     n_scans = ev["n_scans"]
+    # per candidate, once: its probability and the findings (indices into by_uid[uid]) it hits
+    scored = []
+    for c in cands:
+        xyz = np.array([float(c["coordX"]), float(c["coordY"]), float(c["coordZ"])])
+        near = [i for i, (q, d) in enumerate(by_uid.get(c["seriesuid"], [])) if np.linalg.norm(xyz - q) <= d / 2]
+        scored.append((c, float(c["probability"]), near))
     lines = ["| probability ≥ | FP/scan in lungs | FP/scan outside lungs (flagged, dropped by default) |", "|---|---|---|"]
     for t in (0.1, 0.3, 0.5, 0.7, 0.9):
-        fin = fout = 0
-        for c in cands:
-            p = float(c["probability"])
-            if p < t:
-                continue
-            xyz = np.array([float(c["coordX"]), float(c["coordY"]), float(c["coordZ"])])
-            hit = any(np.linalg.norm(xyz - q) <= d / 2 for q, d in by_uid.get(c["seriesuid"], []))
-            if hit:
-                continue
-            if c["in_lung"] == "1":
-                fin += 1
-            else:
-                fout += 1
+        fin = sum(1 for c, p, near in scored if p >= t and not near and c["in_lung"] == "1")
+        fout = sum(1 for c, p, near in scored if p >= t and not near and c["in_lung"] != "1")
         lines.append(f"| {t} | {fin / n_scans:.2f} | {fout / n_scans:.2f} |")
     md.append("\n".join(lines) + "\n")
     # operating points: the lowest fine probability at which the in-lung false positives per scan
     # stay within 1/4, 1 and 4 (what `speck.threshold` is set from), and the sensitivity there
-    inl = [c for c in cands if c["in_lung"] == "1"]
     fps, best = [], {}
-    for c in inl:
-        xyz = np.array([float(c["coordX"]), float(c["coordY"]), float(c["coordZ"])])
-        p = float(c["probability"])
-        near = [i for i, (q, d) in enumerate(by_uid.get(c["seriesuid"], [])) if np.linalg.norm(xyz - q) <= d / 2]
+    for c, p, near in scored:
+        if c["in_lung"] != "1":
+            continue
         if not near:
             fps.append(p)
         for i in near:
             k = (c["seriesuid"], i)
             best[k] = max(best.get(k, 0.0), p)
     fps.sort(reverse=True)
-    n_ann = {}
-    for r in ann:  # by_uid lists each scan's reference nodules first, then its excluded findings
-        n_ann[r["seriesuid"]] = n_ann.get(r["seriesuid"], 0) + 1
+    # by_uid lists each scan's reference nodules first, then its excluded findings
+    n_ann = Counter(r["seriesuid"] for r in ann)
     ref = {(uid, i) for uid, n in n_ann.items() for i in range(n)}
     ops = []
     for rate in (0.25, 1.0, 4.0):
