@@ -156,3 +156,30 @@ fn bundled_models_find_nodules_of_four_voxels_and_more_of_every_kind() -> Result
     );
     Ok(())
 }
+
+#[test]
+fn an_explicit_flip_tta_setting_overrides_the_bundled_models_own() -> Result<(), speck::Error> {
+    if let Err(e) = speck::detect::find_ort_library(None) {
+        eprintln!("SKIPPED: ONNX Runtime not found ({e})");
+        return Ok(());
+    }
+    let phantom = speck::phantom::generate(
+        &PhantomOptions::new(4245)
+            .shape([96, 320, 320])
+            .spacing([1.0, 0.7, 0.7])
+            .nodules(6)
+            .size_mix(SizeMix::Small),
+    )?;
+    let detector = Detector::builder()
+        .coarse(bundled("coarse-v3.onnx"))
+        .fine(bundled("fine-v3.onnx"))
+        .flip_tta(false)
+        .device(Device::Cpu)
+        .threads(2)
+        .build()?;
+    let found = detector.detect(&phantom.volume)?;
+    // The fine model asks for TTA (four runs per candidate); the builder said no: one run each.
+    assert!(found.counts.fine_evaluated > 0);
+    assert_eq!(found.counts.fine_runs, found.counts.fine_evaluated);
+    Ok(())
+}
