@@ -407,6 +407,12 @@ impl Anatomy {
         self.lung_sd(&ctx, p[0], p[1])
     }
 
+    /// Signed distance (mm) to the heart's outer surface, negative inside.
+    #[cfg(test)]
+    pub(crate) fn heart_sd(&self, p: V3) -> f64 {
+        self.heart.sd(p)
+    }
+
     pub(crate) fn lung_sd_world(&self, p: WorldPoint) -> f64 {
         self.lung_sd_local(self.to_local(p)).0
     }

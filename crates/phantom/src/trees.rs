@@ -23,10 +23,17 @@ pub(crate) struct TreeParams {
 }
 
 /// Grow a tree from `root` serving `points`; returns its segments.
+///
+/// A branch whose two pieces do not both pass `keep` is left out together with everything it
+/// would have fed (the points it serves stay unserved): airways use this to stay inside the lung,
+/// which wraps around the heart, so that a branch heading for the centroid of points on the far
+/// side of the heart cannot paint air through it. `keep` only prunes: with a `keep` that accepts
+/// everything the tree is the same, draw for draw.
 pub(crate) fn grow(
     points: &[V3],
     root: V3,
     params: TreeParams,
+    keep: impl Fn(&Capsule) -> bool,
     rng: &mut impl Rng,
 ) -> Vec<Capsule> {
     let n_total = points.len().max(1) as f64;
@@ -41,7 +48,11 @@ pub(crate) fn grow(
         if idx.len() <= 2 || radius(idx.len()) < params.min_radius {
             for &i in &idx {
                 let r0 = r_start.min(radius(idx.len())).max(params.twig_radius);
-                push_bent(&mut out, start, points[i], r0, params.twig_radius, rng);
+                push_kept(
+                    &mut out,
+                    bent(start, points[i], r0, params.twig_radius, rng),
+                    &keep,
+                );
             }
             continue;
         }
@@ -59,21 +70,59 @@ pub(crate) fn grow(
             };
             let end = lerp3(start, c, lambda);
             if half.len() == 1 {
-                push_bent(&mut out, start, end, r, params.twig_radius, rng);
+                push_kept(
+                    &mut out,
+                    bent(start, end, r, params.twig_radius, rng),
+                    &keep,
+                );
                 continue;
             }
-            push_bent(&mut out, start, end, r, r * 0.96, rng);
-            stack.push((end, half, r * 0.96));
+            if push_kept(&mut out, bent(start, end, r, r * 0.96, rng), &keep) {
+                stack.push((end, half, r * 0.96));
+                continue;
+            }
+            // The way to the centroid leaves the region `keep` allows (the centroid of points
+            // wrapped around an obstacle can lie inside it): head for the served point nearest
+            // the centroid instead, and prune only if that way is barred too.
+            let Some(&m) = half
+                .iter()
+                .min_by(|&&i, &&j| norm(sub(points[i], c)).total_cmp(&norm(sub(points[j], c))))
+            else {
+                continue;
+            };
+            let end = lerp3(start, points[m], lambda);
+            if push_kept(&mut out, bent(start, end, r, r * 0.96, rng), &keep) {
+                stack.push((end, half, r * 0.96));
+            }
         }
     }
     out
 }
 
-fn push_bent(out: &mut Vec<Capsule>, a: V3, b: V3, ra: f64, rb: f64, rng: &mut impl Rng) {
+/// Append both pieces of a branch if both pass `keep`; whether the branch may go on (a branch
+/// too short to draw goes on: it is its parent's end point).
+fn push_kept(
+    out: &mut Vec<Capsule>,
+    pieces: Option<[Capsule; 2]>,
+    keep: &impl Fn(&Capsule) -> bool,
+) -> bool {
+    match pieces {
+        None => true,
+        Some(pieces) if pieces.iter().all(keep) => {
+            out.extend(pieces);
+            true
+        }
+        Some(_) => false,
+    }
+}
+
+/// A branch from `a` to `b` as two capsules meeting at a randomly displaced midpoint; `None` when
+/// it is too short to draw (no random draws then).
+fn bent(a: V3, b: V3, ra: f64, rb: f64, rng: &mut impl Rng) -> Option<[Capsule; 2]> {
     let d = sub(b, a);
     let len = norm(d);
     if len < 1e-6 {
-        return;
+        return None;
     }
     let u = perpendicular(scale(d, 1.0 / len));
     let w = crate::shapes::cross(scale(d, 1.0 / len), u);
@@ -83,8 +132,7 @@ fn push_bent(out: &mut Vec<Capsule>, a: V3, b: V3, ra: f64, rb: f64, rng: &mut i
         add(scale(u, bend * normal(rng)), scale(w, bend * normal(rng))),
     );
     let rm = 0.5 * (ra + rb);
-    out.push(Capsule::new(a, m, ra, rm));
-    out.push(Capsule::new(m, b, rm, rb));
+    Some([Capsule::new(a, m, ra, rm), Capsule::new(m, b, rm, rb)])
 }
 
 fn centroid(points: &[V3], idx: &[usize]) -> V3 {
@@ -241,7 +289,7 @@ mod tests {
             min_radius: 0.3,
             twig_radius: 0.2,
         };
-        let segs = grow(&pts, [0.0; 3], params, &mut rng_for(1, "tree", 0));
+        let segs = grow(&pts, [0.0; 3], params, |_| true, &mut rng_for(1, "tree", 0));
         let max_r = segs.iter().map(|s| s.ra.max(s.rb)).fold(0.0, f64::max);
         let min_r = segs
             .iter()
