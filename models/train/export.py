@@ -19,6 +19,8 @@ COARSE_STRIDE = (1, 2, 2)
 FINE_PATCH = (32, 48, 48)
 COARSE_THRESHOLD = 0.2           # suggested candidate threshold on the coarse heatmap
 FINE_THRESHOLD = 0.9863          # 1 FP/scan on the 20 held-out phantoms, flip TTA (see models/README.md)
+MEMBER_VERSION = "6.0.0"         # the v6 pair: the v3 coarse model, the mean of two fine nets (train.py::member)
+MEMBER_THRESHOLD = 0.9674        # its 1 FP/scan point, set once measured (models/README.md)
 
 
 def fmt(v):
@@ -71,6 +73,72 @@ def export_all(work, out):
     _export(FineExport(f), FINE_PATCH, os.path.join(out, f"fine-{TAG}.onnx"),
             dict(common_meta("fine", FINE_PATCH, (1, 1, 1), "prob,diameter_mm,dz,dy,dx", FINE_THRESHOLD),
                  **{"speck.flip_tta": "true"}))  # the operating point is measured with flip TTA
+
+
+def export_fine(work, path, threshold=FINE_THRESHOLD):
+    """Only the fine net of `work` (fine.pt) to `path`, with the contract's metadata."""
+    f = Fine(FINE_PATCH)
+    f.load_state_dict(torch.load(os.path.join(work, "fine.pt")))
+    _export(FineExport(f), FINE_PATCH, path,
+            dict(common_meta("fine", FINE_PATCH, (1, 1, 1), "prob,diameter_mm,dz,dy,dx", threshold),
+                 **{"speck.flip_tta": "true"}))
+
+
+def set_metadata(path, updates):
+    """Rewrite some `speck.*` metadata of an ONNX file in place (weights untouched)."""
+    m = onnx.load(path)
+    have = {p.key: p for p in m.metadata_props}
+    for k, v in updates.items():
+        if k in have:
+            have[k].value = v
+        else:
+            p = m.metadata_props.add()
+            p.key, p.value = k, v
+    onnx.checker.check_model(m)
+    onnx.save(m, path)
+
+
+def average_fine(paths, out, meta_from):
+    """One fine model that runs every model in `paths` on the same input and averages their
+    outputs (probability, diameter, offsets), as a single self-contained ONNX graph; metadata
+    from `meta_from`. Checked against the mean of the members under onnxruntime."""
+    from onnx import TensorProto, compose, helper
+
+    members = [onnx.load(p) for p in paths]
+    nodes, inits, infos, outs = [], [], [], []
+    for i, m in enumerate(members):
+        m = compose.add_prefix(m, prefix=f"m{i}_", rename_inputs=False, rename_outputs=True)
+        nodes += list(m.graph.node)
+        inits += list(m.graph.initializer)
+        infos += list(m.graph.value_info)
+        outs.append(m.graph.output[0].name)
+    total = outs[0]
+    for j, o in enumerate(outs[1:]):
+        nodes.append(helper.make_node("Add", [total, o], [f"sum{j}"]))
+        total = f"sum{j}"
+    inits.append(helper.make_tensor("mean_scale", TensorProto.FLOAT, [], [1.0 / len(members)]))
+    nodes.append(helper.make_node("Mul", [total, "mean_scale"], ["output"]))
+    first = members[0]
+    g = helper.make_graph(nodes, "fine_mean", list(first.graph.input), list(first.graph.output), inits,
+                          value_info=infos)
+    m = helper.make_model(g, opset_imports=first.opset_import, producer_name="speck models/train")
+    m.ir_version = first.ir_version
+    for p in onnx.load(meta_from).metadata_props:
+        q = m.metadata_props.add()
+        q.key, q.value = p.key, p.value
+    onnx.checker.check_model(m)
+    onnx.save(m, out)
+    import onnxruntime as ort
+
+    x = np.random.default_rng(0).random((3, 1) + FINE_PATCH, dtype=np.float32)
+    want = np.mean([ort.InferenceSession(p, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+                    for p in paths], axis=0)
+    got = ort.InferenceSession(out, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    diff = float(np.abs(want - got).max())
+    print(f"{os.path.basename(out)}: {os.path.getsize(out) / 1e6:.2f} MB, mean of {len(paths)}, "
+          f"ORT max abs diff {diff:.2e}")
+    if diff > 1e-5:
+        raise SystemExit(f"averaged fine model {out} differs from the mean of its members by {diff}")
 
 
 if __name__ == "__main__":

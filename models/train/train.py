@@ -628,6 +628,62 @@ def recipe(out, coarse_batch=8, fine_batch=16):
     log(f"recipe done ({time.time() - t0:.0f}s)")
 
 
+MEMBER_ROUNDS = ["m6a", "m6b", "m6c"]   # mining rounds of the member recipe (own bank names)
+
+
+def member(out, base, fine_batch=16):
+    """The v6 recipe: a second fine net for the committed pair in `base` (coarse-v3.onnx,
+    fine-v3.onnx), then the pair `out`/coarse-v6.onnx (the base coarse model, metadata only
+    changed) and `out`/fine-v6.onnx (the mean of the base fine model and the new one). The new
+    fine net is trained from scratch exactly as in `recipe` (same data steps, phases, mining
+    rounds and batch mix) on the phantoms of the generator as it is now, except that no coarse
+    net is trained: every mining round runs the base coarse model, the one the pair will use,
+    with the new fine net of the moment."""
+    import export
+    from concurrent.futures import ProcessPoolExecutor
+    t0 = time.time()
+    base_coarse = os.path.join(base, f"coarse-{export.TAG}.onnx")
+    base_fine = os.path.join(base, f"fine-{export.TAG}.onnx")
+    for f in (base_coarse, base_fine):
+        if not os.path.exists(f):
+            raise SystemExit(f"member recipe: no {f} (the committed pair the new fine net joins)")
+    seeds = VAL_SEEDS + TRAIN_SEEDS
+    with ProcessPoolExecutor(2) as ex:
+        list(ex.map(gen, [[s] for s in seeds], [s in TRAIN_SEEDS for s in seeds]))
+    log(f"data ready ({time.time() - t0:.0f}s)")
+    lidc = lidc_banks()
+    val_dir = os.path.join(WORK, "lidc-insert", "val")
+    real = os.path.exists(os.path.join(val_dir, "truth.json"))
+    pair = os.path.join(WORK, "member-pair")   # base coarse + the new fine net of the moment
+    os.makedirs(pair, exist_ok=True)
+    shutil.copy(base_coarse, os.path.join(pair, f"coarse-{export.TAG}.onnx"))
+    mined, real_mined = [], []
+    rounds = [None] + MEMBER_ROUNDS[:len(FINE_PHASES) - 1]
+    for i, ((steps, lr, _), rnd) in enumerate(zip(FINE_PHASES, rounds)):
+        if rnd is not None:
+            export.export_fine(WORK, os.path.join(pair, f"fine-{export.TAG}.onnx"))
+            mine(pair, rnd, TRAIN_SEEDS, top_k=TOP_K)
+            mined.append(rnd)
+            if real:
+                mine_lidc(pair, val_dir, rnd=f"lidc-{rnd}")
+                real_mined.append(f"-lidc-{rnd}")
+            log(f"mining {rnd} done ({time.time() - t0:.0f}s)")
+        train_fine(steps, fine_batch, TRAIN_SEEDS + lidc, seed=32 + i, lr=lr, mined=mined + real_mined, resume=i > 0,
+                   nod_frac=0.35, mined_frac=0.35 if mined else 0.0, real_frac=0.15 if real_mined else 0.0,
+                   out_frac=OUT_FRAC if mined else 0.0)
+        log(f"fine phase {i + 1} done ({time.time() - t0:.0f}s)")
+    new_fine = os.path.join(WORK, "fine-member.onnx")
+    export.export_fine(WORK, new_fine)
+    os.makedirs(out, exist_ok=True)
+    coarse6, fine6 = os.path.join(out, "coarse-v6.onnx"), os.path.join(out, "fine-v6.onnx")
+    shutil.copy(base_coarse, coarse6)
+    export.set_metadata(coarse6, {"speck.version": export.MEMBER_VERSION})
+    export.average_fine([base_fine, new_fine], fine6, meta_from=new_fine)
+    export.set_metadata(fine6, {"speck.version": export.MEMBER_VERSION,
+                                "speck.threshold": f"{export.MEMBER_THRESHOLD:g}"})
+    log(f"member recipe done ({time.time() - t0:.0f}s)")
+
+
 def main():
     global WORK, SCAN_SIZE, TRAIN_SEEDS, VAL_SEEDS, COARSE_STEPS, FINE_PHASES
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -635,6 +691,9 @@ def main():
     ap.add_argument("--smoke", action="store_true",
                     help="the whole recipe at toy scale (2 small phantoms, 20-step phases) in $SPECK_TRAIN_WORK-smoke")
     ap.add_argument("--out", default=None, help="where the ONNX files go (default: models/; with --smoke, WORK/models)")
+    ap.add_argument("--member", metavar="BASE", default=None,
+                    help="the v6 recipe instead: train a second fine net for the pair in BASE (coarse-v3.onnx, "
+                         "fine-v3.onnx) and write coarse-v6.onnx and fine-v6.onnx (the mean of both fine nets)")
     a = ap.parse_args()
     if not (a.all or a.smoke):
         ap.error("say --all (the recipe) or --smoke (the recipe at toy scale)")
@@ -647,7 +706,10 @@ def main():
         COARSE_STEPS = 20
         FINE_PHASES = [(20, lr, rnd) for _, lr, rnd in FINE_PHASES[:2]]
         out = a.out or os.path.join(WORK, "models")
-    recipe(out)
+    if a.member:
+        member(out, os.path.abspath(a.member))
+    else:
+        recipe(out)
 
 
 if __name__ == "__main__":
