@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Rerun the whole Speck model recipe (v3): build the tools, insert nodules into the real
-# LIDC-IDRI-0001 lungs, generate phantoms, train both nets from scratch with three mining rounds,
-# and export models/coarse-v3.onnx and models/fine-v3.onnx (or into --out DIR).
-#   models/train/run.sh [--out DIR]     (CPU; timed end to end in models/README.md)
+# Rerun Speck's model recipe: build the tools, insert nodules into the real LIDC-IDRI-0001 lungs,
+# generate phantoms, and train.
+#   models/train/run.sh [--out DIR]                  the bundled pair (v6): a second fine net for the
+#       base pair models/train/base/{coarse,fine}-v3.onnx, three mining rounds behind its coarse
+#       model, written as models/coarse-v6.onnx and models/fine-v6.onnx (the mean of both fine nets)
+#   models/train/run.sh --from-scratch [--out DIR]   the v3 recipe: both nets from scratch, three
+#       mining rounds, models/coarse-v3.onnx and models/fine-v3.onnx
+# (CPU; both timed end to end in models/README.md)
 # Env: VENV (default .venv-train), CARGO_TARGET_DIR, SPECK_TRAIN_WORK (default /tmp/speck-train),
 #      SPECK_TRAIN_THREADS (default 2), SPECK_TRAIN_BF16 (default 1: bf16 autocast, 2.4x faster steps).
 set -euo pipefail
@@ -25,4 +29,9 @@ export SPECK_BIN="${CARGO_TARGET_DIR:-target}/release/speck"
 export SPECK_TRAIN_DETECT="$TGT/release/speck-train-detect"
 # Lesion insertion into the real LIDC-IDRI-0001 lungs (skips with a message without ../shared/data).
 "$VENV/bin/python" models/train/lidc_insert.py
-"$VENV/bin/python" models/train/train.py --all "$@"
+if [ "${1:-}" = --from-scratch ]; then
+  shift
+  "$VENV/bin/python" models/train/train.py --all "$@"
+else
+  "$VENV/bin/python" models/train/train.py --all --member models/train/base "$@"
+fi
