@@ -103,10 +103,7 @@ fn airway_in_lung<'a>(
         .fold(f64::INFINITY, f64::min)
         + 2.0;
     move |c: &Capsule| {
-        let n = (c.length() / 0.5).ceil().max(1.0) as usize;
-        (0..=n).all(|i| {
-            let t = i as f64 / n as f64;
-            let p = lerp3(c.a, c.b, t);
+        axis_samples(c).all(|(t, p)| {
             if norm(sub(p, bronchus)) <= hilum {
                 return true;
             }
@@ -114,6 +111,15 @@ fn airway_in_lung<'a>(
             s == side && sd < -c.radius_at(t).min(1.0)
         })
     }
+}
+
+/// Points along a capsule's axis, at most 0.5 mm apart, ends included: `(t, point)`.
+fn axis_samples(c: &Capsule) -> impl Iterator<Item = (f64, V3)> + '_ {
+    let n = (c.length() / 0.5).ceil().max(1.0) as usize;
+    (0..=n).map(move |i| {
+        let t = i as f64 / n as f64;
+        (t, lerp3(c.a, c.b, t))
+    })
 }
 
 /// Generate a phantom. See the crate docs.
@@ -300,9 +306,7 @@ mod tests {
         for seed in 9001..=9020 {
             let (anatomy, _, airways) = trees_of(seed);
             for c in &airways {
-                let n = (c.length() / 0.5).ceil().max(1.0) as usize;
-                for i in 0..=n {
-                    let p = lerp3(c.a, c.b, i as f64 / n as f64);
+                for (_, p) in axis_samples(c) {
                     assert!(
                         anatomy.heart_sd(p) > 0.0,
                         "seed {seed}: airway axis point {p:?} inside the heart"

@@ -24,11 +24,12 @@ pub(crate) struct TreeParams {
 
 /// Grow a tree from `root` serving `points`; returns its segments.
 ///
-/// A branch whose two pieces do not both pass `keep` is left out together with everything it
-/// would have fed (the points it serves stay unserved): airways use this to stay inside the lung,
-/// which wraps around the heart, so that a branch heading for the centroid of points on the far
-/// side of the heart cannot paint air through it. `keep` only prunes: with a `keep` that accepts
-/// everything the tree is the same, draw for draw.
+/// Every branch's two pieces must pass `keep`. A branch that fails heads instead for the served
+/// point nearest the centroid it aimed at; if that fails too, or it was a twig, it is left out
+/// together with everything it would have fed (its points stay unserved). Airways use this to
+/// stay inside the lung, which wraps around the heart, so that a branch heading for the centroid
+/// of points on the far side of the heart cannot paint air through it. With a `keep` that
+/// accepts everything the tree is the same as without one, draw for draw.
 pub(crate) fn grow(
     points: &[V3],
     root: V3,
