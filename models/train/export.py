@@ -68,11 +68,7 @@ def export_all(work, out):
     c.load_state_dict(torch.load(os.path.join(work, "coarse.pt")))
     _export(CoarseExport(c), COARSE_PATCH, os.path.join(out, f"coarse-{TAG}.onnx"),
             common_meta("coarse", COARSE_PATCH, COARSE_STRIDE, "prob", COARSE_THRESHOLD))
-    f = Fine(FINE_PATCH)
-    f.load_state_dict(torch.load(os.path.join(work, "fine.pt")))
-    _export(FineExport(f), FINE_PATCH, os.path.join(out, f"fine-{TAG}.onnx"),
-            dict(common_meta("fine", FINE_PATCH, (1, 1, 1), "prob,diameter_mm,dz,dy,dx", FINE_THRESHOLD),
-                 **{"speck.flip_tta": "true"}))  # the operating point is measured with flip TTA
+    export_fine(work, os.path.join(out, f"fine-{TAG}.onnx"))
 
 
 def export_fine(work, path, threshold=FINE_THRESHOLD):
@@ -81,7 +77,7 @@ def export_fine(work, path, threshold=FINE_THRESHOLD):
     f.load_state_dict(torch.load(os.path.join(work, "fine.pt")))
     _export(FineExport(f), FINE_PATCH, path,
             dict(common_meta("fine", FINE_PATCH, (1, 1, 1), "prob,diameter_mm,dz,dy,dx", threshold),
-                 **{"speck.flip_tta": "true"}))
+                 **{"speck.flip_tta": "true"}))  # the operating point is measured with flip TTA
 
 
 def set_metadata(path, updates):

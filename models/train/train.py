@@ -592,6 +592,40 @@ def lidc_banks():
     return have + have
 
 
+def prepare_data(t0):
+    """The data step both recipes share: the training and validation phantoms with their patch
+    banks (training phantoms kept for mining), the LIDC insertion banks when lidc_insert.py has
+    run. Returns (the LIDC bank names, the LIDC validation folder, whether it exists)."""
+    from concurrent.futures import ProcessPoolExecutor
+    seeds = VAL_SEEDS + TRAIN_SEEDS
+    with ProcessPoolExecutor(2) as ex:  # two workers: generation and patch cutting overlap
+        list(ex.map(gen, [[s] for s in seeds], [s in TRAIN_SEEDS for s in seeds]))
+    log(f"data ready ({time.time() - t0:.0f}s)")
+    val_dir = os.path.join(WORK, "lidc-insert", "val")
+    return lidc_banks(), val_dir, os.path.exists(os.path.join(val_dir, "truth.json"))
+
+
+def fine_phases(t0, lidc, val_dir, real, rounds, pair, export_pair, fine_batch):
+    """The fine net from scratch through FINE_PHASES; before phase i > 0, mining round
+    `rounds[i]`: `export_pair()` writes the pair of the moment into the folder `pair`, whose
+    engine run mines every training phantom and (with `real`) the real right lung of
+    LIDC-IDRI-0001."""
+    mined, real_mined = [], []
+    for i, ((steps, lr, _), rnd) in enumerate(zip(FINE_PHASES, rounds)):
+        if rnd is not None:
+            export_pair()
+            mine(pair, rnd, TRAIN_SEEDS, top_k=TOP_K)
+            mined.append(rnd)
+            if real:
+                mine_lidc(pair, val_dir, rnd=f"lidc-{rnd}")
+                real_mined.append(f"-lidc-{rnd}")
+            log(f"mining {rnd} done ({time.time() - t0:.0f}s)")
+        train_fine(steps, fine_batch, TRAIN_SEEDS + lidc, seed=32 + i, lr=lr, mined=mined + real_mined, resume=i > 0,
+                   nod_frac=0.35, mined_frac=0.35 if mined else 0.0, real_frac=0.15 if real_mined else 0.0,
+                   out_frac=OUT_FRAC if mined else 0.0)
+        log(f"fine phase {i + 1} done ({time.time() - t0:.0f}s)")
+
+
 def recipe(out, coarse_batch=8, fine_batch=16):
     """The whole v3 recipe into `out` (models/coarse-v3.onnx, fine-v3.onnx): data (the training
     phantoms kept for mining, the validation phantoms, the LIDC insertion banks when
@@ -599,31 +633,12 @@ def recipe(out, coarse_batch=8, fine_batch=16):
     after the first preceded by a mining round with the pair of the moment over every training
     phantom and the real right lung of LIDC-IDRI-0001."""
     import export
-    from concurrent.futures import ProcessPoolExecutor
     t0 = time.time()
-    seeds = VAL_SEEDS + TRAIN_SEEDS
-    with ProcessPoolExecutor(2) as ex:  # two workers: generation and patch cutting overlap
-        list(ex.map(gen, [[s] for s in seeds], [s in TRAIN_SEEDS for s in seeds]))
-    log(f"data ready ({time.time() - t0:.0f}s)")
-    lidc = lidc_banks()
-    val_dir = os.path.join(WORK, "lidc-insert", "val")
-    real = os.path.exists(os.path.join(val_dir, "truth.json"))
+    lidc, val_dir, real = prepare_data(t0)
     train_coarse(COARSE_STEPS, coarse_batch, TRAIN_SEEDS + lidc, seed=31, lr=3e-3)
     log(f"coarse done ({time.time() - t0:.0f}s)")
-    mined, real_mined = [], []
-    for i, (steps, lr, rnd) in enumerate(FINE_PHASES):
-        if rnd is not None:
-            export.export_all(WORK, out)
-            mine(out, rnd, TRAIN_SEEDS, top_k=TOP_K)
-            mined.append(rnd)
-            if real:
-                mine_lidc(out, val_dir, rnd=f"lidc-{rnd}")
-                real_mined.append(f"-lidc-{rnd}")
-            log(f"mining {rnd} done ({time.time() - t0:.0f}s)")
-        train_fine(steps, fine_batch, TRAIN_SEEDS + lidc, seed=32 + i, lr=lr, mined=mined + real_mined, resume=i > 0,
-                   nod_frac=0.35, mined_frac=0.35 if mined else 0.0, real_frac=0.15 if real_mined else 0.0,
-                   out_frac=OUT_FRAC if mined else 0.0)
-        log(f"fine phase {i + 1} done ({time.time() - t0:.0f}s)")
+    fine_phases(t0, lidc, val_dir, real, [rnd for _, _, rnd in FINE_PHASES], out,
+                lambda: export.export_all(WORK, out), fine_batch)
     export.export_all(WORK, out)
     log(f"recipe done ({time.time() - t0:.0f}s)")
 
@@ -640,38 +655,18 @@ def member(out, base, fine_batch=16):
     net is trained: every mining round runs the base coarse model, the one the pair will use,
     with the new fine net of the moment."""
     import export
-    from concurrent.futures import ProcessPoolExecutor
     t0 = time.time()
     base_coarse = os.path.join(base, f"coarse-{export.TAG}.onnx")
     base_fine = os.path.join(base, f"fine-{export.TAG}.onnx")
     for f in (base_coarse, base_fine):
         if not os.path.exists(f):
             raise SystemExit(f"member recipe: no {f} (the committed pair the new fine net joins)")
-    seeds = VAL_SEEDS + TRAIN_SEEDS
-    with ProcessPoolExecutor(2) as ex:
-        list(ex.map(gen, [[s] for s in seeds], [s in TRAIN_SEEDS for s in seeds]))
-    log(f"data ready ({time.time() - t0:.0f}s)")
-    lidc = lidc_banks()
-    val_dir = os.path.join(WORK, "lidc-insert", "val")
-    real = os.path.exists(os.path.join(val_dir, "truth.json"))
+    lidc, val_dir, real = prepare_data(t0)
     pair = os.path.join(WORK, "member-pair")   # base coarse + the new fine net of the moment
     os.makedirs(pair, exist_ok=True)
     shutil.copy(base_coarse, os.path.join(pair, f"coarse-{export.TAG}.onnx"))
-    mined, real_mined = [], []
-    rounds = [None] + MEMBER_ROUNDS[:len(FINE_PHASES) - 1]
-    for i, ((steps, lr, _), rnd) in enumerate(zip(FINE_PHASES, rounds)):
-        if rnd is not None:
-            export.export_fine(WORK, os.path.join(pair, f"fine-{export.TAG}.onnx"))
-            mine(pair, rnd, TRAIN_SEEDS, top_k=TOP_K)
-            mined.append(rnd)
-            if real:
-                mine_lidc(pair, val_dir, rnd=f"lidc-{rnd}")
-                real_mined.append(f"-lidc-{rnd}")
-            log(f"mining {rnd} done ({time.time() - t0:.0f}s)")
-        train_fine(steps, fine_batch, TRAIN_SEEDS + lidc, seed=32 + i, lr=lr, mined=mined + real_mined, resume=i > 0,
-                   nod_frac=0.35, mined_frac=0.35 if mined else 0.0, real_frac=0.15 if real_mined else 0.0,
-                   out_frac=OUT_FRAC if mined else 0.0)
-        log(f"fine phase {i + 1} done ({time.time() - t0:.0f}s)")
+    fine_phases(t0, lidc, val_dir, real, [None] + MEMBER_ROUNDS[:len(FINE_PHASES) - 1], pair,
+                lambda: export.export_fine(WORK, os.path.join(pair, f"fine-{export.TAG}.onnx")), fine_batch)
     new_fine = os.path.join(WORK, "fine-member.onnx")
     export.export_fine(WORK, new_fine)
     os.makedirs(out, exist_ok=True)
