@@ -1,4 +1,4 @@
-//! The bundled models (`models/coarse-v6.onnx`, `models/fine-v6.onnx`) through the real engine on
+//! The bundled models (`models/coarse-v7.onnx`, `models/fine-v7.onnx`) through the real engine on
 //! a freshly generated phantom, at the model card's operating point (the fine model's own
 //! `speck.threshold` with the flip TTA its `speck.flip_tta` asks for: 1 FP/scan on the held-out
 //! phantoms of `models/README.md`).
@@ -6,7 +6,7 @@
 //! Nodules of 4 voxels and more (diameter in voxels rounding to 4 or more): of the isolated solid
 //! ones at least 80 % must be found (6 of 6 when written); of every density and attachment, at
 //! least two thirds (the card's 4-voxel sensitivity at 1 FP/scan is 0.80; 11 of 15 when
-//! written, with v6 and the generator's airway fix).
+//! written, with v7 as with v6, both on the generator with its airway fix).
 //! Skips (prints a note) when ONNX Runtime cannot be found.
 
 use std::path::PathBuf;
@@ -28,8 +28,8 @@ fn bundled_models_load_and_honour_the_contract() -> Result<(), speck::Error> {
         return Ok(());
     }
     let opts = SessionOptions::default();
-    let coarse = speck::detect::Model::load(bundled("coarse-v6.onnx"), &opts)?;
-    let fine = speck::detect::Model::load(bundled("fine-v6.onnx"), &opts)?;
+    let coarse = speck::detect::Model::load(bundled("coarse-v7.onnx"), &opts)?;
+    let fine = speck::detect::Model::load(bundled("fine-v7.onnx"), &opts)?;
     assert_eq!(coarse.contract().role, ModelRole::Coarse);
     assert_eq!(fine.contract().role, ModelRole::Fine);
     assert!(fine.contract().channel("diameter_mm").is_some());
@@ -62,8 +62,8 @@ fn four_voxel_nodules_found(
             .attachment_mix(attachment),
     )?;
     let detector = Detector::builder()
-        .coarse(bundled("coarse-v6.onnx"))
-        .fine(bundled("fine-v6.onnx"))
+        .coarse(bundled("coarse-v7.onnx"))
+        .fine(bundled("fine-v7.onnx"))
         .device(Device::Cpu)
         .threads(2)
         .build()?;
@@ -170,8 +170,8 @@ fn an_explicit_flip_tta_setting_overrides_the_bundled_models_own() -> Result<(),
             .size_mix(SizeMix::Small),
     )?;
     let detector = Detector::builder()
-        .coarse(bundled("coarse-v6.onnx"))
-        .fine(bundled("fine-v6.onnx"))
+        .coarse(bundled("coarse-v7.onnx"))
+        .fine(bundled("fine-v7.onnx"))
         .flip_tta(false)
         .device(Device::Cpu)
         .threads(2)

@@ -3,15 +3,23 @@
 # used in training), through Speck's engine (speck-detect) and `speck eval`.
 #   models/train/evaluate.sh [N_SCANS] [SIZE_Z,Y,X]     (defaults: 20, 300,512,512)
 # Writes $SPECK_TRAIN_WORK/eval/[$SPECK_EVAL_NAME/]{candidates,timings,annotations,excluded,series}.csv and
-# eval.json; SPECK_EVAL_MODELS names the folder of the pair (default models/).
+# eval.json; SPECK_EVAL_MODELS names the folder of the pair (default models/). SPECK_EVAL_SUITE=confirm
+# uses the confirmation suite instead (seeds 9101-9120 in $SPECK_TRAIN_WORK/confirm), which no
+# choice between models has looked at (models/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-20}
 SIZE=${2:-300,512,512}
-WORK=${SPECK_TRAIN_WORK:-/tmp/speck-train}/eval
+SUITE=${SPECK_EVAL_SUITE:-eval}
+case $SUITE in
+  eval) FIRST=9001 ;;
+  confirm) FIRST=9101 ;;
+  *) echo "SPECK_EVAL_SUITE must be eval or confirm, not $SUITE" >&2; exit 2 ;;
+esac
+WORK=${SPECK_TRAIN_WORK:-/tmp/speck-train}/$SUITE
 OUT=$WORK/${SPECK_EVAL_NAME:-.}   # results (scans and annotations stay in $WORK)
 MODELS=${SPECK_EVAL_MODELS:-models}   # folder holding the pair to evaluate
-TAG=${SPECK_EVAL_TAG:-v6}   # file names: coarse-$TAG.onnx, fine-$TAG.onnx
+TAG=${SPECK_EVAL_TAG:-v7}   # file names: coarse-$TAG.onnx, fine-$TAG.onnx
 TGT=${CARGO_TARGET_DIR:-target}
 VENV=${VENV:-.venv-train}
 COUNT=${SPECK_EVAL_COUNT:-10}
@@ -20,15 +28,15 @@ THREADS=${SPECK_EVAL_THREADS:-2}
 (cd models/train/phantom-gen && cargo build --release)
 cargo build --release -p speck-cli
 mkdir -p "$WORK"
-seeds=$(seq 9001 $((9000 + N)))
+seeds=$(seq $FIRST $((FIRST + N - 1)))
 # phantoms, two at a time
 for s in $seeds; do
   [ -f "$WORK/$s/annotations.csv" ] || echo "$s"
 done | xargs -r -P 2 -I{} "$TGT/release/speck-train-phantom-gen" {} "$COUNT" "$SIZE" "$WORK/{}"
 scans=()
 echo "seriesuid" > "$WORK/series.csv"
-head -n1 "$WORK/9001/annotations.csv" > "$WORK/annotations.csv"
-head -n1 "$WORK/9001/annotations_excluded.csv" > "$WORK/excluded.csv"
+head -n1 "$WORK/$FIRST/annotations.csv" > "$WORK/annotations.csv"
+head -n1 "$WORK/$FIRST/annotations_excluded.csv" > "$WORK/excluded.csv"
 for s in $seeds; do
   f=$(ls "$WORK/$s"/*.mhd)
   scans+=("$f")

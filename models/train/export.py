@@ -19,8 +19,9 @@ COARSE_STRIDE = (1, 2, 2)
 FINE_PATCH = (32, 48, 48)
 COARSE_THRESHOLD = 0.2           # suggested candidate threshold on the coarse heatmap
 FINE_THRESHOLD = 0.9863          # 1 FP/scan on the 20 held-out phantoms, flip TTA (see models/README.md)
-MEMBER_VERSION = "6.0.0"         # the v6 pair: the v3 coarse model, the mean of two fine nets (train.py::member)
-MEMBER_THRESHOLD = 0.96932       # its 1 FP/scan point on the 20 held-out phantoms, flip TTA (models/README.md)
+MEMBER_TAG = "v7"                # the bundled pair (train.py::member): models/coarse-v7.onnx, fine-v7.onnx
+MEMBER_VERSION = "7.0.0"         # the v3 coarse model, the mean of two fine nets
+MEMBER_THRESHOLD = 0.96824       # its 1 FP/scan point on the 20 held-out phantoms, flip TTA (models/README.md)
 
 
 def fmt(v):

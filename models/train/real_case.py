@@ -6,7 +6,7 @@ it is, then reports the LUNA16 nodule's rank, probability, distance and diameter
 candidates in and outside the lungs at probability 0.5, 0.9 and the fine model's operating point
 (`speck.threshold`).
 
-    python real_case.py [MODELS_DIR] [TAG]     (defaults: models, v6)
+    python real_case.py [MODELS_DIR] [TAG]     (defaults: models, v7)
 Env: SPECK_TRAIN_DETECT (the speck-train-detect binary; default: CARGO_TARGET_DIR or
 models/train/phantom-gen/target, release/), SPECK_TRAIN_WORK (output folder root).
 Exits 0 with a note when ../shared/data is absent.
@@ -30,7 +30,7 @@ from report import rows  # noqa: E402
 
 def main():
     models = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "models")
-    tag = sys.argv[2] if len(sys.argv) > 2 else "v6"
+    tag = sys.argv[2] if len(sys.argv) > 2 else "v7"
     if not os.path.isdir(CASE):
         print(f"no real case at {CASE}; skipped")
         return

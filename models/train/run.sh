@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Rerun Speck's model recipe: build the tools, insert nodules into the real LIDC-IDRI-0001 lungs,
 # generate phantoms, and train.
-#   models/train/run.sh [--out DIR]                  the bundled pair (v6): a second fine net for the
+#   models/train/run.sh [--out DIR]                  the bundled pair (v7): a second fine net for the
 #       base pair models/train/base/{coarse,fine}-v3.onnx, three mining rounds behind its coarse
-#       model, written as models/coarse-v6.onnx and models/fine-v6.onnx (the mean of both fine nets)
+#       model, then a fourth behind the mean pair and a last phase with 60 more phantoms of small
+#       attached nodules; written as models/coarse-v7.onnx and models/fine-v7.onnx (the mean of
+#       both fine nets)
 #   models/train/run.sh --from-scratch [--out DIR]   the v3 recipe: both nets from scratch, three
 #       mining rounds, models/coarse-v3.onnx and models/fine-v3.onnx
 # (CPU; both timed end to end in models/README.md)

@@ -33,6 +33,11 @@ from nets import Coarse, Fine  # noqa: E402
 # ---- fixed configuration -------------------------------------------------------------------
 TRAIN_SEEDS = list(range(1000, 1060))   # 60 training phantoms (kept on disk for the mining rounds)
 VAL_SEEDS = list(range(2000, 2004))     # held out: validation during training
+# 60 more training phantoms for the member recipe's last phase, every nodule small and most
+# attached (`speck phantom --size-mix small --attachment-mix ...`): the 60 ordinary phantoms hold
+# only 39 solid 3-4 voxel pleural nodules, and every small nodule v6 missed was attached.
+SMALL_SEEDS = list(range(1100, 1160))
+SMALL_MIX = ("small", "isolated=0.2,vessel=0.4,pleura=0.4")   # (size mix, attachment mix)
 # Evaluation suite (never used here): seeds 9001..9020, see models/README.md.
 SCAN_SIZE = os.environ.get("SPECK_TRAIN_SIZE", "160,512,512")  # z,y,x voxels at 1.0x0.7x0.7 mm
 NODULES_PER_SCAN = int(os.environ.get("SPECK_TRAIN_COUNT", "30"))
@@ -71,21 +76,25 @@ def speck_binary():
     return os.path.join(tgt, "release", "speck")
 
 
-def make_phantom(seed: int, out: str) -> str:
-    """Generate phantom `seed` (MetaImage + annotations) into `out`."""
+def make_phantom(seed: int, out: str, mix=None) -> str:
+    """Generate phantom `seed` (MetaImage + annotations) into `out`; `mix` = (size mix,
+    attachment mix) as `speck phantom` spells them, or None for the generator's defaults."""
     if os.environ.get("SPECK_PHANTOM_GEN"):
         # stand-alone generator over the same speck-phantom library (models/train/phantom-gen)
-        cmd = [os.environ["SPECK_PHANTOM_GEN"], str(seed), str(NODULES_PER_SCAN), SCAN_SIZE, out]
+        cmd = [os.environ["SPECK_PHANTOM_GEN"], str(seed), str(NODULES_PER_SCAN), SCAN_SIZE, out] + list(mix or ())
     else:
         cmd = [speck_binary(), "phantom", "--seed", str(seed), "--count", "1", "--nodules", str(NODULES_PER_SCAN),
                "--size", SCAN_SIZE, "--spacing", "1.0,0.7,0.7", "--format", "mhd", "--out", out]
+        if mix:
+            cmd += ["--size-mix", mix[0], "--attachment-mix", mix[1]]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return out
 
 
-def gen(seeds, keep=False):
-    """Generate each phantom, cut its patch bank, then delete the scan (banks are small, scans are
-    not) or, with `keep`, move it to WORK/minescan/SEED, where mining rounds look for it."""
+def gen(seeds, keep=False, mix=None):
+    """Generate each phantom (nodule `mix` as in `make_phantom`), cut its patch bank, then delete
+    the scan (banks are small, scans are not) or, with `keep`, move it to WORK/minescan/SEED,
+    where mining rounds look for it."""
     os.makedirs(os.path.join(WORK, "bank"), exist_ok=True)
     for seed in seeds:
         dst = os.path.join(WORK, "bank", f"{seed}.npz")
@@ -95,7 +104,7 @@ def gen(seeds, keep=False):
         d = os.path.join(WORK, "scan", str(seed))
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
-        make_phantom(seed, d)
+        make_phantom(seed, d, mix)
         ann = read_annotations(os.path.join(d, "annotations.csv"))
         ann += read_annotations(os.path.join(d, "annotations_excluded.csv"), excluded=True)
         files = [f for f in os.listdir(d) if f.endswith((".mhd", ".nii.gz", ".nii"))]
@@ -592,14 +601,16 @@ def lidc_banks():
     return have + have
 
 
-def prepare_data(t0):
+def prepare_data(t0, small=False):
     """The data step both recipes share: the training and validation phantoms with their patch
-    banks (training phantoms kept for mining), the LIDC insertion banks when lidc_insert.py has
-    run. Returns (the LIDC bank names, the LIDC validation folder, whether it exists)."""
+    banks (training phantoms kept for mining), with `small` also the SMALL_SEEDS phantoms, the
+    LIDC insertion banks when lidc_insert.py has run. Returns (the LIDC bank names, the LIDC
+    validation folder, whether it exists)."""
     from concurrent.futures import ProcessPoolExecutor
-    seeds = VAL_SEEDS + TRAIN_SEEDS
+    seeds = VAL_SEEDS + TRAIN_SEEDS + (SMALL_SEEDS if small else [])
     with ProcessPoolExecutor(2) as ex:  # two workers: generation and patch cutting overlap
-        list(ex.map(gen, [[s] for s in seeds], [s in TRAIN_SEEDS for s in seeds]))
+        list(ex.map(gen, [[s] for s in seeds], [s in TRAIN_SEEDS for s in seeds],
+                    [SMALL_MIX if s in SMALL_SEEDS else None for s in seeds]))
     log(f"data ready ({time.time() - t0:.0f}s)")
     val_dir = os.path.join(WORK, "lidc-insert", "val")
     return lidc_banks(), val_dir, os.path.exists(os.path.join(val_dir, "truth.json"))
@@ -609,7 +620,7 @@ def fine_phases(t0, lidc, val_dir, real, rounds, pair, export_pair, fine_batch):
     """The fine net from scratch through FINE_PHASES; before phase i > 0, mining round
     `rounds[i]`: `export_pair()` writes the pair of the moment into the folder `pair`, whose
     engine run mines every training phantom and (with `real`) the real right lung of
-    LIDC-IDRI-0001."""
+    LIDC-IDRI-0001. Returns the mined bank names (phantom rounds, then real-CT rounds)."""
     mined, real_mined = [], []
     for i, ((steps, lr, _), rnd) in enumerate(zip(FINE_PHASES, rounds)):
         if rnd is not None:
@@ -624,6 +635,7 @@ def fine_phases(t0, lidc, val_dir, real, rounds, pair, export_pair, fine_batch):
                    nod_frac=0.35, mined_frac=0.35 if mined else 0.0, real_frac=0.15 if real_mined else 0.0,
                    out_frac=OUT_FRAC if mined else 0.0)
         log(f"fine phase {i + 1} done ({time.time() - t0:.0f}s)")
+    return mined, real_mined
 
 
 def recipe(out, coarse_batch=8, fine_batch=16):
@@ -644,16 +656,21 @@ def recipe(out, coarse_batch=8, fine_batch=16):
 
 
 MEMBER_ROUNDS = ["m6a", "m6b", "m6c"]   # mining rounds of the member recipe (own bank names)
+# The member's last phase (v7): (steps, peak lr, mining round before it, seed), on the ordinary and
+# the SMALL_SEEDS phantoms, mined behind the mean pair of the moment.
+SMALL_PHASE = (5000, 3e-4, "m7", 37)
 
 
 def member(out, base, fine_batch=16):
-    """The v6 recipe: a second fine net for the committed pair in `base` (coarse-v3.onnx,
-    fine-v3.onnx), then the pair `out`/coarse-v6.onnx (the base coarse model, metadata only
-    changed) and `out`/fine-v6.onnx (the mean of the base fine model and the new one). The new
-    fine net is trained from scratch exactly as in `recipe` (same data steps, phases, mining
-    rounds and batch mix) on the phantoms of the generator as it is now, except that no coarse
-    net is trained: every mining round runs the base coarse model, the one the pair will use,
-    with the new fine net of the moment."""
+    """The v7 recipe: a second fine net for the committed pair in `base` (coarse-v3.onnx,
+    fine-v3.onnx), then the pair `out`/coarse-v7.onnx (the base coarse model, metadata only
+    changed) and `out`/fine-v7.onnx (the mean of the base fine model and the new one). The new
+    fine net is trained from scratch as in `recipe` (same data steps, phases, mining rounds and
+    batch mix) on the phantoms of the generator as it is now, except that no coarse net is
+    trained: every mining round runs the base coarse model, the one the pair will use. Then one
+    more phase (SMALL_PHASE): a mining round behind the mean pair of the moment (what v6 was),
+    and training on the ordinary phantoms plus the SMALL_SEEDS phantoms of small attached
+    nodules."""
     import export
     t0 = time.time()
     base_coarse = os.path.join(base, f"coarse-{export.TAG}.onnx")
@@ -661,34 +678,51 @@ def member(out, base, fine_batch=16):
     for f in (base_coarse, base_fine):
         if not os.path.exists(f):
             raise SystemExit(f"member recipe: no {f} (the committed pair the new fine net joins)")
-    lidc, val_dir, real = prepare_data(t0)
+    lidc, val_dir, real = prepare_data(t0, small=True)
     pair = os.path.join(WORK, "member-pair")   # base coarse + the new fine net of the moment
     os.makedirs(pair, exist_ok=True)
     shutil.copy(base_coarse, os.path.join(pair, f"coarse-{export.TAG}.onnx"))
-    fine_phases(t0, lidc, val_dir, real, [None] + MEMBER_ROUNDS[:len(FINE_PHASES) - 1], pair,
-                lambda: export.export_fine(WORK, os.path.join(pair, f"fine-{export.TAG}.onnx")), fine_batch)
+    mined, real_mined = fine_phases(
+        t0, lidc, val_dir, real, [None] + MEMBER_ROUNDS[:len(FINE_PHASES) - 1], pair,
+        lambda: export.export_fine(WORK, os.path.join(pair, f"fine-{export.TAG}.onnx")), fine_batch)
     new_fine = os.path.join(WORK, "fine-member.onnx")
+    mean_pair = os.path.join(WORK, "mean-pair")   # base coarse + mean(base fine, new fine): v6
+    os.makedirs(mean_pair, exist_ok=True)
+    shutil.copy(base_coarse, os.path.join(mean_pair, f"coarse-{export.TAG}.onnx"))
+    steps, lr, rnd, seed = SMALL_PHASE
+    export.export_fine(WORK, new_fine)
+    export.average_fine([base_fine, new_fine], os.path.join(mean_pair, f"fine-{export.TAG}.onnx"), meta_from=new_fine)
+    mine(mean_pair, rnd, TRAIN_SEEDS, top_k=TOP_K)
+    mined.append(rnd)
+    if real:
+        mine_lidc(mean_pair, val_dir, rnd=f"lidc-{rnd}")
+        real_mined.append(f"-lidc-{rnd}")
+    log(f"mining {rnd} done ({time.time() - t0:.0f}s)")
+    train_fine(steps, fine_batch, TRAIN_SEEDS + SMALL_SEEDS + lidc, seed=seed, lr=lr, mined=mined + real_mined,
+               resume=True, nod_frac=0.35, mined_frac=0.35, real_frac=0.15 if real_mined else 0.0, out_frac=OUT_FRAC)
+    log(f"small-nodule phase done ({time.time() - t0:.0f}s)")
     export.export_fine(WORK, new_fine)
     os.makedirs(out, exist_ok=True)
-    coarse6, fine6 = os.path.join(out, "coarse-v6.onnx"), os.path.join(out, "fine-v6.onnx")
-    shutil.copy(base_coarse, coarse6)
-    export.set_metadata(coarse6, {"speck.version": export.MEMBER_VERSION})
-    export.average_fine([base_fine, new_fine], fine6, meta_from=new_fine)
-    export.set_metadata(fine6, {"speck.version": export.MEMBER_VERSION,
+    coarse7 = os.path.join(out, f"coarse-{export.MEMBER_TAG}.onnx")
+    fine7 = os.path.join(out, f"fine-{export.MEMBER_TAG}.onnx")
+    shutil.copy(base_coarse, coarse7)
+    export.set_metadata(coarse7, {"speck.version": export.MEMBER_VERSION})
+    export.average_fine([base_fine, new_fine], fine7, meta_from=new_fine)
+    export.set_metadata(fine7, {"speck.version": export.MEMBER_VERSION,
                                 "speck.threshold": f"{export.MEMBER_THRESHOLD:g}"})
     log(f"member recipe done ({time.time() - t0:.0f}s)")
 
 
 def main():
-    global WORK, SCAN_SIZE, TRAIN_SEEDS, VAL_SEEDS, COARSE_STEPS, FINE_PHASES
+    global WORK, SCAN_SIZE, TRAIN_SEEDS, VAL_SEEDS, SMALL_SEEDS, COARSE_STEPS, FINE_PHASES, SMALL_PHASE
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--all", action="store_true", help="the whole recipe")
     ap.add_argument("--smoke", action="store_true",
                     help="the whole recipe at toy scale (2 small phantoms, 20-step phases) in $SPECK_TRAIN_WORK-smoke")
     ap.add_argument("--out", default=None, help="where the ONNX files go (default: models/; with --smoke, WORK/models)")
     ap.add_argument("--member", metavar="BASE", default=None,
-                    help="the v6 recipe instead: train a second fine net for the pair in BASE (coarse-v3.onnx, "
-                         "fine-v3.onnx) and write coarse-v6.onnx and fine-v6.onnx (the mean of both fine nets)")
+                    help="the v7 recipe instead: train a second fine net for the pair in BASE (coarse-v3.onnx, "
+                         "fine-v3.onnx) and write coarse-v7.onnx and fine-v7.onnx (the mean of both fine nets)")
     a = ap.parse_args()
     if not (a.all or a.smoke):
         ap.error("say --all (the recipe) or --smoke (the recipe at toy scale)")
@@ -697,7 +731,8 @@ def main():
     if a.smoke:
         WORK = WORK + "-smoke"
         SCAN_SIZE = "96,320,320"
-        TRAIN_SEEDS, VAL_SEEDS = TRAIN_SEEDS[:2], VAL_SEEDS[:1]
+        TRAIN_SEEDS, VAL_SEEDS, SMALL_SEEDS = TRAIN_SEEDS[:2], VAL_SEEDS[:1], SMALL_SEEDS[:1]
+        SMALL_PHASE = (20,) + SMALL_PHASE[1:]
         COARSE_STEPS = 20
         FINE_PHASES = [(20, lr, rnd) for _, lr, rnd in FINE_PHASES[:2]]
         out = a.out or os.path.join(WORK, "models")

@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo run --release -p speck --example detect_folder -- /data/study-0001 \
-//!     [--coarse models/coarse-v6.onnx --fine models/fine-v6.onnx] [--series UID]
+//!     [--coarse models/coarse-v7.onnx --fine models/fine-v7.onnx] [--series UID]
 //! ```
 //!
 //! Without `--coarse`, the newest `models/coarse-*.onnx` and `models/fine-*.onnx` of the current

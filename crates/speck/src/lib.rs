@@ -23,8 +23,8 @@
 //! fn main() -> Result<(), speck::Error> {
 //!     // Models are loaded once; the detector is then shared by every scan.
 //!     let detector = Detector::builder()
-//!         .coarse("models/coarse-v6.onnx")
-//!         .fine("models/fine-v6.onnx")
+//!         .coarse("models/coarse-v7.onnx")
+//!         .fine("models/fine-v7.onnx")
 //!         .device(Device::Cpu)
 //!         .build()?;
 //!     // A DICOM folder (the largest axial CT series in it), a .nii.gz or a .mhd.
