@@ -13,7 +13,10 @@ use speck_detect::{Detector, OutsideLung};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a: Vec<String> = std::env::args().collect();
     if a.len() < 9 {
-        return Err("usage: speck-train-detect COARSE FINE OUT_PREFIX DENSE_T FINE_T TTA THREADS SCAN...".into());
+        return Err(
+            "usage: speck-train-detect COARSE FINE OUT_PREFIX DENSE_T FINE_T TTA THREADS SCAN..."
+                .into(),
+        );
     }
     let mut builder = Detector::builder()
         .coarse(&a[1])
@@ -31,8 +34,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let detector = builder.build()?;
     let mut cands = std::fs::File::create(format!("{}.candidates.csv", a[3]))?;
     let mut times = std::fs::File::create(format!("{}.timings.csv", a[3]))?;
-    writeln!(cands, "seriesuid,coordX,coordY,coordZ,probability,diameter_mm,in_lung")?;
-    writeln!(times, "seriesuid,load_s,lung_mask_s,dense_s,fine_s,merge_s,detect_s,n_candidates")?;
+    writeln!(
+        cands,
+        "seriesuid,coordX,coordY,coordZ,probability,diameter_mm,in_lung"
+    )?;
+    writeln!(
+        times,
+        "seriesuid,load_s,lung_mask_s,dense_s,fine_s,merge_s,detect_s,n_candidates"
+    )?;
     for path in &a[8..] {
         let t0 = std::time::Instant::now();
         let vol = speck_volume::open(path)?;
@@ -41,7 +50,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .file_name()
             .map(|f| f.to_string_lossy().to_string())
             .unwrap_or_default();
-        let uid = name.trim_end_matches(".gz").trim_end_matches(".nii").trim_end_matches(".mhd").to_string();
+        let uid = name
+            .trim_end_matches(".gz")
+            .trim_end_matches(".nii")
+            .trim_end_matches(".mhd")
+            .to_string();
         let d = detector.detect(&vol)?;
         for c in &d.candidates {
             let w = c.candidate.world;
@@ -70,7 +83,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             t.total.as_secs_f64(),
             d.candidates.len()
         )?;
-        eprintln!("{uid}: {} candidates, {:.2}s (+{load:.2}s load) {:?}", d.candidates.len(), t.total.as_secs_f64(), d.warnings);
+        eprintln!(
+            "{uid}: {} candidates, {:.2}s (+{load:.2}s load) {:?}",
+            d.candidates.len(),
+            t.total.as_secs_f64(),
+            d.warnings
+        );
     }
     Ok(())
 }

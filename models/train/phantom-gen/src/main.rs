@@ -8,7 +8,8 @@ use speck_phantom::{
     generate, write_annotations, write_scan, AttachmentMix, OutputFormat, PhantomOptions, SizeMix,
 };
 
-const USAGE: &str = "usage: speck-train-phantom-gen SEED COUNT Z,Y,X OUTDIR [SIZE_MIX ATTACHMENT_MIX]";
+const USAGE: &str =
+    "usage: speck-train-phantom-gen SEED COUNT Z,Y,X OUTDIR [SIZE_MIX ATTACHMENT_MIX]";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a: Vec<String> = std::env::args().collect();
