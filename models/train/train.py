@@ -616,6 +616,18 @@ def prepare_data(t0, small=False):
     return lidc_banks(), val_dir, os.path.exists(os.path.join(val_dir, "truth.json"))
 
 
+def mining_round(t0, pair, rnd, val_dir, real, mined, real_mined):
+    """Mining round `rnd` with the pair in the folder `pair`: every training phantom and (with
+    `real`) the real right lung of LIDC-IDRI-0001; appends the new bank names to `mined` and
+    `real_mined`."""
+    mine(pair, rnd, TRAIN_SEEDS, top_k=TOP_K)
+    mined.append(rnd)
+    if real:
+        mine_lidc(pair, val_dir, rnd=f"lidc-{rnd}")
+        real_mined.append(f"-lidc-{rnd}")
+    log(f"mining {rnd} done ({time.time() - t0:.0f}s)")
+
+
 def fine_phases(t0, lidc, val_dir, real, rounds, pair, export_pair, fine_batch):
     """The fine net from scratch through FINE_PHASES; before phase i > 0, mining round
     `rounds[i]`: `export_pair()` writes the pair of the moment into the folder `pair`, whose
@@ -625,12 +637,7 @@ def fine_phases(t0, lidc, val_dir, real, rounds, pair, export_pair, fine_batch):
     for i, ((steps, lr, _), rnd) in enumerate(zip(FINE_PHASES, rounds)):
         if rnd is not None:
             export_pair()
-            mine(pair, rnd, TRAIN_SEEDS, top_k=TOP_K)
-            mined.append(rnd)
-            if real:
-                mine_lidc(pair, val_dir, rnd=f"lidc-{rnd}")
-                real_mined.append(f"-lidc-{rnd}")
-            log(f"mining {rnd} done ({time.time() - t0:.0f}s)")
+            mining_round(t0, pair, rnd, val_dir, real, mined, real_mined)
         train_fine(steps, fine_batch, TRAIN_SEEDS + lidc, seed=32 + i, lr=lr, mined=mined + real_mined, resume=i > 0,
                    nod_frac=0.35, mined_frac=0.35 if mined else 0.0, real_frac=0.15 if real_mined else 0.0,
                    out_frac=OUT_FRAC if mined else 0.0)
@@ -692,12 +699,7 @@ def member(out, base, fine_batch=16):
     steps, lr, rnd, seed = SMALL_PHASE
     export.export_fine(WORK, new_fine)
     export.average_fine([base_fine, new_fine], os.path.join(mean_pair, f"fine-{export.TAG}.onnx"), meta_from=new_fine)
-    mine(mean_pair, rnd, TRAIN_SEEDS, top_k=TOP_K)
-    mined.append(rnd)
-    if real:
-        mine_lidc(mean_pair, val_dir, rnd=f"lidc-{rnd}")
-        real_mined.append(f"-lidc-{rnd}")
-    log(f"mining {rnd} done ({time.time() - t0:.0f}s)")
+    mining_round(t0, mean_pair, rnd, val_dir, real, mined, real_mined)
     train_fine(steps, fine_batch, TRAIN_SEEDS + SMALL_SEEDS + lidc, seed=seed, lr=lr, mined=mined + real_mined,
                resume=True, nod_frac=0.35, mined_frac=0.35, real_frac=0.15 if real_mined else 0.0, out_frac=OUT_FRAC)
     log(f"small-nodule phase done ({time.time() - t0:.0f}s)")
