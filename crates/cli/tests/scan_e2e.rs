@@ -242,6 +242,111 @@ fn resume_after_an_interruption_redoes_nothing_finished_and_loses_nothing() {
     assert!(stderr.contains("3 ok (2 from an earlier run)"), "{stderr}");
 }
 
+/// Two folders each holding a different `ct.nii.gz` (a common archive layout).
+fn two_cts() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, z) = (dir.path().join("arch/A"), dir.path().join("arch/Z"));
+    for (seed, folder) in [(21, &a), (22, &z)] {
+        let written = write(&phantom(seed), folder, OutputFormat::Nifti);
+        std::fs::rename(&written, folder.join("ct.nii.gz")).expect("rename");
+    }
+    (dir, a, z)
+}
+
+/// Candidates of one scan id in a combined file, without the id columns.
+fn rows_of(rows: &[BTreeMap<String, String>], id: &str) -> Vec<Vec<String>> {
+    rows.iter()
+        .filter(|r| r["scan_id"] == id)
+        .map(|r| {
+            ["coordX", "coordY", "coordZ", "probability"]
+                .iter()
+                .map(|k| r[*k].clone())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn resume_never_hands_one_scan_another_scans_results() {
+    if !ort_available() {
+        return;
+    }
+    let (dir, a, z) = two_cts();
+    let out = dir.path().join("rr");
+    assert_eq!(code(&scan(&[&z], &out, &[], &[])), 0);
+    // An input with another name leaves Z's id and seriesuid alone: Z is resumed.
+    let b = dir.path().join("arch/B");
+    let written = write(&phantom(23), &b, OutputFormat::Nifti);
+    std::fs::rename(&written, b.join("other.nii.gz")).expect("rename");
+    let o = scan(&[&b, &z], &out, &["--resume"], &[]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("2 ok (1 from an earlier run)"), "{stderr}");
+    std::fs::remove_dir_all(&b).expect("rm B");
+    assert_eq!(code(&scan(&[&z], &out, &[], &[])), 0);
+    let z_alone = read_csv(&out.join("summary.csv"));
+    assert_eq!(z_alone.len(), 1);
+    let z_id = z_alone[0]["scan_id"].clone();
+    let z_rows = rows_of(&read_csv(&out.join("candidates.csv")), &z_id);
+    assert!(
+        !z_rows.is_empty(),
+        "the test needs candidates to tell scans apart"
+    );
+
+    let o = scan(&[&a, &z], &out, &["--resume"], &[]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let summary = read_csv(&out.join("summary.csv"));
+    assert_eq!(summary.len(), 2, "{summary:?}");
+    let cands = read_csv(&out.join("candidates.csv"));
+    for row in &summary {
+        // Every scan's record names the file its summary row names.
+        let rec: serde_json::Value = serde_json::from_slice(&bytes(
+            &out.join("scans").join(&row["scan_id"]).join("scan.json"),
+        ))
+        .expect("scan.json");
+        assert_eq!(
+            rec["source"].as_str(),
+            Some(row["source"].as_str()),
+            "{rec}"
+        );
+        let from_z = row["source"].contains("/Z/");
+        if from_z {
+            assert_eq!(row["scan_id"], z_id, "adding an input renamed Z's scan");
+            assert_eq!(rows_of(&cands, &z_id), z_rows);
+        } else {
+            assert_ne!(
+                rows_of(&cands, &row["scan_id"]),
+                z_rows,
+                "A carries Z's candidates"
+            );
+        }
+    }
+    // Z keeps its id, but its seriesuid gains a path hash now that two inputs are named `ct`, so
+    // its earlier result (written under `ct`) is redone rather than relabelled.
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("(0 from an earlier run)"), "{stderr}");
+    // Same-named inputs get distinct seriesuid values, so eval never merges them.
+    let uids: std::collections::BTreeSet<_> = summary.iter().map(|r| &r["seriesuid"]).collect();
+    assert_eq!(uids.len(), 2, "{summary:?}");
+}
+
+#[test]
+fn resume_redoes_a_scan_whose_file_was_replaced() {
+    if !ort_available() {
+        return;
+    }
+    let (dir, a, z) = two_cts();
+    let out = dir.path().join("rr");
+    assert_eq!(code(&scan(&[&z], &out, &[], &[])), 0);
+    let before = read_csv(&out.join("candidates.csv"));
+    // Z's file replaced by A's (same name, same place, other patient).
+    std::fs::copy(a.join("ct.nii.gz"), z.join("ct.nii.gz")).expect("copy");
+    let o = scan(&[&z], &out, &["--resume"], &[]);
+    assert_eq!(code(&o), 0);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("(0 from an earlier run)"), "{stderr}");
+    assert_ne!(read_csv(&out.join("candidates.csv")), before);
+}
+
 #[test]
 fn two_shards_merged_equal_one_unsharded_run() {
     if !ort_available() {

@@ -44,6 +44,8 @@ pub enum Plan {
         series_uid: Option<String>,
         /// Voxels and stored bytes per voxel from the header, when it could be read.
         size: Option<header::HeaderSize>,
+        /// For DICOM: the files of the series (for its [`super::identity::InputIdentity`]).
+        files: Vec<PathBuf>,
     },
     /// The input cannot be scanned; `reason` goes to `errors.csv`.
     Fail {
@@ -160,6 +162,7 @@ fn file_item(input: &Path, path: &Path, format: Format) -> Raw {
             path: path.to_path_buf(),
             series_uid: None,
             size,
+            files: Vec::new(),
         },
     }
 }
@@ -244,6 +247,7 @@ fn dicom_items(
                             voxels,
                             bytes_per_voxel: 2,
                         }),
+                        files: s.files,
                     },
                 });
             }
@@ -468,18 +472,110 @@ pub fn discover(inputs: &[PathBuf], skip: &[PathBuf]) -> Vec<Item> {
     }
     let mut raws: Vec<Raw> = seen.into_values().collect();
     raws.sort_by(|a, b| (&a.uid, &a.input, &a.series).cmp(&(&b.uid, &b.input, &b.series)));
-    let ids = names::assign_unique(&raws.iter().map(|r| r.uid.as_str()).collect::<Vec<_>>());
+    let (ids, uids) = stable_names(&raws);
     raws.into_iter()
-        .zip(ids)
-        .map(|(r, id)| Item {
+        .zip(ids.into_iter().zip(uids))
+        .map(|(r, (id, uid))| Item {
             id,
-            uid: r.uid,
+            uid,
             input: r.input,
             source: r.source,
             series: r.series,
             plan: r.plan,
         })
         .collect()
+}
+
+/// True when `s` has the form of a DICOM UID (dot-separated decimal components), as a
+/// SeriesInstanceUID has and as LUNA16 names its `.mhd` files: unique by construction.
+pub fn is_uid_like(s: &str) -> bool {
+    s.len() <= 64
+        && s.contains('.')
+        && s.split('.')
+            .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Eight hex digits of the resolved path (and series) an item reads: the same for the same input
+/// in every run, whatever else the run holds.
+fn path_hash(r: &Raw) -> String {
+    let path = match &r.plan {
+        Plan::Scan { path, .. } => path,
+        Plan::Fail { .. } => &r.source,
+    };
+    let mut key = std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.clone())
+        .to_string_lossy()
+        .into_owned();
+    if let Some(s) = &r.series {
+        key.push('\0');
+        key.push_str(s);
+    }
+    format!("{:08x}", names::fnv1a64(key.as_bytes()) & 0xffff_ffff)
+}
+
+fn hashed(raw: &str, hash: &str) -> String {
+    let mut base = names::safe_name(raw);
+    base.truncate(names::MAX_NAME_LEN - 9);
+    format!("{base}-{hash}")
+}
+
+/// Scan ids and `seriesuid` values for sorted items.
+///
+/// - **Ids are a function of the input alone**, so adding inputs to a run never renames another
+///   scan's folder (which `--resume` would then take for a different scan): a UID (DICOM, or a
+///   LUNA16-style file name) is its own id; any other name (`ct.nii.gz`, `imaging.nii.gz`) gets
+///   the hash of its resolved path (`ct-1a2b3c4d`). A UID found at two places (a copied series)
+///   gets the path hash too.
+/// - **`seriesuid` values never collide within a run**: a name is kept as is when no other item
+///   of the run has it (so annotations keyed by file stem still match), and otherwise becomes the
+///   hashed id, with a warning.
+fn stable_names(raws: &[Raw]) -> (Vec<String>, Vec<String>) {
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for r in raws {
+        *count
+            .entry(names::safe_name(&r.uid).to_ascii_lowercase())
+            .or_default() += 1;
+    }
+    let mut ids = Vec::with_capacity(raws.len());
+    let mut uids = Vec::with_capacity(raws.len());
+    for r in raws {
+        let shared = count
+            .get(&names::safe_name(&r.uid).to_ascii_lowercase())
+            .is_some_and(|&n| n > 1);
+        let with_hash = hashed(&r.uid, &path_hash(r));
+        let id = if is_uid_like(&r.uid) && !shared {
+            names::safe_name(&r.uid)
+        } else {
+            with_hash.clone()
+        };
+        let n_shared = count
+            .get(&names::safe_name(&r.uid).to_ascii_lowercase())
+            .copied()
+            .unwrap_or(0);
+        if shared && is_uid_like(&r.uid) {
+            // One UID is one series, found more than once (copies, or one scan in several
+            // formats): its annotations are keyed by that UID, so the column keeps it.
+            tracing::warn!(
+                "series {} is found {n_shared} times; {} is scanned as {id}",
+                r.uid,
+                r.source.display()
+            );
+            uids.push(r.uid.clone());
+        } else if shared {
+            tracing::warn!(
+                "{n_shared} inputs are named {:?}; {} is reported as {with_hash}",
+                r.uid,
+                r.source.display()
+            );
+            uids.push(with_hash);
+        } else {
+            uids.push(r.uid.clone());
+        }
+        ids.push(id);
+    }
+    // A last guard (a case-only difference between a UID and a hashed name cannot occur, but ids
+    // must be unique whatever the input).
+    (names::assign_unique(&ids), uids)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod detector;
 pub mod discover;
 pub mod engine;
 pub mod header;
+pub mod identity;
 pub mod memory;
 pub mod models;
 pub mod names;

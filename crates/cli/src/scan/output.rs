@@ -140,6 +140,9 @@ pub struct ScanRecord {
     pub input: String,
     /// What was read.
     pub source: String,
+    /// Which input exactly (resolved path, sizes, times, content fingerprint): `--resume` redoes
+    /// the scan when the input it finds under this id is not this one.
+    pub input_identity: super::identity::InputIdentity,
     /// Reader used.
     pub format: String,
     /// StudyInstanceUID, when DICOM.
@@ -173,7 +176,7 @@ pub struct ScanRecord {
 }
 
 /// Current [`ScanRecord::version`].
-pub const RECORD_VERSION: u32 = 1;
+pub const RECORD_VERSION: u32 = 2;
 
 fn csv_bytes<T: Serialize>(columns: &[&str], rows: &[T]) -> io::Result<Vec<u8>> {
     let mut w = csv::WriterBuilder::new()

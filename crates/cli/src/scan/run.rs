@@ -13,6 +13,7 @@ use speck_volume::{LoadOptions, Volume, VoxelIndex};
 
 use super::discover::{Format, Item, Plan};
 use super::engine::{Engine, EngineOutput, Found};
+use super::identity::{self, InputIdentity};
 use super::memory::{self, Budget};
 use super::output::{
     self, fixed, CandidateRow, ErrorRow, ScanPaths, ScanRecord, SummaryRow, CANDIDATE_COLUMNS,
@@ -131,11 +132,21 @@ fn path_str(p: &Path) -> String {
 /// options: return its summary and candidates.
 fn completed(
     item: &Item,
+    identity: &InputIdentity,
     paths: &ScanPaths,
     ctx: &Ctx<'_>,
 ) -> Option<(ScanRecord, Vec<CandidateRow>)> {
     let rec = output::read_record(&paths.record)?;
     if rec.version != RECORD_VERSION || rec.seriesuid != item.uid || rec.models != ctx.models {
+        return None;
+    }
+    if &rec.input_identity != identity {
+        tracing::info!(
+            "{}: the earlier result came from another input or an earlier version of it ({}); \
+             scanned again",
+            item.id,
+            rec.input_identity.path
+        );
         return None;
     }
     let req: Requested = serde_json::from_value(rec.requested.clone()).ok()?;
@@ -238,18 +249,27 @@ fn candidate_rows(item: &Item, volume: &Volume, found: &[Found]) -> Vec<Candidat
 fn process(item: &Item, ctx: &Ctx<'_>, on_progress: &(dyn Fn(f32) + Sync)) -> Outcome {
     let t0 = Instant::now();
     let secs = |t: Instant| t.elapsed().as_secs_f64();
-    let (format, path, series_uid, size) = match &item.plan {
+    let (format, path, series_uid, size, files) = match &item.plan {
         Plan::Fail { reason } => return failed(item, "discover", reason.clone(), 0.0),
         Plan::Scan {
             format,
             path,
             series_uid,
             size,
-        } => (*format, path, series_uid, size),
+            files,
+        } => (*format, path, series_uid, size, files),
+    };
+    let identity = match series_uid {
+        Some(uid) => identity::of_dicom_series(path, uid, files),
+        None => identity::of_image_file(path),
+    };
+    let identity = match identity {
+        Ok(i) => i,
+        Err(e) => return failed(item, "load", format!("cannot read: {e}"), secs(t0)),
     };
     let paths = ScanPaths::new(&ctx.opts.out, &item.id);
     if ctx.opts.resume {
-        if let Some((rec, rows)) = completed(item, &paths, ctx) {
+        if let Some((rec, rows)) = completed(item, &identity, &paths, ctx) {
             tracing::info!("{}: complete from an earlier run, skipped", item.id);
             let seconds = rec.timings_s.get("total").copied().unwrap_or(0.0);
             return Outcome::Done {
@@ -366,6 +386,7 @@ fn process(item: &Item, ctx: &Ctx<'_>, on_progress: &(dyn Fn(f32) + Sync)) -> Ou
         &det,
         &found,
         &rows,
+        identity,
         estimate.max(actual_estimate),
         format,
         path,
@@ -400,6 +421,7 @@ fn write_scan(
     det: &EngineOutput,
     found: &[Found],
     rows: &[CandidateRow],
+    input_identity: InputIdentity,
     estimate: u64,
     format: Format,
     path: &Path,
@@ -471,6 +493,7 @@ fn write_scan(
         seriesuid: item.uid.clone(),
         input: path_str(&item.input),
         source: path_str(path),
+        input_identity,
         format: format_name(format).into(),
         study_uid: prov.study_uid.clone(),
         patient_id: prov.patient_id.clone(),
