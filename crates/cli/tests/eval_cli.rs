@@ -240,3 +240,155 @@ fn phantom_then_eval_end_to_end() {
     let v = run("shifted.csv");
     assert_eq!(v["cpm"].as_f64(), Some(0.0), "{v}");
 }
+
+/// `speck eval` with `--annotations DIR/annotations.csv` and `extra`; returns (exit code, JSON
+/// on stdout or Null, stderr).
+fn eval_json(d: &Path, candidates: &str, extra: &[&str]) -> (i32, serde_json::Value, String) {
+    let out = speck()
+        .arg("eval")
+        .arg("--annotations")
+        .arg(d.join("annotations.csv"))
+        .arg("--candidates")
+        .arg(d.join(candidates))
+        .args(["--json", "--bootstrap", "0"])
+        .args(extra)
+        .output()
+        .expect("run speck");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code().unwrap_or(-1), v, err)
+}
+
+/// LUNA16 keeps `annotations_excluded.csv` beside `annotations.csv`: it is used without
+/// `--excluded` (and said so), `--no-excluded` turns it off. In the worked example the
+/// candidate of s3 at 0.95 hits the excluded finding: ignored with it, a false positive without.
+#[test]
+fn excluded_findings_beside_the_annotations_are_used_by_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    write_inputs(d);
+    let (code, explicit, _) = eval_json(
+        d,
+        "candidates.csv",
+        &[
+            "--excluded",
+            d.join("excluded.csv").to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(code, 0);
+    let (code, none, err) = eval_json(d, "candidates.csv", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("excluded findings"), "{err}");
+    assert_ne!(
+        explicit["cpm"], none["cpm"],
+        "the exclusion must matter here"
+    );
+
+    std::fs::copy(d.join("excluded.csv"), d.join("annotations_excluded.csv")).expect("copy");
+    let (code, default, err) = eval_json(d, "candidates.csv", &[]);
+    assert_eq!(code, 0, "{err}");
+    let expected = format!(
+        "using excluded findings from {}",
+        d.join("annotations_excluded.csv").display()
+    );
+    assert!(err.contains(&expected), "{err}");
+    assert_eq!(default, explicit);
+
+    let (code, off, err) = eval_json(d, "candidates.csv", &["--no-excluded"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("using excluded findings"), "{err}");
+    assert_eq!(off, none);
+
+    let (code, _, err) = eval_json(
+        d,
+        "candidates.csv",
+        &["--no-excluded", "--excluded", "excluded.csv"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot be used with"), "{err}");
+}
+
+/// Annotated scans missing from the candidates are listed on stderr as misses; no overlap at all
+/// is called out; `--strict` turns both into exit code 2 without changing the results printed.
+/// A scan that `summary.csv` beside the candidates lists as scanned (`ok`) is not missing.
+#[test]
+fn annotated_scans_without_candidates_are_reported_and_fail_with_strict() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    write_inputs(d);
+    let all = std::fs::read_to_string(d.join("candidates.csv")).expect("read");
+    let without_s2: String = all
+        .lines()
+        .filter(|l| !l.starts_with("s2,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::create_dir(d.join("run")).expect("mkdir");
+    std::fs::write(d.join("run/candidates.csv"), &without_s2).expect("write");
+
+    let (code, full, err) = eval_json(d, "candidates.csv", &["--strict"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "{err}");
+
+    let (code, lenient, err) = eval_json(d, "run/candidates.csv", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("1 of the 3 annotated scan(s) have no entry in")
+            && err.contains("count as misses (not scanned, or the scan failed)")
+            && err.contains("\n  s2\n"),
+        "{err}"
+    );
+    assert!(!err.contains("  s1\n") && !err.contains("  s3\n"), "{err}");
+    assert_ne!(lenient["cpm"], full["cpm"]);
+    let (code, strict, err) = eval_json(d, "run/candidates.csv", &["--strict"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("\n  s2\n"), "{err}");
+    assert_eq!(strict, lenient, "--strict changes the exit code only");
+
+    // s2 scanned by Speck and nothing found: not a failure.
+    std::fs::write(
+        d.join("run/summary.csv"),
+        "scan_id,seriesuid,status,n_candidates,seconds,format,source\n\
+         s1,s1,ok,4,1.00,nifti,s1.nii.gz\ns2,s2,ok,0,1.00,nifti,s2.nii.gz\n\
+         s3,s3,ok,2,1.00,nifti,s3.nii.gz\ns4,s4,ok,2,1.00,nifti,s4.nii.gz\n",
+    )
+    .expect("write");
+    let (code, _, err) = eval_json(d, "run/candidates.csv", &["--strict"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !err.contains("warning") && err.contains("with no candidate"),
+        "{err}"
+    );
+    // ...but a failed one is.
+    let summary = std::fs::read_to_string(d.join("run/summary.csv")).expect("read");
+    std::fs::write(
+        d.join("run/summary.csv"),
+        summary.replace("s2,s2,ok,0", "s2,s2,failed,0"),
+    )
+    .expect("write");
+    let (code, _, err) = eval_json(d, "run/candidates.csv", &["--strict"]);
+    assert_eq!(code, 2, "{err}");
+
+    // Candidates keyed differently (file names with an extension, say): nothing overlaps.
+    let renamed: String = all
+        .lines()
+        .map(|l| match l.split_once(',') {
+            Some((s, rest)) if s.starts_with('s') && s != "seriesuid" => {
+                format!("{s}.mhd,{rest}\n")
+            }
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(d.join("renamed.csv"), renamed).expect("write");
+    let (code, v, err) = eval_json(d, "renamed.csv", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("none of the 3 annotated scan(s) appears in")
+            && err.contains("do not overlap at all")
+            && err.contains("`s1`")
+            && err.contains("`s1.mhd`"),
+        "{err}"
+    );
+    assert_eq!(v["cpm"].as_f64(), Some(0.0), "{v}");
+    let (code, _, err) = eval_json(d, "renamed.csv", &["--strict"]);
+    assert_eq!(code, 2, "{err}");
+}

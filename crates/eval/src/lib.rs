@@ -48,6 +48,7 @@
 
 mod bins;
 mod bootstrap;
+mod coverage;
 mod csv;
 mod data;
 mod error;
@@ -56,6 +57,7 @@ mod protocol;
 mod report;
 
 pub use bins::{MmBins, VoxBin, VoxBins};
+pub use coverage::Coverage;
 pub use data::{
     cluster_reader_marks, hit_radius_mm, parse_annotations, parse_candidates, parse_excluded,
     parse_series, read_annotations, read_candidates, read_excluded, read_series, AnnotationSet,

@@ -4,11 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::collections::BTreeSet;
+
 use anyhow::Context as _;
 use speck_eval::{
-    evaluate, read_annotations, read_candidates, read_excluded, read_series, EvalOptions, MmBins,
-    VoxBins,
+    evaluate, read_annotations, read_candidates, read_excluded, read_series, Coverage, EvalOptions,
+    MmBins, VoxBins,
 };
+
+use crate::scan::output::SummaryRow;
 
 /// Arguments of `speck eval`.
 #[derive(clap::Args, Debug)]
@@ -21,9 +25,19 @@ pub struct Args {
     /// Candidates: `seriesuid,coordX,coordY,coordZ,probability` (other columns ignored).
     #[arg(long, value_name = "CSV")]
     pub candidates: PathBuf,
-    /// Excluded findings (hits on them are ignored); `diameter_mm` -1 means 10 mm.
+    /// Excluded findings (hits on them are ignored); `diameter_mm` -1 means 10 mm. Default:
+    /// `<annotations stem>_excluded.csv` beside the annotations when it exists (LUNA16's
+    /// `annotations_excluded.csv` beside `annotations.csv`).
     #[arg(long, value_name = "CSV")]
     pub excluded: Option<PathBuf>,
+    /// Do not pick up `<annotations stem>_excluded.csv` by default: no excluded findings.
+    #[arg(long, conflicts_with = "excluded")]
+    pub no_excluded: bool,
+    /// Exit with code 2 (after printing the results) when an annotated scan has no candidate
+    /// because it was not scanned or failed, or when no annotated seriesuid appears among the
+    /// candidates at all.
+    #[arg(long)]
+    pub strict: bool,
     /// The evaluated scans, one seriesuid per line. Without it the scans are the union of the
     /// seriesuids in the annotations, excluded findings and candidates, so a scan with none of
     /// them would be missing from FP/scan.
@@ -90,7 +104,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let annotations = read_annotations(&args.annotations).context("reading the annotations")?;
     let candidates = read_candidates(&args.candidates).context("reading the candidates")?;
-    let excluded = match &args.excluded {
+    let excluded_path = match (&args.excluded, args.no_excluded) {
+        (Some(p), _) => Some(p.clone()),
+        (None, true) => None,
+        (None, false) => default_excluded(&args.annotations).inspect(|p| {
+            eprintln!(
+                "speck eval: using excluded findings from {} (--no-excluded to ignore them)",
+                p.display()
+            );
+        }),
+    };
+    let excluded = match &excluded_path {
         Some(p) => read_excluded(p).context("reading the excluded findings")?,
         None => Vec::new(),
     };
@@ -98,6 +122,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(p) => Some(read_series(p).context("reading the series list")?),
         None => None,
     };
+    let coverage_ok = check_coverage(
+        &Coverage::of(&annotations.nodules, &candidates, series.as_deref()),
+        &args.candidates,
+    );
     tracing::info!(
         nodules = annotations.nodules.len(),
         marks = annotations.n_marks,
@@ -131,5 +159,81 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         stdout(&text)?;
     }
+    if args.strict && !coverage_ok {
+        eprintln!("speck eval: --strict: exit code 2 because annotated scans have no candidates");
+        return Ok(ExitCode::from(2));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `<stem>_excluded.csv` beside the annotations file, when it exists and is another file.
+fn default_excluded(annotations: &Path) -> Option<PathBuf> {
+    let stem = annotations.file_stem()?.to_str()?;
+    let path = annotations.with_file_name(format!("{stem}_excluded.csv"));
+    (path.is_file() && path != annotations).then_some(path)
+}
+
+/// How many scans a warning lists before it summarises the rest.
+const MAX_LISTED: usize = 50;
+
+/// Warn on stderr when the candidates miss annotated scans. Scans that a `summary.csv` beside
+/// the candidates file lists as scanned (`ok`) with no candidate are legitimate and only
+/// counted. Returns false when an annotated scan has no candidate for another reason (not
+/// scanned, failed, or unknown) or when no annotated seriesuid appears among the candidates.
+fn check_coverage(coverage: &Coverage, candidates: &Path) -> bool {
+    let summary_path = candidates.with_file_name("summary.csv");
+    let scanned_ok: BTreeSet<String> = if summary_path.is_file() {
+        match crate::scan::output::read_csv::<SummaryRow>(&summary_path) {
+            Ok(rows) => rows
+                .into_iter()
+                .filter(|r| r.status == "ok")
+                .map(|r| r.seriesuid)
+                .collect(),
+            Err(e) => {
+                tracing::warn!("ignoring {}: {e}", summary_path.display());
+                BTreeSet::new()
+            }
+        }
+    } else {
+        BTreeSet::new()
+    };
+    let n = coverage.annotated.len();
+    if coverage.disjoint() {
+        eprintln!(
+            "warning: none of the {n} annotated scan(s) appears in {}: the seriesuids of \
+             annotations and candidates do not overlap at all (annotations e.g. `{}`, candidates \
+             e.g. `{}`); every nodule counts as a miss",
+            candidates.display(),
+            coverage.annotated[0],
+            coverage.with_candidates[0],
+        );
+        return false;
+    }
+    let (empty, missing): (Vec<&String>, Vec<&String>) = coverage
+        .annotated_without_candidates
+        .iter()
+        .partition(|s| scanned_ok.contains(*s));
+    if !empty.is_empty() {
+        eprintln!(
+            "speck eval: {} annotated scan(s) were scanned (per {}) with no candidate",
+            empty.len(),
+            summary_path.display()
+        );
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    eprintln!(
+        "warning: {} of the {n} annotated scan(s) have no entry in {}; their nodules count as \
+         misses (not scanned, or the scan failed):",
+        missing.len(),
+        candidates.display()
+    );
+    for s in missing.iter().take(MAX_LISTED) {
+        eprintln!("  {s}");
+    }
+    if missing.len() > MAX_LISTED {
+        eprintln!("  ... and {} more", missing.len() - MAX_LISTED);
+    }
+    false
 }
