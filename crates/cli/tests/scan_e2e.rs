@@ -698,6 +698,68 @@ fn an_output_that_cannot_be_a_folder_is_a_fatal_error_with_exit_code_2() {
     let o = scan(&[dir.path()], &file, &[], &[]);
     assert_eq!(code(&o), 2);
     assert!(String::from_utf8_lossy(&o.stderr).contains("is a file, not a folder"));
-    let o = scan(&[dir.path()], &file.join("sub"), &[], &[]);
+    // A real input (an empty .nii.gz is still one scan to try), so that the run gets as far as
+    // creating the output folder.
+    let input = dir.path().join("ct.nii.gz");
+    std::fs::write(&input, b"").expect("write");
+    let o = scan(&[&input], &file.join("sub"), &[], &[]);
     assert_eq!(code(&o), 2, "a folder under a file cannot be created");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot create the output folder"));
+}
+
+/// Exit 2, not 1, when the command line names a path that does not exist, or when the inputs
+/// hold nothing to scan at all (only missing manifest entries, an empty folder, junk): nothing is
+/// written. A missing entry beside real scans stays a failed item (errors.csv, exit 1).
+#[test]
+fn a_missing_input_or_nothing_to_scan_is_exit_code_2() {
+    if !ort_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (_good_dir, good) = good_folder(1);
+    let out = d.join("out");
+    let absent = d.join("no-such-study");
+    let o = scan(&[&good, &absent], &out, &[], &[]);
+    assert_eq!(code(&o), 2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("input not found") && err.contains(&absent.display().to_string()),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing is written");
+
+    let empty = d.join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let junk = d.join("junk");
+    std::fs::create_dir(&junk).expect("mkdir");
+    std::fs::write(junk.join("scan.bin"), [7u8; 4096]).expect("write");
+    let manifest = d.join("scans.txt");
+    std::fs::write(&manifest, "gone.nii.gz\n").expect("write");
+    let (e, j, m) = (empty.as_path(), junk.as_path(), manifest.as_path());
+    for inputs in [vec![e], vec![j], vec![m], vec![e, j, m]] {
+        let o = scan(&inputs, &out, &[], &[]);
+        assert_eq!(code(&o), 2, "{inputs:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("nothing to scan"), "{err}");
+        for i in &inputs {
+            let named = if *i == m {
+                d.join("gone.nii.gz")
+            } else {
+                i.to_path_buf()
+            };
+            assert!(err.contains(&named.display().to_string()), "{err}");
+        }
+        assert!(!out.exists(), "nothing is written");
+    }
+    let o = scan(&[&empty], &out, &["--dry-run"], &[]);
+    assert_eq!(code(&o), 2);
+
+    // Beside a real scan, a missing manifest entry is one failed item of the run.
+    std::fs::write(&manifest, format!("gone.nii.gz\n{}\n", good.display())).expect("write");
+    assert_eq!(code(&scan(&[&manifest], &out, &[], &[])), 1);
+    let errors = read_csv(&out.join("errors.csv"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["stage"], "discover");
+    assert_eq!(read_csv(&out.join("summary.csv")).len(), 2);
 }

@@ -67,6 +67,13 @@ impl EngineArgs {
 
 /// Arguments of `speck scan`.
 #[derive(clap::Args, Debug, Clone)]
+#[command(after_help = "Exit codes:\n  \
+    0    every scan succeeded\n  \
+    1    the run finished but some scans failed (listed in errors.csv)\n  \
+    2    usage or fatal error, nothing scanned: bad arguments, an INPUT that does not exist, \
+    nothing found to scan in the inputs, no models, ONNX Runtime not found, an unusable --out\n  \
+    130  interrupted (Ctrl-C, SIGTERM): rerun with --resume\n\n\
+    Outputs, resume and sharding are described in docs/cli.md.")]
 pub struct Args {
     /// DICOM folders (searched recursively; one scan per series), .nii/.nii.gz/.mhd/.mha files,
     /// or manifests (.txt/.lst/.list: one path per line, # comments).
@@ -160,6 +167,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.out.is_file() {
         anyhow::bail!("--out {} is a file, not a folder", args.out.display());
     }
+    // A mistyped input is a usage error, not a failed scan (paths inside a manifest are items of
+    // the run: a missing one is listed in errors.csv).
+    let missing: Vec<String> = args
+        .inputs
+        .iter()
+        .filter(|p| std::fs::metadata(p).is_err())
+        .map(|p| p.display().to_string())
+        .collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "input not found (no such file or folder): {}",
+            missing.join(", ")
+        );
+    }
 
     // Models first (unless only listing): a missing model should not wait for a long discovery.
     let engine = if args.dry_run {
@@ -171,6 +192,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let all = discover::discover(&args.inputs, std::slice::from_ref(&args.out));
     if all.is_empty() {
         anyhow::bail!("no inputs to scan");
+    }
+    if all
+        .iter()
+        .all(|it| matches!(it.plan, discover::Plan::Fail { .. }))
+    {
+        let reasons: Vec<String> = all
+            .iter()
+            .map(|it| match &it.plan {
+                discover::Plan::Fail { reason } => format!("\n  {}: {reason}", it.source.display()),
+                discover::Plan::Scan { .. } => String::new(),
+            })
+            .collect();
+        anyhow::bail!(
+            "nothing to scan: no input holds a scan Speck can read{}",
+            reasons.concat()
+        );
     }
     let mine: Vec<discover::Item> = all
         .iter()
