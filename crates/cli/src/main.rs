@@ -1,6 +1,8 @@
 //! The `speck` command line.
 
-use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 mod cmd;
 mod scan;
@@ -33,7 +35,12 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if let Some(message) = glued_long_option(&Cli::command(), &args) {
+        eprintln!("error: {message}");
+        return std::process::ExitCode::from(2);
+    }
+    let cli = Cli::parse_from(args);
     init_tracing(cli.verbose);
     let result = match cli.command {
         Command::Info(a) => cmd::info::run(a),
@@ -64,4 +71,54 @@ fn init_tracing(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// A long option written with one dash: clap reads `-out DIR` as `-o` with the value `ut` (and
+/// then `DIR` as an input), so `speck scan in -out results` would write into `./ut`. Returns the
+/// error to print for the first argument (before `--`) that is a long option of the subcommand
+/// after a single dash (`-out`, `-resume`), or that starts with the long name of an option whose
+/// short flag would swallow the rest as its value (`-outdir`).
+fn glued_long_option(root: &clap::Command, args: &[OsString]) -> Option<String> {
+    let mut options: Vec<&clap::Arg> = root.get_arguments().collect();
+    let mut in_subcommand = false;
+    for a in args.iter().skip(1).filter_map(|a| a.to_str()) {
+        if a == "--" {
+            break;
+        }
+        let Some(body) = a.strip_prefix('-') else {
+            if !in_subcommand {
+                options.extend(root.find_subcommand(a)?.get_arguments());
+                in_subcommand = true;
+            }
+            continue;
+        };
+        if body.len() < 2 || body.starts_with('-') {
+            continue;
+        }
+        let name = body.split_once('=').map_or(body, |(n, _)| n);
+        for o in &options {
+            let Some(long) = o.get_long() else {
+                continue;
+            };
+            if name == long {
+                let short = o
+                    .get_short()
+                    .map(|c| format!(" (a single dash takes one letter: `-{c}`)"))
+                    .unwrap_or_default();
+                return Some(format!(
+                    "`{a}` is not an option: did you mean `--{long}`?{short}"
+                ));
+            }
+            if let Some(c) = o.get_short() {
+                if o.get_action().takes_values() && long.len() >= 2 && body.starts_with(long) {
+                    return Some(format!(
+                        "`{a}` would be read as `-{c} {}`: write `--{long} VALUE`, or `-{c} VALUE` \
+                         with a space",
+                        &body[c.len_utf8()..]
+                    ));
+                }
+            }
+        }
+    }
+    None
 }
