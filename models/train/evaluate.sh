@@ -25,8 +25,10 @@ VENV=${VENV:-.venv-train}
 COUNT=${SPECK_EVAL_COUNT:-10}
 FINE_T=${SPECK_EVAL_FINE_T:-0.02}   # low, so the FROC curve extends to 8 FP/scan
 THREADS=${SPECK_EVAL_THREADS:-2}
-(cd models/train/phantom-gen && cargo build --release)
-cargo build --release -p speck-cli
+if [ -z "${SPECK_EVAL_SKIP_BUILD:-}" ]; then   # set it to use the binaries already in $TGT
+  (cd models/train/phantom-gen && CARGO_TARGET_DIR=$(cd "$TGT" 2>/dev/null && pwd || echo "$PWD/$TGT") cargo build --release)
+  cargo build --release -p speck-cli
+fi
 mkdir -p "$WORK"
 seeds=$(seq $FIRST $((FIRST + N - 1)))
 # phantoms, two at a time

@@ -198,6 +198,7 @@ fn coarse_to_fine_refines_centre_and_diameter() {
             .coarse(model("blob_coarse_2mm.onnx"))
             .fine(model("blob_fine_1mm.onnx"))
             .flip_tta(tta)
+            .tta_floor(0.0)
             .threads(2)
             .build()
             .expect("build");
@@ -228,6 +229,40 @@ fn coarse_to_fine_refines_centre_and_diameter() {
             found.counts.fine_evaluated * if tta { 4 } else { 1 }
         );
     }
+}
+
+#[test]
+fn the_tta_cascade_keeps_every_finding_at_the_threshold_with_fewer_runs() {
+    if !ort_available() {
+        return;
+    }
+    let (volume, _, _) = scan();
+    // A 4-run mean reaches t only if the first run reaches 4t - 3: with the floor there, the
+    // cascade must report exactly what full TTA reports.
+    let t = 0.9f32;
+    let run = |floor: f32| {
+        Detector::builder()
+            .coarse(model("blob_coarse_2mm.onnx"))
+            .fine(model("blob_fine_1mm.onnx"))
+            .flip_tta(true)
+            .fine_threshold(t)
+            .tta_floor(floor)
+            .threads(2)
+            .build()
+            .expect("build")
+            .detect(&volume)
+            .expect("detect")
+    };
+    let full = run(0.0);
+    let cascade = run(4.0 * t - 3.0);
+    assert!(!full.candidates.is_empty());
+    assert_eq!(cascade.candidates, full.candidates);
+    assert_eq!(full.counts.fine_runs, 4 * full.counts.fine_evaluated);
+    assert!(cascade.counts.fine_runs >= cascade.counts.fine_evaluated);
+    assert!(cascade.counts.fine_runs <= full.counts.fine_runs);
+    // A floor above every probability runs each candidate once.
+    let once = run(1.0);
+    assert_eq!(once.counts.fine_runs, once.counts.fine_evaluated);
 }
 
 #[test]

@@ -5,6 +5,8 @@
 //! `OUT_PREFIX.candidates.csv` (`seriesuid,coordX,coordY,coordZ,probability,diameter_mm,in_lung`,
 //! outside-lung candidates kept and flagged) and `OUT_PREFIX.timings.csv` (seconds per stage).
 //! The seriesuid is the file name without its extension (what `speck phantom` writes).
+//! Env: `SPECK_TRAIN_TTA_FLOOR` (the flip-TTA cascade's floor), `SPECK_TRAIN_MAX_FINE` (cap on the
+//! candidates sent to the fine model), both defaulting to the engine's.
 
 use std::io::Write;
 
@@ -31,7 +33,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "0" => builder = builder.flip_tta(false),
         _ => {}
     }
-    let detector = builder.build()?;
+    // Optional engine knobs for the model card's measurements (defaults: the engine's).
+    if let Ok(v) = std::env::var("SPECK_TRAIN_TTA_FLOOR") {
+        builder = builder.tta_floor(v.parse()?);
+    }
+    let mut config = builder.clone().build()?.config().clone();
+    if let Ok(v) = std::env::var("SPECK_TRAIN_MAX_FINE") {
+        config.max_fine_candidates = v.parse()?;
+    }
+    let detector = builder.config(config).build()?;
     let mut cands = std::fs::File::create(format!("{}.candidates.csv", a[3]))?;
     let mut times = std::fs::File::create(format!("{}.timings.csv", a[3]))?;
     writeln!(
@@ -40,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     writeln!(
         times,
-        "seriesuid,load_s,lung_mask_s,dense_s,fine_s,merge_s,detect_s,n_candidates"
+        "seriesuid,load_s,lung_mask_s,dense_s,fine_s,merge_s,detect_s,n_candidates,n_fine_evaluated,n_fine_runs"
     )?;
     for path in &a[8..] {
         let t0 = std::time::Instant::now();
@@ -75,13 +85,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t = d.timings;
         writeln!(
             times,
-            "{uid},{load:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{}",
+            "{uid},{load:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{},{}",
             t.lung_mask.as_secs_f64(),
             t.dense.as_secs_f64(),
             t.fine.as_secs_f64(),
             t.merge.as_secs_f64(),
             t.total.as_secs_f64(),
-            d.candidates.len()
+            d.candidates.len(),
+            d.counts.fine_evaluated,
+            d.counts.fine_runs
         )?;
         eprintln!(
             "{uid}: {} candidates, {:.2}s (+{load:.2}s load) {:?}",
