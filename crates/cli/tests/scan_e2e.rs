@@ -763,3 +763,49 @@ fn a_missing_input_or_nothing_to_scan_is_exit_code_2() {
     assert_eq!(errors[0]["stage"], "discover");
     assert_eq!(read_csv(&out.join("summary.csv")).len(), 2);
 }
+
+/// An existing, non-empty `--out` that holds no Speck output (a mistyped path, a data folder) is
+/// refused with exit 2 and nothing written, unless `--force`; a Speck output folder (rerun,
+/// `--resume`) is accepted, and so is a user's `scans/` folder only when it holds Speck scans.
+#[test]
+fn a_foreign_non_empty_output_folder_is_refused_without_force() {
+    if !ort_available() {
+        return;
+    }
+    let (dir, input) = good_folder(1);
+    let out = dir.path().join("project");
+    std::fs::create_dir_all(out.join("patients")).expect("mkdir");
+    std::fs::write(out.join("notes.txt"), b"keep me").expect("write");
+    let before = files_under(&out);
+    let o = scan(&[&input], &out, &[], &[]);
+    assert_eq!(code(&o), 2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("--out {} is not empty", out.display()))
+            && err.contains("notes.txt, patients")
+            && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(files_under(&out), before, "nothing written");
+    assert!(!out.join("scans").exists());
+
+    // A `scans/` of the user's own (no scan folder of Speck's) does not make it a Speck output.
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("scans/raw")).expect("mkdir");
+    std::fs::write(data.join("scans/raw/img.dcm"), b"x").expect("write");
+    assert_eq!(code(&scan(&[&input], &data, &[], &[])), 2);
+
+    assert_eq!(code(&scan(&[&input], &out, &["--force"], &[])), 0);
+    assert_eq!(read_csv(&out.join("summary.csv")).len(), 1);
+    assert_eq!(
+        std::fs::read(out.join("notes.txt")).expect("read"),
+        b"keep me"
+    );
+    // Now it is a Speck output folder: a rerun and a resume need no --force.
+    assert_eq!(code(&scan(&[&input], &out, &[], &[])), 0);
+    assert_eq!(code(&scan(&[&input], &out, &["--resume"], &[])), 0);
+    // So is a folder holding only scans/ of a run killed before its run files.
+    std::fs::remove_file(out.join("summary.csv")).expect("rm");
+    std::fs::remove_file(out.join("notes.txt")).expect("rm");
+    assert_eq!(code(&scan(&[&input], &out, &["--resume"], &[])), 0);
+}

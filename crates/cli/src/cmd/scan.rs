@@ -2,7 +2,7 @@
 //!
 //! See docs/cli.md for the outputs and exit codes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -71,7 +71,7 @@ impl EngineArgs {
     0    every scan succeeded\n  \
     1    the run finished but some scans failed (listed in errors.csv)\n  \
     2    usage or fatal error, nothing scanned: bad arguments, an INPUT that does not exist, \
-    nothing found to scan in the inputs, no models, ONNX Runtime not found, an unusable --out\n  \
+    nothing found to scan in the inputs, no models, ONNX Runtime not found, an unusable --out or one holding other files (see --force)\n  \
     130  interrupted (Ctrl-C, SIGTERM): rerun with --resume\n\n\
     Outputs, resume and sharding are described in docs/cli.md.")]
 pub struct Args {
@@ -120,6 +120,10 @@ pub struct Args {
     /// No progress bar (it is also hidden when stderr is not a terminal).
     #[arg(long)]
     pub no_progress: bool,
+    /// Write into an existing, non-empty --out folder that holds no Speck output (without it such
+    /// a folder is refused, so that a mistyped --out never mixes results into unrelated files).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Set by the first Ctrl-C/SIGTERM.
@@ -147,6 +151,72 @@ pub fn install_signal_handler() {
     }
 }
 
+/// True for what a run leaves in its `--out` folder: `summary.csv` with Speck's header, `scans/`
+/// (empty, or with a scan folder holding `scan.json`, `candidates.csv` or a temporary file), or
+/// `shards/K-of-N/`.
+fn is_speck_output(dir: &Path) -> bool {
+    let summary_header = crate::scan::output::SUMMARY_COLUMNS.join(",");
+    let summary_ok = std::fs::read_to_string(dir.join("summary.csv"))
+        .is_ok_and(|t| t.lines().next() == Some(summary_header.as_str()));
+    let scan_dir_ok = |d: &Path| {
+        d.join("scan.json").is_file()
+            || d.join("candidates.csv").is_file()
+            || std::fs::read_dir(d).is_ok_and(|mut rd| {
+                rd.any(|e| {
+                    e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with(".speck-tmp-"))
+                })
+            })
+    };
+    let scans_ok = std::fs::read_dir(dir.join("scans")).is_ok_and(|rd| {
+        let entries: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        entries.is_empty() || entries.iter().any(|p| p.is_dir() && scan_dir_ok(p))
+    });
+    let shards_ok = std::fs::read_dir(dir.join("shards")).is_ok_and(|mut rd| {
+        rd.any(|e| {
+            e.is_ok_and(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.split_once("-of-").is_some_and(|(k, n)| {
+                    !k.is_empty()
+                        && !n.is_empty()
+                        && k.bytes().chain(n.bytes()).all(|b| b.is_ascii_digit())
+                })
+            })
+        })
+    });
+    summary_ok || scans_ok || shards_ok
+}
+
+/// Refuse an existing `--out` folder that holds anything (temporary files of a killed run aside)
+/// but no Speck output.
+fn refuse_foreign_folder(out: &Path) -> anyhow::Result<()> {
+    let Ok(rd) = std::fs::read_dir(out) else {
+        return Ok(()); // absent (created later), or unreadable (reported when created)
+    };
+    let foreign: Vec<String> = rd
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with(".speck-tmp-"))
+        .collect();
+    if foreign.is_empty() || is_speck_output(out) {
+        return Ok(());
+    }
+    let mut shown: Vec<&str> = foreign.iter().map(String::as_str).collect();
+    shown.sort_unstable();
+    let more = shown.len().saturating_sub(3);
+    shown.truncate(3);
+    anyhow::bail!(
+        "--out {} is not empty and holds no Speck output (no summary.csv, scans/ or shards/; it \
+         holds {}{}): choose another folder, or pass --force to write into it",
+        out.display(),
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    )
+}
+
 /// Run `speck scan`.
 ///
 /// # Errors
@@ -166,6 +236,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     if args.out.is_file() {
         anyhow::bail!("--out {} is a file, not a folder", args.out.display());
+    }
+    if !args.force {
+        refuse_foreign_folder(&args.out)?;
     }
     // A mistyped input is a usage error, not a failed scan (paths inside a manifest are items of
     // the run: a missing one is listed in errors.csv).
