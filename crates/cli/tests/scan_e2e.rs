@@ -809,3 +809,87 @@ fn a_foreign_non_empty_output_folder_is_refused_without_force() {
     std::fs::remove_file(out.join("notes.txt")).expect("rm");
     assert_eq!(code(&scan(&[&input], &out, &["--resume"], &[])), 0);
 }
+
+/// `--threshold P` keeps candidates below the fine model's operating point, down to P, flagged
+/// `above_operating_point=false`; the rows at or above it are those of a run without the flag
+/// (all `true`; same probabilities, centres within 2 mm), so `speck eval` on the low-threshold file gives the whole FROC curve.
+#[test]
+fn a_lower_threshold_keeps_more_candidates_flagged_against_the_operating_point() {
+    if !ort_available() {
+        return;
+    }
+    let (dir, input) = good_folder(2);
+    let default = dir.path().join("default");
+    let low = dir.path().join("low");
+    assert_eq!(code(&scan(&[&input], &default, &[], &[])), 0);
+    assert_eq!(
+        code(&scan(&[&input], &low, &["--threshold", "0.01"], &[])),
+        0
+    );
+    let key = |r: &BTreeMap<String, String>| {
+        ["seriesuid", "coordX", "coordY", "coordZ", "probability"].map(|k| r[k].clone())
+    };
+    let prob = |r: &BTreeMap<String, String>| r["probability"].parse::<f64>().expect("p");
+    let d = read_csv(&default.join("candidates.csv"));
+    let l = read_csv(&low.join("candidates.csv"));
+    assert!(!d.is_empty());
+    assert!(
+        d.iter().all(|r| r["above_operating_point"] == "true"),
+        "{d:?}"
+    );
+    assert!(
+        l.len() > d.len(),
+        "{} rows at 0.01, {} by default",
+        l.len(),
+        d.len()
+    );
+    let (above, below): (Vec<_>, Vec<_>) =
+        l.iter().partition(|r| r["above_operating_point"] == "true");
+    assert!(below.iter().all(|r| r["above_operating_point"] == "false"));
+    assert!(below.iter().all(|r| prob(r) >= 0.01 - 5e-7), "{below:?}");
+    let lowest_above = above.iter().map(|r| prob(r)).fold(f64::INFINITY, f64::min);
+    let highest_below = below.iter().map(|r| prob(r)).fold(0.0, f64::max);
+    assert!(
+        highest_below <= lowest_above,
+        "{highest_below} > {lowest_above}"
+    );
+    // The rows at or above the operating point are the default run's: the same probabilities,
+    // at the same places up to the merge (a cluster that absorbs a neighbour kept only at the low
+    // threshold moves its centre; 1.1 mm here).
+    let mut want: Vec<_> = d.iter().map(key).collect();
+    let mut got: Vec<_> = above.iter().map(|r| key(r)).collect();
+    want.sort();
+    got.sort();
+    let moved = got.iter().zip(&want).filter(|(g, w)| g != w).count();
+    assert!(moved <= 2, "{moved} rows moved:\n{got:?}\n{want:?}");
+    let xyz =
+        |k: &[String; 5]| -> [f64; 3] { std::array::from_fn(|a| k[1 + a].parse().expect("mm")) };
+    for w in &want {
+        let near = got.iter().any(|g| {
+            g[0] == w[0] && g[4] == w[4] && {
+                let (a, b) = (xyz(g), xyz(w));
+                (0..3).map(|i| (a[i] - b[i]).powi(2)).sum::<f64>().sqrt() < 2.0
+            }
+        });
+        assert!(near, "{w:?} is missing from the low-threshold run");
+    }
+    assert_eq!(got.len(), want.len());
+
+    // Per-scan files carry the column too; a bad threshold is a usage error.
+    let per_scan = read_csv(
+        &low.join("scans")
+            .join(&l[0]["scan_id"])
+            .join("candidates.csv"),
+    );
+    assert!(per_scan
+        .iter()
+        .all(|r| !r["above_operating_point"].is_empty()));
+    let o = scan(
+        &[&input],
+        &dir.path().join("bad"),
+        &["--threshold", "1.5"],
+        &[],
+    );
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--threshold 1.5"));
+}

@@ -41,6 +41,11 @@ pub struct EngineArgs {
     /// Keep candidates outside the lung mask (in_lung=false) instead of dropping them.
     #[arg(long)]
     pub keep_outside_lung: bool,
+    /// Keep every candidate down to this final (fine model) probability instead of the model's
+    /// own operating point (its speck.threshold); the column above_operating_point tells them
+    /// apart. `--threshold 0.01` then `speck eval` gives the whole FROC curve.
+    #[arg(long, value_name = "P")]
+    pub threshold: Option<f32>,
 }
 
 impl EngineArgs {
@@ -61,6 +66,7 @@ impl EngineArgs {
             threads,
             ort_lib: self.ort_lib.clone(),
             keep_outside_lung: self.keep_outside_lung,
+            threshold: self.threshold,
         })
     }
 }

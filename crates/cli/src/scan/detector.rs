@@ -28,12 +28,17 @@ pub struct EngineConfig {
     pub ort_lib: Option<PathBuf>,
     /// Keep candidates outside the lung mask (flagged `in_lung=false`) instead of dropping them.
     pub keep_outside_lung: bool,
+    /// `--threshold`: keep candidates down to this final probability instead of the model's own
+    /// operating point.
+    pub threshold: Option<f32>,
 }
 
 /// A [`Detector`] plus the description written into every `scan.json`.
 pub struct DetectorEngine {
     detector: Detector,
     models: serde_json::Value,
+    /// The last model's own threshold (`speck.threshold`, else the detector's 0.5).
+    operating_point: f32,
 }
 
 /// File name, size and FNV-1a hash of a model, so `--resume` notices a changed model.
@@ -72,23 +77,49 @@ pub fn build(cfg: &EngineConfig) -> anyhow::Result<Box<dyn Engine>> {
     if cfg.keep_outside_lung {
         b = b.outside_lung(OutsideLung::Flag);
     }
+    // The threshold applies to the model that gives the final probability: the fine model, or
+    // the dense model when there is no fine one.
+    if let Some(t) = cfg.threshold {
+        if !(0.0..=1.0).contains(&t) {
+            anyhow::bail!("--threshold {t}: expected a probability in [0, 1]");
+        }
+        b = if m.fine.is_some() {
+            b.fine_threshold(t)
+        } else {
+            b.dense_threshold(t)
+        };
+    }
     let detector = b.build().context("cannot set up the detector")?;
     let ident = |p: &Option<PathBuf>| -> anyhow::Result<serde_json::Value> {
         p.as_deref()
             .map_or(Ok(serde_json::Value::Null), model_identity)
     };
-    let models = serde_json::json!({
+    let mut models = serde_json::json!({
         "coarse": ident(&m.coarse)?,
         "fine": ident(&m.fine)?,
         "outside_lung": if cfg.keep_outside_lung { "flag" } else { "drop" },
     });
+    // Only when given, so that runs without it keep resuming runs made before the flag existed;
+    // a run with another threshold redoes its scans on --resume.
+    if let Some(t) = cfg.threshold {
+        models["threshold"] = serde_json::json!(t);
+    }
+    let operating_point = detector
+        .fine_model()
+        .or_else(|| detector.dense_model())
+        .and_then(|m| m.contract().threshold)
+        .unwrap_or(0.5);
     tracing::info!(
         "models: coarse {:?}, fine {:?}; device {} (requested {device})",
         m.coarse,
         m.fine,
         detector.device()
     );
-    Ok(Box::new(DetectorEngine { detector, models }))
+    Ok(Box::new(DetectorEngine {
+        detector,
+        models,
+        operating_point,
+    }))
 }
 
 /// The counts as a JSON map (whatever fields the detector reports).
@@ -140,6 +171,7 @@ impl Engine for DetectorEngine {
                 .map(|x| Found {
                     candidate: x.candidate,
                     in_lung: x.in_lung,
+                    above_operating_point: x.candidate.probability >= self.operating_point,
                 })
                 .collect(),
             heatmap,

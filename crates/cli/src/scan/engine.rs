@@ -14,6 +14,8 @@ pub struct Found {
     pub candidate: Candidate,
     /// Whether its centre is in the lung mask; `None` when no mask was made.
     pub in_lung: Option<bool>,
+    /// Whether its probability reaches the model's own operating point (`speck.threshold`).
+    pub above_operating_point: bool,
 }
 
 /// What detection produced for one scan.

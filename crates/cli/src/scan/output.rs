@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{atomic, names};
 
 /// Columns of the per-scan and combined candidate files. The first five are LUNA16's.
-pub const CANDIDATE_COLUMNS: [&str; 14] = [
+pub const CANDIDATE_COLUMNS: [&str; 15] = [
     "seriesuid",
     "coordX",
     "coordY",
@@ -26,6 +26,7 @@ pub const CANDIDATE_COLUMNS: [&str; 14] = [
     "side",
     "in_lung",
     "instance_number",
+    "above_operating_point",
 ];
 
 /// Columns of `summary.csv`.
@@ -76,6 +77,11 @@ pub struct CandidateRow {
     pub in_lung: String,
     /// DICOM InstanceNumber of the nearest slice; empty for NIfTI/MetaImage.
     pub instance_number: String,
+    /// `true`/`false`: whether the probability reaches the model's own operating point
+    /// (`speck.threshold`); always `true` unless `--threshold` kept candidates below it. Empty in
+    /// files written before the column existed.
+    #[serde(default)]
+    pub above_operating_point: String,
 }
 
 /// Format `v` with `decimals` decimals, never as `-0.000` (so tiny sign differences of zero
@@ -332,6 +338,7 @@ mod tests {
             side: "left".into(),
             in_lung: "true".into(),
             instance_number: String::new(),
+            above_operating_point: "true".into(),
         };
         write_csv(&p, &CANDIDATE_COLUMNS, std::slice::from_ref(&row)).expect("write");
         let text = std::fs::read_to_string(&p).expect("read");

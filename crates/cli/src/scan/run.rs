@@ -240,6 +240,7 @@ fn candidate_rows(item: &Item, volume: &Volume, found: &[Found]) -> Vec<Candidat
                 side: side.to_string(),
                 in_lung: f.in_lung.map(|b| b.to_string()).unwrap_or_default(),
                 instance_number: instance,
+                above_operating_point: f.above_operating_point.to_string(),
             }
         })
         .collect()
