@@ -78,10 +78,14 @@ pub struct CandidateRow {
     /// DICOM InstanceNumber of the nearest slice; empty for NIfTI/MetaImage.
     pub instance_number: String,
     /// `true`/`false`: whether the probability reaches the model's own operating point
-    /// (`speck.threshold`); always `true` unless `--threshold` kept candidates below it. Empty in
-    /// files written before the column existed.
-    #[serde(default)]
+    /// (`speck.threshold`); always `true` unless `--threshold` kept candidates below it, so a
+    /// file written before the column existed (no `--threshold` then) reads as `true`.
+    #[serde(default = "above_by_default")]
     pub above_operating_point: String,
+}
+
+fn above_by_default() -> String {
+    "true".into()
 }
 
 /// Format `v` with `decimals` decimals, never as `-0.000` (so tiny sign differences of zero
@@ -343,6 +347,22 @@ mod tests {
         write_csv(&p, &CANDIDATE_COLUMNS, std::slice::from_ref(&row)).expect("write");
         let text = std::fs::read_to_string(&p).expect("read");
         assert!(text.starts_with("seriesuid,coordX,coordY,coordZ,probability,"));
+        let back: Vec<CandidateRow> = read_csv(&p).expect("read");
+        assert_eq!(back, vec![row.clone()]);
+
+        // A file of an earlier version (no above_operating_point column; resume, merge).
+        let row = CandidateRow {
+            seriesuid: "1.2.3".into(),
+            ..row
+        };
+        write_csv(&p, &CANDIDATE_COLUMNS, std::slice::from_ref(&row)).expect("write");
+        let old = std::fs::read_to_string(&p)
+            .expect("read")
+            .lines()
+            .map(|l| l.rsplit_once(',').expect("columns").0.to_string() + "\n")
+            .collect::<String>();
+        assert!(!old.contains("above_operating_point"));
+        std::fs::write(&p, old).expect("write");
         let back: Vec<CandidateRow> = read_csv(&p).expect("read");
         assert_eq!(back, vec![row]);
     }
