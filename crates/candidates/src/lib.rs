@@ -3,7 +3,9 @@
 //! The [`Candidate`] type every Speck stage passes on, candidate extraction from model outputs
 //! ([`local_maxima`] of a heatmap, connected [`components`] of a segmentation map), and 3D
 //! [`merge()`]-ing of duplicates by centre distance in millimetres (see [`merge`](mod@merge) for the
-//! rule and why IoU is the wrong criterion for 3–5 voxel objects).
+//! rule and why IoU is the wrong criterion for 3–5 voxel objects), and a candidate's size
+//! [`measure()`]-d from the image (volume, equivalent and axial diameters, Lung-RADS size class;
+//! see [`measure`](mod@measure)).
 //!
 //! All positions are in the LPS world frame (mm); maps and voxel indices are `[z, y, x]`.
 //!
@@ -31,8 +33,10 @@
 
 mod candidate;
 pub mod extract;
+pub mod measure;
 pub mod merge;
 
 pub use candidate::{Candidate, CandidateSource, Stage};
 pub use extract::{components, local_maxima, ComponentOptions, PeakOptions};
+pub use measure::{measure, LungRadsSize, MeasureError, Measurement, Reliability};
 pub use merge::{canonical_order, merge, Fusion, MergeOptions};
