@@ -38,9 +38,17 @@ fn phantom_writes_scans_and_luna16_annotations_that_eval_scores_perfectly() {
     let (ex_header, ex) = rows(&out.join("annotations_excluded.csv"));
     assert_eq!(ex_header, "seriesuid,coordX,coordY,coordZ,diameter_mm");
     assert_eq!(ann.len() + ex.len(), 8, "4 nodules in each of 2 scans");
+    // What `speck phantom` generates for those flags (the UID depends on all of them).
+    let opts = |seed: u64| {
+        speck_phantom::PhantomOptions::new(seed)
+            .shape([48, 128, 128])
+            .spacing([2.0, 1.2, 1.2])
+            .nodules(4)
+            .size_mix(speck_phantom::SizeMix::Small)
+    };
     let uids = [
-        speck_phantom::series_uid_for_seed(7),
-        speck_phantom::series_uid_for_seed(8),
+        speck_phantom::series_uid(&opts(7)),
+        speck_phantom::series_uid(&opts(8)),
     ];
     for uid in &uids {
         assert!(out.join(format!("{uid}_truth.json")).exists());
@@ -137,7 +145,7 @@ fn full_size_phantom_seed_7() {
         .status()
         .expect("run");
     assert!(status.success());
-    let uid = speck_phantom::series_uid_for_seed(7);
+    let uid = speck_phantom::series_uid(&speck_phantom::PhantomOptions::new(7));
     assert!(dir.path().join(format!("{uid}.nii.gz")).exists());
     assert!(dir.path().join("annotations.csv").exists());
     assert!(dir.path().join("annotations_excluded.csv").exists());

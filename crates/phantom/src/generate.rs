@@ -21,11 +21,41 @@ use crate::{Phantom, PhantomError};
 const NOISE_SD_AT_2_5_MM: f64 = 19.0;
 
 /// A DICOM UID under the `2.25` (UUID-derived) root, from the seed and a tag.
-pub(crate) fn uid_for(seed: u64, tag: &str) -> String {
+fn uid_for(seed: u64, tag: &str) -> String {
     let hi = u128::from(derive_seed(seed, tag, 0));
     let lo = u128::from(derive_seed(seed, tag, 1));
     let v = ((hi << 64) | lo).max(1);
     format!("2.25.{v}")
+}
+
+/// Every option that changes the image, written exactly (floats as their bits), so that two
+/// phantoms share a UID only when they are the same scan. `lung_mask` only adds an output and is
+/// left out.
+fn parameters_key(opts: &PhantomOptions) -> String {
+    let bits = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{:016x}", x.to_bits()))
+            .collect::<Vec<_>>()
+    };
+    format!(
+        "shape={:?};spacing={:?};nodules={};size={:?};density={:?};attachment={:?};noise={:?};\
+         reference_min_vox={:?};psf={:?}",
+        opts.shape_zyx,
+        bits(&opts.spacing_zyx_mm),
+        opts.nodules,
+        opts.size_mix,
+        opts.density_mix,
+        opts.attachment_mix,
+        opts.noise_sd_hu.map(|v| bits(&[v])),
+        bits(&[opts.reference_min_vox]),
+        bits(&[opts.psf_sigma_mm]),
+    )
+}
+
+/// The SeriesInstanceUID of the phantom `opts` describes: from the seed and every generation
+/// parameter (see [`parameters_key`]).
+pub(crate) fn series_uid(opts: &PhantomOptions) -> String {
+    uid_for(opts.seed, &format!("series-uid|{}", parameters_key(opts)))
 }
 
 /// Sample up to `n` points inside lung `side` (at least 1 mm deep).
@@ -248,7 +278,7 @@ pub(crate) fn generate(opts: &PhantomOptions) -> Result<Phantom, PhantomError> {
     };
     let mut mask = opts.lung_mask.then(|| Array3::<u8>::zeros((nz, ny, nx)));
     let voxels = render(&anatomy, &prims, &grid, &noise, padding, mask.as_mut());
-    let series_uid = uid_for(seed, "series-uid");
+    let series_uid = series_uid(opts);
     let study_uid = uid_for(seed, "study-uid");
     let patient_id = format!("PHANTOM-{seed}");
     let provenance = Provenance {

@@ -79,7 +79,11 @@ pub fn generate(options: &PhantomOptions) -> Result<Phantom, PhantomError> {
     generate::generate(options)
 }
 
-/// The SeriesInstanceUID a phantom of this seed gets (`2.25.<decimal>`, at most 44 characters).
-pub fn series_uid_for_seed(seed: u64) -> String {
-    generate::uid_for(seed, "series-uid")
+/// The SeriesInstanceUID the phantom `options` describes gets (`2.25.<decimal>`, at most 44
+/// characters), without generating it. It depends on the seed and on every option that changes
+/// the image (shape, spacing, nodule count, size/density/attachment mixes, noise, reference
+/// threshold, PSF), so two different phantoms never share a UID; `lung_mask` only adds an output
+/// and does not change it.
+pub fn series_uid(options: &PhantomOptions) -> String {
+    generate::series_uid(options)
 }

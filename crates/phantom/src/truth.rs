@@ -143,7 +143,8 @@ impl Lung {
 pub struct GroundTruth {
     /// The seed it was generated from.
     pub seed: u64,
-    /// SeriesInstanceUID (`2.25.<decimal>`, derived from the seed); also the file stem.
+    /// SeriesInstanceUID (`2.25.<decimal>`, derived from the seed and every generation parameter:
+    /// [`crate::series_uid`]); also the file stem.
     pub series_uid: String,
     /// StudyInstanceUID derived from the seed.
     pub study_uid: String,

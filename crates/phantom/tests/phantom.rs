@@ -259,7 +259,54 @@ fn annotation_csvs_have_the_luna16_columns() {
     assert_eq!(n_ex + rows.len(), p.truth.nodules.len());
     assert!(p.truth.excluded_nodules().all(|n| n.diameter_vox < 3.0));
     assert!(p.truth.series_uid.starts_with("2.25.") && p.truth.series_uid.len() <= 64);
-    assert_eq!(p.truth.series_uid, speck_phantom::series_uid_for_seed(3));
+    assert_eq!(
+        p.truth.series_uid,
+        speck_phantom::series_uid(&small(3).nodules(8))
+    );
+}
+
+/// Issue 21, item 2: `--seed 3` at two sizes gave the same SeriesInstanceUID, so two different
+/// scans (and their annotations) shared one id. The UID now depends on every generation
+/// parameter, and stays deterministic.
+#[test]
+fn series_uids_depend_on_every_generation_parameter_not_only_the_seed() {
+    let tiny = |seed: u64| {
+        PhantomOptions::new(seed)
+            .shape([24, 64, 64])
+            .spacing([2.0, 1.5, 1.5])
+            .nodules(1)
+            .size_mix(SizeMix::Small)
+    };
+    let a = gen(&tiny(3));
+    let b = gen(&tiny(3).shape([24, 72, 72]));
+    assert_ne!(a.truth.series_uid, b.truth.series_uid, "two sizes, one UID");
+    assert_eq!(a.truth.series_uid, gen(&tiny(3)).truth.series_uid);
+    assert_eq!(a.truth.series_uid, speck_phantom::series_uid(&tiny(3)));
+    let uid = |o: &PhantomOptions| speck_phantom::series_uid(o);
+    let base = uid(&tiny(3));
+    let variants = [
+        tiny(4),
+        tiny(3).spacing([2.0, 1.5, 1.4]),
+        tiny(3).nodules(2),
+        tiny(3).size_mix(SizeMix::Luna16),
+        tiny(3).noise_sd_hu(Some(20.0)),
+        tiny(3).density_mix("solid".parse().expect("mix")),
+        tiny(3).attachment_mix("pleura".parse().expect("mix")),
+        PhantomOptions {
+            reference_min_vox: 2.5,
+            ..tiny(3)
+        },
+        PhantomOptions {
+            psf_sigma_mm: 0.6,
+            ..tiny(3)
+        },
+    ];
+    let mut seen = std::collections::BTreeSet::from([base.clone()]);
+    for v in &variants {
+        assert!(seen.insert(uid(v)), "{v:?} shares a UID");
+    }
+    // The lung mask is an extra output, not another image.
+    assert_eq!(uid(&tiny(3).with_lung_mask(true)), base);
 }
 
 #[test]
