@@ -6,21 +6,25 @@
 //! 1. **Region of interest.** A box of a few cm around the seed (half-width
 //!    `clamp(1.5 · hint + 12, 20, 45)` mm, 30 mm without a hint), clipped to the volume.
 //! 2. **Levels.** The parenchyma level `B` is the median of the ROI voxels in the lung range
-//!    (−990 … −600 HU). A radial profile of shell medians (0.5 mm shells, world mm) gives the
-//!    lesion's outer edge `r_b` (the first shell whose median falls below
-//!    `B + ½·min(peak − B, 250)`, so a ground-glass halo around a solid core still counts), and
-//!    the lesion level `L` is the profile 1.25 mm inside that edge (the centre for small
-//!    lesions): for a part-solid nodule the halo, not the core.
+//!    (−990 … −600 HU). A radial profile (0.5 mm shells around the seed, world mm) gives the
+//!    lesion's outer edge `r_b`: the first shell whose 30th percentile falls below
+//!    `B + ½·min(peak − B, 250)` (a ground-glass halo around a solid core still counts, and a
+//!    wall or vessel filling part of a shell does not push the edge out). The lesion level `L`
+//!    is the median 1.0–1.5 mm inside that edge (the centre for small lesions): for a
+//!    part-solid nodule the halo, not the core.
 //! 3. **Threshold** `T = (B + L) / 2`: half-way between parenchyma and lesion, where the
 //!    scanner's blur puts the true surface of a lesion larger than the blur.
-//! 4. **Region growing** (6-connected) from the seed (or the brightest voxel within 1.5 mm when
-//!    the seed itself is below `T`), inside the ROI.
-//! 5. **Attachments.** A morphological opening with a ball of radius `0.3 · r_b` cuts vessels
-//!    thinner than that, and the component around the seed is kept; then everything a ball of
-//!    radius `r_b + max(1.5, 0.25 · r_b)` mm fits into (chest wall, mediastinum, diaphragm:
-//!    structures thicker than the lesion; outside the ROI counts as such) is removed (a white
-//!    top-hat), and the component around the seed is kept again. The part of a juxtapleural
-//!    nodule that lies in the wall cannot be told from the wall and is not counted.
+//! 4. **Thick structures.** Everything above `T` that a ball of radius
+//!    `r_b + max(1.5, 0.25 · r_b)` mm fits into (chest wall, mediastinum, diaphragm, hilar
+//!    vessels: thicker than the lesion; outside the ROI counts as above `T`) is removed, a
+//!    white top-hat. The part of a juxtapleural nodule that lies in the wall cannot be told
+//!    from the wall and is not counted.
+//! 5. **Region growing** (6-connected) from the seed (or the nearest remaining voxel within
+//!    1.5 mm), limited to `1.4 · r_b + 1` mm from the seed (a compact lesion's reach, which
+//!    bounds any leak); then a morphological opening with a ball of radius `0.4 · r_b` cuts
+//!    vessels thinner than that and the component around the seed is kept. A result that
+//!    fills more than 12 % of the outer shell of that reach has run into something and is
+//!    [`Reliability::Leaked`].
 //! 6. **Measures.** Volume = voxel count × voxel volume; equivalent diameter `(6V/π)^⅓`; the
 //!    longest in-plane (axial slice) diameter and the longest diameter perpendicular to it in
 //!    the same slice; [`Reliability`] says when the result should not be trusted.
@@ -92,9 +96,9 @@ pub enum Reliability {
     /// The segmented region reaches the border of the region of interest (or of the volume):
     /// the lesion may be larger than measured.
     RoiBorder,
-    /// The region is implausibly large for the seed: more than twice the hint's diameter (or
-    /// than twice the radial profile's edge), or over [`MeasureOptions::max_diameter_mm`]; it
-    /// has probably run into vessels or soft tissue.
+    /// The region runs on beyond a compact lesion's reach (it fills more than 12 % of the
+    /// outer shell of the region it may grow in), or is over 2.5 times the hint's diameter or
+    /// [`MeasureOptions::max_diameter_mm`]: it has probably run into a vessel or the wall.
     Leaked,
     /// Nothing lesion-like at the seed: no contrast against the parenchyma, or the region
     /// vanished when attachments were cut. The sizes are then 0.
@@ -385,6 +389,10 @@ pub fn measure_with(
         .collect();
     let b = median(&mut lung).unwrap_or(-850.0);
     const SHELL_MM: f64 = 0.5;
+    // A shell is past the edge when this fraction of it is below the edge level: a lower
+    // quantile than the median, so that a wall or vessel filling part of the shell beside a
+    // juxtapleural or vessel-attached lesion does not push the edge outwards.
+    const EDGE_QUANTILE: f64 = 0.3;
     let n_shells = (half / SHELL_MM).ceil() as usize + 1;
     let mut shells: Vec<Vec<f64>> = vec![Vec::new(); n_shells];
     for (v, d) in roi.iter().zip(dist.iter()) {
@@ -405,7 +413,7 @@ pub fn measure_with(
     // Shells too thin to hold a voxel centre (near the seed) take the level inside them.
     let mut last = peak;
     for sh in shells.iter_mut() {
-        if let Some(m) = median(sh) {
+        if let Some(m) = quantile(sh, EDGE_QUANTILE) {
             last = m;
         }
         profile.push(last);
@@ -416,11 +424,11 @@ pub fn measure_with(
         .position(|m| *m < edge_level)
         .unwrap_or(n_shells);
     let r_b = (edge_shell as f64 * SHELL_MM).max(SHELL_MM);
-    let r_l = (r_b - 1.25).max(0.0);
+    let r_l = (r_b - 1.0).max(0.0);
     let mut inner: Vec<f64> = roi
         .iter()
         .zip(dist.iter())
-        .filter(|(_, d)| **d >= (r_l - 0.5).max(0.0) && **d <= r_l + 0.25 && **d < r_b)
+        .filter(|(_, d)| **d >= (r_l - 0.5).max(0.0) && **d <= r_l.max(core_r))
         .map(|(v, _)| *v)
         .collect();
     let l = median(&mut inner).unwrap_or(peak);
@@ -508,11 +516,16 @@ pub fn measure_with(
 
 /// Median of a slice (reordered in place); `None` when empty.
 fn median(v: &mut [f64]) -> Option<f64> {
+    quantile(v, 0.5)
+}
+
+/// The `q` quantile (nearest rank) of a slice (reordered in place); `None` when empty.
+fn quantile(v: &mut [f64], q: f64) -> Option<f64> {
     if v.is_empty() {
         return None;
     }
-    let mid = v.len() / 2;
-    let (_, m, _) = v.select_nth_unstable_by(mid, f64::total_cmp);
+    let k = ((q * v.len() as f64) as usize).min(v.len() - 1);
+    let (_, m, _) = v.select_nth_unstable_by(k, f64::total_cmp);
     Some(*m)
 }
 
