@@ -893,3 +893,109 @@ fn a_lower_threshold_keeps_more_candidates_flagged_against_the_operating_point()
     assert_eq!(code(&o), 2);
     assert!(String::from_utf8_lossy(&o.stderr).contains("--threshold 1.5"));
 }
+
+/// The LUNA16 workflow in two commands (docs/evaluation.md): subset folders of
+/// `<seriesuid>.mhd`/`.raw`, `annotations.csv` and `annotations_excluded.csv` at the top; `speck
+/// scan --threshold 0.01` over the folder, then `speck eval` picks up the excluded findings and
+/// draws the whole FROC curve with the per-size tables.
+#[test]
+fn luna16_layout_scan_then_eval_gives_the_whole_froc_and_size_tables() {
+    if !ort_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let luna = dir.path().join("luna16");
+    let mut truths = Vec::new();
+    for (subset, seed) in [("subset0", 41), ("subset0", 42), ("subset1", 43)] {
+        let p = phantom(seed);
+        let written = write(&p, &luna.join(subset), OutputFormat::MetaImage);
+        assert_eq!(
+            written
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned()),
+            Some(format!("{}.mhd", p.truth.series_uid))
+        );
+        truths.push(p.truth);
+    }
+    std::fs::write(
+        luna.join("annotations.csv"),
+        speck_phantom::annotations_csv(&truths),
+    )
+    .expect("annotations");
+    std::fs::write(
+        luna.join("annotations_excluded.csv"),
+        speck_phantom::excluded_csv(&truths),
+    )
+    .expect("excluded");
+    let uids: Vec<String> = truths.iter().map(|t| t.series_uid.clone()).collect();
+    std::fs::write(
+        luna.join("seriesuids.csv"),
+        format!("seriesuid\n{}\n", uids.join("\n")),
+    )
+    .expect("series");
+
+    // 1. scan every subset, keeping candidates down to 0.01
+    let out = dir.path().join("out");
+    let o = scan(&[&luna], &out, &["--threshold", "0.01"], &[]);
+    assert_eq!(code(&o), 0);
+    let cands = read_csv(&out.join("candidates.csv"));
+    let scanned: std::collections::BTreeSet<&str> =
+        cands.iter().map(|r| r["seriesuid"].as_str()).collect();
+    for u in &uids {
+        assert!(scanned.contains(u.as_str()), "{u} has no candidate row");
+    }
+    assert!(
+        cands.iter().any(|r| r["above_operating_point"] == "false"),
+        "candidates below the operating point are kept"
+    );
+
+    // 2. eval: the excluded findings beside annotations.csv are used, and the curve is whole
+    let plot = dir.path().join("froc.svg");
+    let points = dir.path().join("froc.csv");
+    let e = speck(
+        &[
+            "eval",
+            "--annotations",
+            &luna.join("annotations.csv").display().to_string(),
+            "--candidates",
+            &out.join("candidates.csv").display().to_string(),
+            "--series",
+            &luna.join("seriesuids.csv").display().to_string(),
+            "--json",
+            "--bootstrap",
+            "100",
+            "--plot",
+            &plot.display().to_string(),
+            "--csv",
+            &points.display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(code(&e), 0);
+    let stderr = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        stderr.contains("annotations_excluded.csv"),
+        "the excluded findings are named: {stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&e.stdout).expect("JSON");
+    assert_eq!(v["n_scans"], 3);
+    let sens: Vec<f64> = v["sensitivity_at_fp"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| p["sensitivity"].as_f64().expect("sensitivity"))
+        .collect();
+    let thresholds = std::fs::read_to_string(&points)
+        .expect("froc.csv")
+        .lines()
+        .count();
+    assert!(
+        thresholds > 10,
+        "the curve has many operating points, not one ({thresholds} lines)"
+    );
+    assert!(sens.windows(2).all(|w| w[0] <= w[1]), "{sens:?}");
+    assert!(v["by_size"]["vox"].is_array() && v["by_size"]["mm"].is_array());
+    assert!(std::fs::read_to_string(&plot)
+        .expect("svg")
+        .contains("<polyline"));
+}
