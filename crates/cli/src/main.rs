@@ -5,13 +5,16 @@ use std::ffi::OsString;
 use clap::{CommandFactory as _, Parser, Subcommand};
 
 mod cmd;
+mod logging;
 mod scan;
 
 /// Speck: find tiny lung nodules in CT scans.
 #[derive(Parser)]
 #[command(name = "speck", version, about, long_about = None)]
 struct Cli {
-    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    /// More log output: -v adds progress details (info, and debug for Speck) with timestamps and
+    /// module paths, -vv everything. RUST_LOG overrides the levels. Colour only on a terminal
+    /// (NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE=1 are honoured).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     #[command(subcommand)]
@@ -41,7 +44,7 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::from(2);
     }
     let cli = Cli::parse_from(args);
-    init_tracing(cli.verbose);
+    logging::init(cli.verbose);
     let result = match cli.command {
         Command::Info(a) => cmd::info::run(a),
         Command::Phantom(a) => cmd::phantom::run(a),
@@ -57,20 +60,6 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::from(2)
         }
     }
-}
-
-fn init_tracing(verbose: u8) {
-    use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 => "warn",
-        1 => "info,speck=debug",
-        _ => "trace",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 /// A long option written with one dash: clap reads `-out DIR` as `-o` with the value `ut` (and

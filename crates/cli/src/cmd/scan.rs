@@ -29,9 +29,13 @@ pub struct EngineArgs {
     #[arg(long, value_name = "DIR", env = "SPECK_MODELS_DIR")]
     pub models_dir: Option<PathBuf>,
     /// Where the models run: cpu, cuda, cuda:N, tensorrt or tensorrt:N (falls back to cpu with a
-    /// warning).
+    /// warning, unless --strict-device).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Exit with code 2 instead of falling back to the CPU when --device cannot be used (a GPU
+    /// partition that must not run on the CPU).
+    #[arg(long)]
+    pub strict_device: bool,
     /// ONNX Runtime threads per scan; default: the available cores divided by --jobs.
     #[arg(long)]
     pub threads: Option<usize>,
@@ -63,6 +67,7 @@ impl EngineArgs {
             fine: self.fine.clone(),
             models_dir: self.models_dir.clone(),
             device: self.device.clone(),
+            strict_device: self.strict_device,
             threads,
             ort_lib: self.ort_lib.clone(),
             keep_outside_lung: self.keep_outside_lung,
@@ -77,7 +82,7 @@ impl EngineArgs {
     0    every scan succeeded\n  \
     1    the run finished but some scans failed (listed in errors.csv)\n  \
     2    usage or fatal error, nothing scanned: bad arguments, an INPUT that does not exist, \
-    nothing found to scan in the inputs, no models, ONNX Runtime not found, an unusable --out or one holding other files (see --force)\n  \
+    nothing found to scan in the inputs, no models, ONNX Runtime not found, --device unavailable with --strict-device, an unusable --out or one holding other files (see --force)\n  \
     130  interrupted (Ctrl-C, SIGTERM): rerun with --resume\n\n\
     Outputs, resume and sharding are described in docs/cli.md.")]
 pub struct Args {

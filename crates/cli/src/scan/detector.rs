@@ -22,6 +22,8 @@ pub struct EngineConfig {
     pub models_dir: Option<PathBuf>,
     /// `--device`.
     pub device: String,
+    /// `--strict-device`: an error instead of the CPU fallback.
+    pub strict_device: bool,
     /// ONNX Runtime threads.
     pub threads: usize,
     /// `--ort-lib`.
@@ -52,6 +54,60 @@ fn model_identity(path: &Path) -> anyhow::Result<serde_json::Value> {
     }))
 }
 
+/// The ONNX Runtime of the repository this binary lives in: `libonnxruntime.so*` of the
+/// `onnxruntime` wheel in a `.venv` folder beside the executable or above it (so
+/// `target/release/speck`, after `make demo` created `.venv/`, finds it from any working
+/// directory).
+///
+/// Used only when nothing that `speck_detect::find_ort_library` looks at first applies: no
+/// `--ort-lib`, no `ORT_DYLIB_PATH`, no `$VIRTUAL_ENV` and no `.venv` in the working directory or
+/// above it. When it finds nothing, the detector's own search runs and its error keeps the
+/// fix-it commands.
+fn ort_library_beside_executable() -> Option<PathBuf> {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    if set("ORT_DYLIB_PATH") || set("VIRTUAL_ENV") {
+        return None;
+    }
+    let cwd = std::env::current_dir().ok()?;
+    if cwd.ancestors().any(|a| a.join(".venv").is_dir()) {
+        return None;
+    }
+    let exe = std::env::current_exe().ok()?.canonicalize().ok()?;
+    let found = exe
+        .ancestors()
+        .skip(1)
+        .find_map(|dir| venv_library(&dir.join(".venv")));
+    if let Some(lib) = &found {
+        tracing::debug!(library = %lib.display(), "ONNX Runtime of the .venv beside the executable");
+    }
+    found
+}
+
+/// `.venv/lib*/python*/site-packages/onnxruntime/capi/libonnxruntime.so*` (the longest,
+/// versioned name).
+fn venv_library(venv: &Path) -> Option<PathBuf> {
+    let mut libs = Vec::new();
+    for lib in ["lib", "lib64"] {
+        let Ok(pys) = std::fs::read_dir(venv.join(lib)) else {
+            continue;
+        };
+        for py in pys.flatten() {
+            let capi = py.path().join("site-packages/onnxruntime/capi");
+            let Ok(entries) = std::fs::read_dir(capi) else {
+                continue;
+            };
+            libs.extend(entries.flatten().map(|e| e.path()).filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("libonnxruntime.so"))
+                    && p.is_file()
+            }));
+        }
+    }
+    libs.sort_by_key(|p| (p.as_os_str().len(), p.clone()));
+    libs.pop()
+}
+
 /// Build the engine.
 ///
 /// # Errors
@@ -71,7 +127,7 @@ pub fn build(cfg: &EngineConfig) -> anyhow::Result<Box<dyn Engine>> {
     if let Some(f) = &m.fine {
         b = b.fine(f);
     }
-    if let Some(l) = &cfg.ort_lib {
+    if let Some(l) = cfg.ort_lib.clone().or_else(ort_library_beside_executable) {
         b = b.ort_library(l);
     }
     if cfg.keep_outside_lung {
@@ -90,6 +146,13 @@ pub fn build(cfg: &EngineConfig) -> anyhow::Result<Box<dyn Engine>> {
         };
     }
     let detector = b.build().context("cannot set up the detector")?;
+    if cfg.strict_device && detector.device() != device {
+        anyhow::bail!(
+            "--device {device} is unavailable here (see the warning above) and --strict-device \
+             forbids running on {} instead",
+            detector.device()
+        );
+    }
     let ident = |p: &Option<PathBuf>| -> anyhow::Result<serde_json::Value> {
         p.as_deref()
             .map_or(Ok(serde_json::Value::Null), model_identity)
