@@ -109,12 +109,27 @@ def findings(name: str):
     return [lambda p: bool(np.all(p >= lo) and np.all(p <= hi))], []
 
 
+def lidc_midline_x() -> float:
+    """LPS x of LIDC-IDRI-0001's body midline (mean x of voxels > -500 HU, every 4th slice)."""
+    import SimpleITK as sitk
+
+    r = sitk.ImageSeriesReader()
+    r.SetFileNames(r.GetGDCMSeriesFileNames(os.path.join(DATA, SERIES["lidc0001"][0])))
+    img = r.Execute()
+    hu = sitk.GetArrayFromImage(img)[::4]
+    xs = np.nonzero(hu > -500)[2]
+    return float(img.GetOrigin()[0] + img.GetSpacing()[0] * xs.mean())
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("candidates")
     ap.add_argument("timings")
     ap.add_argument("--model", default=os.path.join(HERE, "..", "fine-v7.onnx"))
     ap.add_argument("--threshold", type=float, default=None, help="operating point (default: the model's)")
+    ap.add_argument("--split", choices=("all", "train", "val"), default="all",
+                    help="which backgrounds: train = A0002 and LIDC-IDRI-0001's right lung, val = A0001 and its "
+                         "left lung (robust.py's split), all = every series whole")
     a = ap.parse_args()
     if not os.path.isdir(DATA):
         print(f"no real data at {DATA}; skipped")
@@ -133,11 +148,20 @@ def main():
     print("|---|---|---|" + "---|" * len(ths) + "---|---|")
     fps = {t: [] for t in ths}
     above = {}
-    for name in SERIES:
+    use = {"all": list(SERIES), "train": ["A2sharp", "A2smooth", "lidc0001"],
+           "val": ["A1a", "A1b", "lidc0001"]}[a.split]
+    for name in use:
         if name not in times:
             continue
         true, exc = findings(name)
         cs = [r for r in cands if r["seriesuid"] == name]
+        if name == "lidc0001" and a.split != "all":
+            mid = lidc_midline_x()
+            left = a.split == "val"
+            cs = [r for r in cs if (float(r["coordX"]) >= mid) == left]
+            name_shown = f"lidc0001 ({'left' if left else 'right'} lung)"
+        else:
+            name_shown = name
         p = lambda r: float(r["probability"])  # noqa: E731
         xyz = lambda r: np.array([float(r["coordX"]), float(r["coordY"]), float(r["coordZ"])])  # noqa: E731
         lung = [r for r in cs if r["in_lung"] == "1"]
@@ -145,7 +169,7 @@ def main():
         is_exc = lambda r: any(f(xyz(r)) for f in exc)  # noqa: E731
         fp = [r for r in lung if not is_true(r) and not is_exc(r)]
         hits = [p(r) for r in lung if is_true(r)]
-        row = [name, times[name].get("n_fine_evaluated", "?"), times[name]["detect_s"]]
+        row = [name_shown, times[name].get("n_fine_evaluated", "?"), times[name]["detect_s"]]
         for t in ths:
             n = sum(1 for r in fp if p(r) >= t)
             fps[t].append(n)
