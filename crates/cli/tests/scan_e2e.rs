@@ -999,3 +999,84 @@ fn luna16_layout_scan_then_eval_gives_the_whole_froc_and_size_tables() {
         .expect("svg")
         .contains("<polyline"));
 }
+
+/// Issue 21, item 4: a rerun into the same `--out` without `--thumbnails` deleted the earlier
+/// thumbnails without a word. Files of an earlier run that a rerun does not write again (the
+/// heatmap, thumbnails, thumbnails beyond a smaller `--thumbnails-top`) are removed, since they
+/// would describe other results, and stderr and `scan.json` say which.
+#[test]
+fn a_rerun_that_drops_earlier_outputs_says_so() {
+    if !ort_available() {
+        return;
+    }
+    let (dir, input) = good_folder(1);
+    let out = dir.path().join("out");
+    let args = ["--thumbnails", "--thumbnails-top", "3", "--heatmap"];
+    assert_eq!(code(&scan(&[&input], &out, &args, &[])), 0);
+    let scan_dir = std::fs::read_dir(out.join("scans"))
+        .expect("scans")
+        .flatten()
+        .next()
+        .expect("one scan")
+        .path();
+    let thumbs = |d: &Path| std::fs::read_dir(d.join("thumbnails")).map_or(0, |r| r.count());
+    let n = thumbs(&scan_dir);
+    assert!(n >= 2, "the test needs at least two thumbnails ({n})");
+    assert!(scan_dir.join("heatmap.nii.gz").is_file());
+    let warnings = |d: &Path| -> Vec<String> {
+        let j: serde_json::Value =
+            serde_json::from_slice(&bytes(&d.join("scan.json"))).expect("scan.json");
+        j["warnings"]
+            .as_array()
+            .expect("warnings")
+            .iter()
+            .map(|w| w.as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+
+    // The same request again: everything rewritten, nothing to say.
+    let o = scan(&[&input], &out, &args, &[]);
+    assert_eq!(code(&o), 0);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("removed"));
+
+    // Fewer thumbnails: the extra ones go, named.
+    let o = scan(
+        &[&input],
+        &out,
+        &["--thumbnails", "--thumbnails-top", "1", "--heatmap"],
+        &[],
+    );
+    assert_eq!(code(&o), 0);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning: scans/")
+            && err.contains("removed")
+            && err.contains("candidate-002.png"),
+        "{err}"
+    );
+    assert_eq!(thumbs(&scan_dir), 1);
+
+    // Nothing extra requested: thumbnail and heatmap removed, said on stderr and in scan.json.
+    let o = scan(&[&input], &out, &[], &[]);
+    assert_eq!(code(&o), 0);
+    let err = String::from_utf8_lossy(&o.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.contains("removed"))
+        .unwrap_or_else(|| panic!("no word about the removed files: {err}"));
+    assert!(
+        line.starts_with("warning: scans/")
+            && line.contains("heatmap.nii.gz")
+            && line.contains("thumbnails/candidate-001.png"),
+        "{line}"
+    );
+    assert!(!scan_dir.join("heatmap.nii.gz").exists());
+    assert_eq!(thumbs(&scan_dir), 0);
+    assert!(
+        warnings(&scan_dir)
+            .iter()
+            .any(|w| w.contains("removed") && w.contains("heatmap.nii.gz")),
+        "{:?}",
+        warnings(&scan_dir)
+    );
+}

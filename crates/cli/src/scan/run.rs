@@ -461,6 +461,24 @@ fn write_scan(
         }
     }
 
+    // Files of an earlier run of this scan that this run does not write again (a heatmap or
+    // thumbnails not requested now, fewer thumbnails): they would describe other results, so
+    // they go, and stderr and scan.json say so.
+    let mut removed: Vec<String> = Vec::new();
+    if !ctx.opts.heatmap && paths.heatmap.exists() {
+        std::fs::remove_file(&paths.heatmap)?;
+        removed.push("heatmap.nii.gz".into());
+    }
+    let old_thumbnails: Vec<String> = std::fs::read_dir(&paths.thumbnails)
+        .map(|d| {
+            let mut v: Vec<String> = d
+                .flatten()
+                .map(|e| format!("thumbnails/{}", e.file_name().to_string_lossy()))
+                .collect();
+            v.sort();
+            v
+        })
+        .unwrap_or_default();
     if paths.thumbnails.exists() {
         std::fs::remove_dir_all(&paths.thumbnails)?;
     }
@@ -475,6 +493,25 @@ fn write_scan(
                 outputs.push(format!("thumbnails/{}", name.to_string_lossy()));
             }
         }
+    }
+
+    let gone: Vec<&String> = old_thumbnails
+        .iter()
+        .filter(|t| !outputs.contains(t))
+        .collect();
+    match gone.as_slice() {
+        [] => {}
+        [one] => removed.push((*one).clone()),
+        [first, .., last] => removed.push(format!("{} thumbnails ({first} .. {last})", gone.len())),
+    }
+    if !removed.is_empty() {
+        let w = format!(
+            "removed {} of an earlier run of this scan, which this run does not write \
+             (ask for them with --heatmap / --thumbnails / --thumbnails-top)",
+            removed.join(" and ")
+        );
+        tracing::warn!("scans/{}: {w}", item.id);
+        warnings.push(w);
     }
 
     let mut timings: BTreeMap<String, f64> = BTreeMap::new();
