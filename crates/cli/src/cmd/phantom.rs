@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use speck_phantom::{
-    write_annotations, write_lung_mask, write_scan, AttachmentMix, DensityMix, OutputFormat,
-    PhantomOptions, SizeMix,
+    annotations_csv, excluded_csv, write_lung_mask, write_scan, AttachmentMix, DensityMix,
+    OutputFormat, PhantomOptions, SizeMix, ANNOTATIONS_HEADER, EXCLUDED_HEADER,
 };
 
 /// Arguments of `speck phantom`.
@@ -58,6 +58,76 @@ pub struct Args {
     /// Also write UID_truth.json with every nodule's shape, class and peak HU.
     #[arg(long)]
     pub truth_json: bool,
+    /// Replace an annotations.csv / annotations_excluded.csv in --out that is not a phantom's
+    /// (other columns) instead of refusing. A phantom's own annotation files are always merged:
+    /// the rows of scans generated again are replaced, the others kept.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The annotation files of `speck phantom`, with the header each must have to be merged.
+const ANNOTATION_FILES: [(&str, &str); 2] = [
+    ("annotations.csv", ANNOTATIONS_HEADER),
+    ("annotations_excluded.csv", EXCLUDED_HEADER),
+];
+
+/// The earlier annotation files in `dir`, by name: `None` when absent. A file whose header is not
+/// the phantom's is an error unless `force` (then it is treated as absent, and replaced).
+fn earlier_annotations(dir: &std::path::Path, force: bool) -> anyhow::Result<[Option<String>; 2]> {
+    let mut out = [None, None];
+    for (slot, (name, header)) in out.iter_mut().zip(ANNOTATION_FILES) {
+        let path = dir.join(name);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        if text.lines().next().map(str::trim_end) == Some(header) {
+            *slot = Some(text);
+        } else if force {
+            eprintln!(
+                "warning: {} is not a phantom's annotation file: replaced (--force)",
+                path.display()
+            );
+        } else {
+            anyhow::bail!(
+                "{} exists and is not a phantom's annotation file (its first line is not \
+                 `{header}`): choose another --out, or add --force to replace it",
+                path.display()
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// `new` (a whole file, header first) plus the rows of `old` whose seriesuid is not in `uids`;
+/// returns the text and the seriesuids of the rows kept.
+fn merged(
+    old: Option<&str>,
+    new: &str,
+    uids: &[&str],
+) -> (String, std::collections::BTreeSet<String>) {
+    let mut lines = new.lines();
+    let mut text = String::new();
+    for l in lines.by_ref().take(1) {
+        text.push_str(l);
+        text.push('\n');
+    }
+    let mut scans = std::collections::BTreeSet::new();
+    for row in old.into_iter().flat_map(|o| o.lines().skip(1)) {
+        let uid = row.split(',').next().unwrap_or_default();
+        if row.trim().is_empty() || uids.contains(&uid) {
+            continue;
+        }
+        text.push_str(row);
+        text.push('\n');
+        scans.insert(uid.to_owned());
+    }
+    for l in lines {
+        text.push_str(l);
+        text.push('\n');
+    }
+    (text, scans)
 }
 
 fn triplet<T: std::str::FromStr>(flag: &str, s: &str) -> anyhow::Result<[T; 3]> {
@@ -107,6 +177,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .seed
         .checked_add(args.count - 1)
         .context("--seed + --count overflows u64")?;
+    let earlier = earlier_annotations(&args.out, args.force)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let mut truths = Vec::with_capacity(args.count as usize);
@@ -146,9 +217,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         truths.push(phantom.truth);
     }
-    write_annotations(&args.out, truths.iter())?;
+    let uids: Vec<&str> = truths.iter().map(|t| t.series_uid.as_str()).collect();
+    let new = [annotations_csv(truths.iter()), excluded_csv(truths.iter())];
+    let mut kept_scans = std::collections::BTreeSet::new();
+    for (((name, _), old), new) in ANNOTATION_FILES.iter().zip(&earlier).zip(&new) {
+        let (text, scans) = merged(old.as_deref(), new, &uids);
+        kept_scans.extend(scans);
+        let path = args.out.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let kept = if kept_scans.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", keeping the rows of {} earlier scan(s) already there",
+            kept_scans.len()
+        )
+    };
     eprintln!(
-        "wrote {} scan(s) and {}",
+        "wrote {} scan(s) and {}{kept}",
         truths.len(),
         args.out.join("annotations.csv").display()
     );
