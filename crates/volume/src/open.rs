@@ -1,9 +1,10 @@
 //! `open(path)`: pick the reader from what the path is.
 //!
 //! A directory is a DICOM folder; `.nii`/`.nii.gz` is NIfTI; `.mhd`/`.mha` is MetaImage; any
-//! other file is read as DICOM when it has the `DICM` preamble marker at byte 128.
+//! other file is read as DICOM when it has the `DICM` marker at byte 128 (Part 10), at byte 0
+//! (Part 10 without the preamble), or starts as a bare data set (implicit or explicit VR little
+//! endian, as pydicom reads with `force=True`).
 
-use std::io::Read;
 use std::path::Path;
 
 use crate::{Limits, Volume, VolumeError};
@@ -69,18 +70,9 @@ pub fn detect_format(path: &Path) -> Result<Format, VolumeError> {
     if name.ends_with(".mhd") || name.ends_with(".mha") {
         return Ok(Format::MetaImage);
     }
-    let mut head = [0u8; 132];
-    let mut file = std::fs::File::open(path).map_err(|e| VolumeError::io(path, e))?;
-    let mut got = 0;
-    while got < head.len() {
-        match file.read(&mut head[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(VolumeError::io(path, e)),
-        }
-    }
-    if got == head.len() && &head[128..132] == b"DICM" {
+    // Opened here so that an unreadable file is an I/O error naming it, not "not DICOM".
+    std::fs::File::open(path).map_err(|e| VolumeError::io(path, e))?;
+    if crate::dicom::sniff(path) {
         return Ok(Format::Dicom);
     }
     Err(VolumeError::unsupported(

@@ -1,5 +1,6 @@
 //! `open`/`open_with` pick the reader from the path: folder -> DICOM, `.nii[.gz]` -> NIfTI,
-//! `.mhd`/`.mha` -> MetaImage, other files with `DICM` at byte 128 -> DICOM, else Unsupported.
+//! `.mhd`/`.mha` -> MetaImage, other files with `DICM` at byte 128 -> DICOM (also at byte 0, and
+//! bare data sets: see `dicom_framing.rs`), else Unsupported.
 
 use ndarray::Array3;
 use speck_volume::dicom::{write_series, DicomWriteOptions};

@@ -92,8 +92,8 @@ impl Catalog {
         let headers: Vec<Option<FileHeader>> = files
             .par_iter()
             .map(|p| {
-                if !sniff(p) {
-                    tracing::debug!(path = %p.display(), "not DICOM (no DICM magic at byte 128); skipped");
+                if sniff(p).is_none() {
+                    tracing::debug!(path = %p.display(), "not DICOM (no DICM magic at byte 128 or 0, not a bare data set); skipped");
                     return Ok(None);
                 }
                 match read_header(p) {

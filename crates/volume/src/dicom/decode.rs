@@ -119,9 +119,7 @@ impl PixelSource {
                     format!("no decoder for transfer syntax {}", ts_name(ts)),
                 ));
             }
-            let obj = dicom_object::open_file(path).map_err(|e| {
-                VolumeError::malformed(path, format!("not a readable DICOM file: {e}"))
-            })?;
+            let obj = super::header::open_object(path, h.framing)?;
             Data::Encapsulated(Box::new(obj))
         } else if let Some((offset, len)) = h.native_pixel_data {
             if len < needed {
@@ -145,9 +143,7 @@ impl PixelSource {
             Data::Native(bytes)
         } else {
             // Native but not found by the guard (deflated data set): let dicom-object parse it.
-            let obj = dicom_object::open_file(path).map_err(|e| {
-                VolumeError::malformed(path, format!("not a readable DICOM file: {e}"))
-            })?;
+            let obj = super::header::open_object(path, h.framing)?;
             let element = obj
                 .get(tags::PIXEL_DATA)
                 .ok_or_else(|| VolumeError::malformed(path, "no PixelData"))?;

@@ -13,6 +13,7 @@ use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::StandardDataDictionary;
 
+use super::header::Framing;
 use crate::VolumeError;
 
 /// Deepest nesting of sequences accepted.
@@ -342,9 +343,14 @@ fn meta_header<R: Read + SeekRelative>(
     Ok((group, element, len))
 }
 
-/// Check every length in `path` (already known to start with the 128-byte preamble and `DICM`).
-/// `max_inflated` bounds the inflated size of a deflated data set.
-pub(crate) fn check_lengths(path: &Path, max_inflated: u64) -> Result<Layout, VolumeError> {
+/// Check every length in `path`, framed as `framing` (a Part 10 file with or without the 128-byte
+/// preamble before `DICM`, or a bare data set). `max_inflated` bounds the inflated size of a
+/// deflated data set.
+pub(crate) fn check_lengths(
+    path: &Path,
+    framing: Framing,
+    max_inflated: u64,
+) -> Result<Layout, VolumeError> {
     let bad = |reason: String| VolumeError::malformed(path, format!("corrupt DICOM: {reason}"));
     let file = std::fs::File::open(path).map_err(|e| VolumeError::io(path, e))?;
     let file_len = file.metadata().map_err(|e| VolumeError::io(path, e))?.len();
@@ -355,7 +361,23 @@ pub(crate) fn check_lengths(path: &Path, max_inflated: u64) -> Result<Layout, Vo
         },
         pixel_data: None,
     };
-    w.c.skip(132).map_err(bad)?;
+    let skip = match framing {
+        Framing::Preamble => 132,
+        Framing::NoPreamble => 4,
+        Framing::Raw(ts) => {
+            let enc = if ts == IMPLICIT {
+                Enc::ImplicitLe
+            } else {
+                Enc::ExplicitLe
+            };
+            w.dataset(file_len, enc, 0, false).map_err(bad)?;
+            return Ok(Layout {
+                native_pixel_data: w.pixel_data,
+                transfer_syntax: ts.to_string(),
+            });
+        }
+    };
+    w.c.skip(skip).map_err(bad)?;
     // File meta group, explicit VR little endian, walked exactly as dicom-object 0.10 reads it
     // (`FileMetaTable::from_reader`): the first element must be the group length (0002,0000), a
     // 4-byte UL; then elements, of any group, are read until that many bytes are consumed, and
@@ -502,7 +524,7 @@ mod tests {
         ] {
             let p = dir.path().join("ok.dcm");
             write(&p, ts);
-            let layout = check_lengths(&p, 1 << 20).expect("sound file");
+            let layout = check_lengths(&p, Framing::Preamble, 1 << 20).expect("sound file");
             let (offset, len) = layout.native_pixel_data.expect("pixel data found");
             assert_eq!(len, 32);
             let bytes = std::fs::read(&p).expect("read");
@@ -517,7 +539,7 @@ mod tests {
         let p = dir.path().join("nested.dcm");
         write(&p, uids::IMPLICIT_VR_LITTLE_ENDIAN);
         patch_implicit_length(&p, tags::REFERENCED_SOP_CLASS_UID, 0x7FFF_FFF0);
-        let e = check_lengths(&p, 1 << 20).expect_err("lying nested length");
+        let e = check_lengths(&p, Framing::Preamble, 1 << 20).expect_err("lying nested length");
         assert!(e.to_string().contains("claims 2147483632 bytes"), "{e}");
     }
 
@@ -526,8 +548,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let p = dir.path().join("deflated.dcm");
         write(&p, uids::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN);
-        assert!(check_lengths(&p, 1 << 20).is_ok());
-        match check_lengths(&p, 16) {
+        assert!(check_lengths(&p, Framing::Preamble, 1 << 20).is_ok());
+        match check_lengths(&p, Framing::Preamble, 16) {
             Err(VolumeError::TooLarge { path, .. }) => assert_eq!(path, p),
             other => panic!("expected TooLarge, got {other:?}"),
         }

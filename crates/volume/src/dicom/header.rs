@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
-use dicom_object::{InMemDicomObject, OpenFileOptions};
+use dicom_object::file::ReadPreamble;
+use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
+use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
 use crate::VolumeError;
 
@@ -61,6 +63,87 @@ pub(crate) struct FileHeader {
     pub frames: Vec<FrameGeom>,
     /// Set when the file is multi-frame without per-frame geometry (not readable as a stack).
     pub unsupported: Option<String>,
+    /// How the data set is framed in the file.
+    pub framing: Framing,
+}
+
+/// How a file holds its DICOM data set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// Part 10: 128-byte preamble, `DICM`, file meta group, data set.
+    Preamble,
+    /// Part 10 without the preamble: `DICM` at byte 0, then the file meta group (written by some
+    /// older tools; pydicom and GDCM read it).
+    NoPreamble,
+    /// A bare data set without preamble or file meta group, in the transfer syntax given (implicit
+    /// or explicit VR little endian, told apart by the first element), as pydicom reads it with
+    /// `force=True`.
+    Raw(&'static str),
+}
+
+/// Transfer syntax UID of implicit VR little endian.
+pub(crate) const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
+/// Transfer syntax UID of explicit VR little endian.
+pub(crate) const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
+
+/// Value representations, to tell an explicit-VR data set from an implicit one.
+const VRS: [&[u8; 2]; 34] = [
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"OB",
+    b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM",
+    b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV",
+];
+
+/// A bare data set: the file starts with an element of group 0008 (Identifying: SpecificCharacterSet,
+/// ImageType, SOPClassUID, ... come first in every image), followed by a second element in
+/// ascending order, both within the file. Returns its transfer syntax.
+fn raw_dataset(head: &[u8], file_len: u64) -> Option<&'static str> {
+    let u16_at = |i: usize| head.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |i: usize| {
+        head.get(i..i + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let (group, element) = (u16_at(0)?, u16_at(2)?);
+    if group != 0x0008 {
+        return None;
+    }
+    let vr = head.get(4..6)?;
+    let (ts, next) = if VRS.iter().any(|v| v.as_slice() == vr) {
+        let long = matches!(
+            vr,
+            b"OB"
+                | b"OD"
+                | b"OF"
+                | b"OL"
+                | b"OV"
+                | b"OW"
+                | b"SQ"
+                | b"UC"
+                | b"UN"
+                | b"UR"
+                | b"UT"
+                | b"SV"
+                | b"UV"
+        );
+        if long {
+            (EXPLICIT_VR_LE, 12 + u64::from(u32_at(8)?))
+        } else {
+            (EXPLICIT_VR_LE, 8 + u64::from(u16_at(6)?))
+        }
+    } else {
+        (IMPLICIT_VR_LE, 8 + u64::from(u32_at(4)?))
+    };
+    if next + 8 > file_len {
+        return None;
+    }
+    // The second element, when it lies in the bytes read: same or a later group, later tag.
+    if let Ok(n) = usize::try_from(next) {
+        if let (Some(g2), Some(e2)) = (u16_at(n), u16_at(n + 2)) {
+            if (g2, e2) <= (group, element) {
+                return None;
+            }
+        }
+    }
+    Some(ts)
 }
 
 type Obj = InMemDicomObject;
@@ -111,26 +194,94 @@ fn group_floats(
         })
 }
 
-/// True when the file has the DICOM Part 10 magic `DICM` at byte 128.
-pub(crate) fn sniff(path: &Path) -> bool {
-    let mut buf = [0u8; 132];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .map(|()| &buf[128..] == b"DICM")
-        .unwrap_or(false)
+/// How `path` holds a DICOM data set: `DICM` at byte 128 (Part 10), at byte 0 (Part 10 without
+/// preamble), or a bare data set ([`Framing::Raw`]); `None` when it does not look like DICOM.
+pub(crate) fn sniff(path: &Path) -> Option<Framing> {
+    let mut f = std::fs::File::open(path).ok()?;
+    let file_len = f.metadata().ok()?.len();
+    let mut head = Vec::with_capacity(512);
+    f.by_ref().take(512).read_to_end(&mut head).ok()?;
+    if head.get(128..132) == Some(b"DICM".as_slice()) {
+        return Some(Framing::Preamble);
+    }
+    if head.get(0..4) == Some(b"DICM".as_slice()) {
+        return Some(Framing::NoPreamble);
+    }
+    raw_dataset(&head, file_len).map(Framing::Raw)
 }
 
-/// Parse the header of `path` (which has passed [`sniff`]).
+/// The whole object of a file (pixel data included), whatever its [`Framing`].
+pub(crate) fn open_object(
+    path: &Path,
+    framing: Framing,
+) -> Result<DefaultDicomObject, VolumeError> {
+    let bad = |e: String| VolumeError::malformed(path, format!("not a readable DICOM file: {e}"));
+    match framing {
+        Framing::Preamble => dicom_object::open_file(path).map_err(|e| bad(e.to_string())),
+        Framing::NoPreamble => OpenFileOptions::new()
+            .read_preamble(ReadPreamble::Never)
+            .open_file(path)
+            .map_err(|e| bad(e.to_string())),
+        Framing::Raw(ts) => {
+            let obj = read_raw(path, ts)?;
+            let sop_class = string(&obj, tags::SOP_CLASS_UID).unwrap_or_default();
+            let sop_instance = string(&obj, tags::SOP_INSTANCE_UID).unwrap_or_default();
+            obj.with_meta(
+                dicom_object::FileMetaTableBuilder::new()
+                    .transfer_syntax(ts)
+                    .media_storage_sop_class_uid(sop_class)
+                    .media_storage_sop_instance_uid(sop_instance),
+            )
+            .map_err(|e| bad(e.to_string()))
+        }
+    }
+}
+
+/// A bare data set in transfer syntax `ts` (its lengths already checked by the guard).
+fn read_raw(path: &Path, ts: &str) -> Result<Obj, VolumeError> {
+    let ts = TransferSyntaxRegistry
+        .get(ts)
+        .ok_or_else(|| VolumeError::unsupported(path, format!("transfer syntax {ts}")))?;
+    let file = std::fs::File::open(path).map_err(|e| VolumeError::io(path, e))?;
+    InMemDicomObject::read_dataset_with_ts(std::io::BufReader::new(file), ts).map_err(|e| {
+        VolumeError::malformed(
+            path,
+            format!("not a readable DICOM data set (no preamble or file meta group): {e}"),
+        )
+    })
+}
+
+/// Parse the header of `path` (which has passed [`sniff`]; otherwise read as Part 10).
 ///
 /// `Ok(None)` for a DICOM file that is not an image (DICOMDIR, structured report, ...).
 pub(crate) fn read_header(path: &Path) -> Result<Option<FileHeader>, VolumeError> {
     // No declared length may exceed what the file holds, before dicom-object allocates it.
-    let layout = super::guard::check_lengths(path, crate::Limits::default().max_bytes)?;
-    let file = OpenFileOptions::new()
-        .read_until(tags::PIXEL_DATA)
-        .open_file(path)
-        .map_err(|e| VolumeError::malformed(path, format!("not a readable DICOM file: {e}")))?;
-    let obj: &Obj = &file;
+    let framing = sniff(path).unwrap_or(Framing::Preamble);
+    let layout = super::guard::check_lengths(path, framing, crate::Limits::default().max_bytes)?;
+    let bad = |e: dicom_object::ReadError| {
+        VolumeError::malformed(path, format!("not a readable DICOM file: {e}"))
+    };
+    let file;
+    let raw;
+    let obj: &Obj = match framing {
+        Framing::Preamble | Framing::NoPreamble => {
+            let preamble = if framing == Framing::Preamble {
+                ReadPreamble::Always
+            } else {
+                ReadPreamble::Never
+            };
+            file = OpenFileOptions::new()
+                .read_until(tags::PIXEL_DATA)
+                .read_preamble(preamble)
+                .open_file(path)
+                .map_err(bad)?;
+            &file
+        }
+        Framing::Raw(ts) => {
+            raw = read_raw(path, ts)?;
+            &raw
+        }
+    };
     let (Some(rows), Some(cols)) = (uint(obj, tags::ROWS), uint(obj, tags::COLUMNS)) else {
         tracing::debug!(path = %path.display(), "DICOM file without Rows/Columns skipped (not an image)");
         return Ok(None);
@@ -226,6 +377,7 @@ pub(crate) fn read_header(path: &Path) -> Result<Option<FileHeader>, VolumeError
         _ => bits_allocated,
     };
     Ok(Some(FileHeader {
+        framing,
         path: path.to_path_buf(),
         transfer_syntax: layout.transfer_syntax,
         native_pixel_data: layout.native_pixel_data,

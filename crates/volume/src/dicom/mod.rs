@@ -2,6 +2,13 @@
 //! and writing a volume as a CT series.
 //!
 //! # Reading
+//! A file is DICOM when it is Part 10 (`DICM` at byte 128, after the preamble), Part 10 without
+//! the preamble (`DICM` at byte 0, then the file meta group: some older tools write these, and
+//! pydicom and GDCM read them), or a bare data set with no preamble and no file meta group,
+//! starting with a group 0008 element, in implicit or explicit VR little endian (told apart by the
+//! first element, as pydicom's `force=True` does). Every length is checked before parsing
+//! whichever the framing.
+//!
 //! [`read_series`] searches a folder recursively (files in any order, non-DICOM files skipped),
 //! groups images by SeriesInstanceUID and then by orientation and image size ("stacks"), and loads
 //! `LoadOptions::series_uid` or else the largest axial CT stack; the others are listed in
@@ -70,6 +77,13 @@ mod plan;
 mod read;
 mod uid;
 mod write;
+
+/// True when `path` looks like a DICOM file Speck reads: Part 10 with or without the 128-byte
+/// preamble before `DICM`, or a bare data set (no preamble, no file meta group) in implicit or
+/// explicit VR little endian starting with a group 0008 element.
+pub(crate) fn sniff(path: &Path) -> bool {
+    header::sniff(path).is_some()
+}
 
 /// One series found in a folder.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

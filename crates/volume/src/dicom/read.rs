@@ -18,6 +18,11 @@ use crate::{
 /// HU given to voxels that a tilt correction shifts in from outside the field of view.
 const OUTSIDE_HU: f32 = -1024.0;
 
+/// Why a file is not read as DICOM.
+pub(crate) const NOT_DICOM: &str =
+    "not a DICOM file (no \"DICM\" magic at byte 128 or 0, and not a \
+     bare data set starting with a group 0008 element)";
+
 /// Stacks of one series whose orientation differs by less than this from the chosen stack (but
 /// more than [`super::catalog::SAME_ORIENTATION`]), or whose size differs, and that sit among the
 /// chosen stack's slices, are inconsistent slices rather than a separate stack.
@@ -28,11 +33,8 @@ pub(crate) fn read_series(path: &Path, options: &LoadOptions) -> Result<Volume, 
     let (catalog, must_contain) = if meta.is_dir() {
         (Catalog::build(&list_files(path, true)?, false)?, None)
     } else {
-        if !sniff(path) {
-            return Err(VolumeError::malformed(
-                path,
-                "not a DICOM file (no \"DICM\" magic at byte 128)",
-            ));
+        if sniff(path).is_none() {
+            return Err(VolumeError::malformed(path, NOT_DICOM));
         }
         let header = read_header(path)?.ok_or_else(|| VolumeError::NotFound {
             path: path.to_path_buf(),
@@ -81,11 +83,8 @@ pub(crate) fn read_pixels(
     path: &Path,
     limits: &Limits,
 ) -> Result<ndarray::Array3<f64>, VolumeError> {
-    if !sniff(path) {
-        return Err(VolumeError::malformed(
-            path,
-            "not a DICOM file (no \"DICM\" magic at byte 128)",
-        ));
+    if sniff(path).is_none() {
+        return Err(VolumeError::malformed(path, NOT_DICOM));
     }
     let h = read_header(path)?
         .ok_or_else(|| VolumeError::malformed(path, "this DICOM file holds no image"))?;
