@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use serde_json::{json, Value};
 use speck_volume::{detect_format, open_with, Format, LoadOptions, Volume};
 
+use crate::scan::discover::{discover, Format as ScanFormat, Plan};
+
 /// Arguments of `speck info`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,27 +23,217 @@ pub struct Args {
 }
 
 /// Run `speck info`: exit 0 after printing; a load error is returned (non-zero exit, message).
+///
+/// A folder is searched as `speck scan` searches it. When it holds one scan (a single NIfTI or
+/// MetaImage file, or DICOM series only), that scan is loaded and shown; when it holds several
+/// NIfTI/MetaImage files (or those and DICOM series), they are listed; when it holds nothing
+/// readable, the error names each file's problem.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut path = args.path.clone();
+    let mut series = args.series.clone();
+    let mut not_read: Vec<(String, String)> = Vec::new();
+    let mut note = None;
+    if args.path.is_dir() && args.series.is_none() {
+        let items = discover(std::slice::from_ref(&args.path), &[]);
+        let mut scans = Vec::new();
+        for item in &items {
+            match &item.plan {
+                Plan::Scan {
+                    format,
+                    path,
+                    series_uid,
+                    ..
+                } => scans.push((*format, path.clone(), series_uid.clone())),
+                Plan::Fail { reason } => {
+                    not_read.push((item.source.display().to_string(), reason.clone()));
+                }
+            }
+        }
+        let files = scans.iter().filter(|s| s.0 != ScanFormat::Dicom).count();
+        if scans.is_empty() {
+            anyhow::bail!("{}", nothing_readable(&args.path));
+        } else if files > 0 && scans.len() == 1 {
+            path = scans[0].1.clone();
+            series = scans[0].2.clone();
+            note = Some(format!(
+                "the only scan in {} (a {} file)",
+                args.path.display(),
+                format_name(scans[0].0)
+            ));
+        } else if files > 0 {
+            return list(&args, &scans, &not_read);
+        }
+        // DICOM series only: the folder as before (the largest axial CT stack, the others listed).
+    }
     let options = LoadOptions {
-        series_uid: args.series.clone(),
+        series_uid: series,
         ..LoadOptions::default()
     };
     // VolumeError already names the file and the reason (its Display includes its source).
-    let volume = open_with(&args.path, &options).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let volume = open_with(&path, &options).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut report = report(&volume);
-    if let Ok(format) = detect_format(&args.path) {
+    if let Ok(format) = detect_format(&path) {
         report["format"] = json!(match format {
             Format::Dicom => "dicom",
             Format::Nifti => "nifti",
             Format::MetaImage => "metaimage",
         });
     }
+    if let Some(n) = &note {
+        report["note"] = json!(n);
+    }
+    report["not_read"] = not_read
+        .iter()
+        .map(|(p, r)| json!({"path": p, "reason": r}))
+        .collect();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", text(&volume, &report));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn format_name(f: ScanFormat) -> &'static str {
+    match f {
+        ScanFormat::Dicom => "dicom",
+        ScanFormat::Nifti => "nifti",
+        ScanFormat::MetaImage => "metaimage",
+    }
+}
+
+/// A folder holding several scans: list them, and how to look at one.
+fn list(
+    args: &Args,
+    scans: &[(ScanFormat, PathBuf, Option<String>)],
+    not_read: &[(String, String)],
+) -> anyhow::Result<ExitCode> {
+    if args.json {
+        let v = json!({
+            "path": args.path.display().to_string(),
+            "scans": scans.iter().map(|(f, p, s)| json!({
+                "format": format_name(*f),
+                "path": p.display().to_string(),
+                "seriesuid": s,
+            })).collect::<Vec<_>>(),
+            "not_read": not_read.iter().map(|(p, r)| json!({"path": p, "reason": r})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut s = format!(
+        "{} holds {} scans (`speck info` one of them):\n",
+        args.path.display(),
+        scans.len()
+    );
+    for (f, p, series) in scans {
+        match series {
+            Some(uid) => s.push_str(&format!(
+                "  {:<10} {}  (speck info {} --series {uid})\n",
+                format_name(*f),
+                p.display(),
+                p.display()
+            )),
+            None => s.push_str(&format!("  {:<10} {}\n", format_name(*f), p.display())),
+        }
+    }
+    for (p, r) in not_read {
+        s.push_str(&format!("  not read   {p}: {r}\n"));
+    }
+    print!("{s}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Files named per folder, at most, when a folder holds nothing readable (the others of that
+/// folder are counted); and files whose problem is looked at, at most, in all.
+const FILES_NAMED_PER_FOLDER: usize = 3;
+const FILES_CHECKED: usize = 2000;
+
+/// What is wrong with one file that `speck scan` would offer to a reader: the reader's error,
+/// from its header alone.
+fn problem(f: &std::path::Path) -> String {
+    let res = if crate::scan::discover::format_of(f).is_some() {
+        speck_volume::open(f).map(drop)
+    } else {
+        speck_volume::dicom::check_file(f)
+    };
+    let why = match res {
+        Err(e) => e.to_string(),
+        Ok(()) => "readable by itself: try `speck info` on this file".into(),
+    };
+    let path = f.display().to_string();
+    why.strip_prefix(&format!("{path}: "))
+        .map(str::to_owned)
+        .unwrap_or(why)
+}
+
+/// The error for a folder in which nothing is a scan: per folder, the first files with their
+/// reader's error (files with the same error as the one before are counted, not repeated).
+fn nothing_readable(dir: &std::path::Path) -> String {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for p in rd.flatten().map(|e| e.path()) {
+            match std::fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() => stack.push(p),
+                Ok(_) if files.len() < FILES_CHECKED => files.push(p),
+                _ => {}
+            }
+        }
+    }
+    files.sort();
+    let mut s = format!(
+        "{} holds no DICOM series, NIfTI or MetaImage file Speck can read",
+        dir.display()
+    );
+    if files.is_empty() {
+        s.push_str(" (it holds no file)");
+        return s;
+    }
+    s.push(':');
+    let mut by_folder: std::collections::BTreeMap<PathBuf, Vec<PathBuf>> = Default::default();
+    for f in files {
+        let folder = f.parent().map(PathBuf::from).unwrap_or_default();
+        by_folder.entry(folder).or_default().push(f);
+    }
+    for (folder, files) in by_folder {
+        let mut named = 0;
+        let mut last: Option<String> = None;
+        let mut same = 0usize;
+        for f in &files {
+            if named == FILES_NAMED_PER_FOLDER {
+                break;
+            }
+            let why = problem(f);
+            if last.as_deref() == Some(why.as_str()) {
+                same += 1;
+                continue;
+            }
+            let rel = f.strip_prefix(dir).unwrap_or(f).display().to_string();
+            s.push_str(&format!("\n  {rel}: {why}"));
+            last = Some(why);
+            named += 1;
+        }
+        let rest = files.len() - named;
+        if rest > 0 {
+            let rel = folder
+                .strip_prefix(dir)
+                .unwrap_or(&folder)
+                .display()
+                .to_string();
+            let rel = if rel.is_empty() { ".".into() } else { rel };
+            let how = if same == rest {
+                " with the same problem"
+            } else {
+                ""
+            };
+            s.push_str(&format!("\n  ... and {rest} more file(s) in {rel}/{how}"));
+        }
+    }
+    s
 }
 
 /// The JSON report. Keys: `size_xyz`, `spacing_xyz_mm`, `origin_lps_mm`, `direction` (row-major
@@ -128,6 +320,19 @@ fn text(volume: &Volume, r: &Value) -> String {
         for (i, o) in p.other_series.iter().enumerate() {
             line(if i == 0 { "other series" } else { "" }, o.clone());
         }
+    }
+    if let Some(n) = r["note"].as_str() {
+        line("note", n.to_owned());
+    }
+    for (i, nr) in r["not_read"].as_array().into_iter().flatten().enumerate() {
+        line(
+            if i == 0 { "not read" } else { "" },
+            format!(
+                "{}: {}",
+                nr["path"].as_str().unwrap_or_default(),
+                nr["reason"].as_str().unwrap_or_default()
+            ),
+        );
     }
     if p.warnings.is_empty() {
         line("warnings", "none".into());

@@ -288,7 +288,8 @@ fn orphan_folders(
             None,
             format!(
                 "{n} file(s) here are not a readable image series (not DICOM, corrupt, or \
-                 non-image DICOM objects); `speck info` or -v names each file's problem"
+                 non-image DICOM objects); `speck info {}` names each file's problem",
+                dir.display()
             ),
         ));
     }

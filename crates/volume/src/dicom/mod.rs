@@ -128,6 +128,26 @@ pub fn scan_series(path: &Path) -> Result<Vec<SeriesInfo>, VolumeError> {
     Ok(infos)
 }
 
+/// Check one file as the series reader would, reading its header only (not its pixels, nor its
+/// siblings): `Ok(())` for a DICOM image file.
+///
+/// # Errors
+/// [`VolumeError::Malformed`] naming the file when it is not DICOM (no `DICM` at byte 128 or 0,
+/// not a bare data set) or its header is corrupt; [`VolumeError::NotFound`] for a DICOM file that
+/// holds no image (a DICOMDIR, a structured report, ...); [`VolumeError::Io`].
+pub fn check_file(path: &Path) -> Result<(), VolumeError> {
+    if !sniff(path) {
+        return Err(VolumeError::malformed(path, read::NOT_DICOM));
+    }
+    match header::read_header(path)? {
+        Some(_) => Ok(()),
+        None => Err(VolumeError::NotFound {
+            path: path.to_path_buf(),
+            reason: "a DICOM file that holds no image (no Rows/Columns)".into(),
+        }),
+    }
+}
+
 /// Read one series under `path` into a volume: `options.series_uid`, or the largest axial CT stack
 /// (see the [module docs](self) for sorting, geometry and what is handled or refused).
 ///
