@@ -53,7 +53,10 @@ fn info_reads_every_format_scan_reads_and_names_each_files_problem() {
     let o = info(&[one.to_str().expect("utf-8"), "--json"]);
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(j["format"], "nifti");
-    assert_eq!(j["size_xyz"], serde_json::json!([128, 128, 48]));
+    assert_eq!(j["shape_zyx"], serde_json::json!([48, 128, 128]));
+    // One naming scheme (issue 21, item 10): the keys of scan.json, in z,y,x order, no f32 noise.
+    assert_eq!(j["spacing_zyx_mm"], serde_json::json!([2.0, 1.2, 1.2]));
+    assert_eq!(j["seriesuid"], serde_json::json!(uid));
 
     // Several scans: listed, with how to look at each.
     let many = d.join("many");

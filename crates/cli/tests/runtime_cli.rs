@@ -187,3 +187,81 @@ fn the_repository_venv_onnx_runtime_is_found_from_any_working_directory() {
         "{err}"
     );
 }
+
+/// Item 10: one naming scheme and rounded numbers. `scan.json` and `speck info --json` share
+/// `shape_zyx`, `spacing_zyx_mm` and `seriesuid` (z,y,x like `--size`/`--spacing`), spacing and
+/// the threshold without `f32` noise, timings to 4 decimals; the report shows the models as text
+/// and no shard on an unsharded run; `--dry-run` names readers as `summary.csv` does; the help
+/// lists `merge`, and `demo --help` mentions no `--jobs`.
+#[test]
+fn outputs_share_one_naming_scheme_and_rounded_numbers() {
+    if !ort_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let input = one_scan(d);
+    let exe = Path::new(env!("CARGO_BIN_EXE_speck"));
+    let inp = input.display().to_string();
+    let o = scan_from(d, exe, &[&inp, "--out", "out", "--threshold", "0.01"], &[]);
+    assert_eq!(code(&o), 0);
+    let scan_dir = std::fs::read_dir(d.join("out/scans"))
+        .expect("scans")
+        .flatten()
+        .next()
+        .expect("one scan")
+        .path();
+    let text = std::fs::read_to_string(scan_dir.join("scan.json")).expect("scan.json");
+    let rec: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(rec["shape_zyx"], serde_json::json!([48, 128, 128]));
+    assert_eq!(rec["spacing_zyx_mm"], serde_json::json!([2.0, 1.2, 1.2]));
+    assert!(rec.get("spacing_xyz_mm").is_none(), "{text}");
+    assert_eq!(rec["models"]["threshold"], serde_json::json!(0.01));
+    for (k, v) in rec["timings_s"].as_object().expect("timings") {
+        let decimals = v.to_string().split('.').nth(1).map_or(0, str::len);
+        assert!(decimals <= 4, "{k}: {v}");
+    }
+    for (k, v) in rec["counts"].as_object().expect("counts") {
+        let decimals = v.to_string().split('.').nth(1).map_or(0, str::len);
+        assert!(decimals <= 6, "{k}: {v}");
+    }
+
+    let info = Command::new(exe)
+        .args(["info", "--json", &inp])
+        .output()
+        .expect("info");
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).expect("info json");
+    for key in ["shape_zyx", "spacing_zyx_mm", "seriesuid", "format"] {
+        assert_eq!(info[key], rec[key], "{key}");
+    }
+
+    let report = std::fs::read_to_string(d.join("out/report.html")).expect("report");
+    assert!(
+        report.contains("models: coarse blob_coarse_2mm.onnx (")
+            && report.contains("fine blob_fine_1mm.onnx (")
+            && report.contains("threshold 0.01"),
+        "models as text"
+    );
+    assert!(
+        !report.contains("&quot;coarse&quot;"),
+        "raw JSON in the report"
+    );
+    assert!(!report.contains("shard 0/1"), "a shard on an unsharded run");
+
+    let o = scan_from(d, exe, &[&inp, "--out", "dry", "--dry-run"], &[]);
+    let listed = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(listed.contains("\tnifti\t"), "{listed}");
+    let summary = read_csv(&d.join("out/summary.csv"));
+    assert_eq!(summary[0]["format"], "nifti");
+
+    let help = |args: &[&str]| {
+        let o = Command::new(exe).args(args).output().expect("help");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let top = help(&["--help"]);
+    assert!(
+        top.lines().next().is_some_and(|l| l.contains("merge")) && top.contains("  merge "),
+        "{top}"
+    );
+    assert!(!help(&["demo", "--help"]).contains("--jobs"));
+}

@@ -102,7 +102,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     speck_phantom::write_annotations(&phantoms_dir, &truths).context("writing annotations")?;
     let t_gen = t0.elapsed().as_secs_f64();
 
-    eprintln!("speck demo: 2/3 scanning with {}", engine.describe());
+    eprintln!(
+        "speck demo: 2/3 scanning with {}",
+        crate::scan::detector::models_text(&engine.describe())
+    );
     let t1 = Instant::now();
     let items = discover::discover(std::slice::from_ref(&phantoms_dir), &[]);
     let opts = run::Options {

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use speck_volume::{detect_format, open_with, Format, LoadOptions, Volume};
 
 use crate::scan::discover::{discover, Format as ScanFormat, Plan};
+use crate::scan::run::round_to;
 
 /// Arguments of `speck info`.
 #[derive(clap::Args)]
@@ -236,9 +237,10 @@ fn nothing_readable(dir: &std::path::Path) -> String {
     s
 }
 
-/// The JSON report. Keys: `size_xyz`, `spacing_xyz_mm`, `origin_lps_mm`, `direction` (row-major
-/// 3x3, columns are the x, y, z axis directions in LPS), `hu_min`, `hu_max`, `hu_mean`,
-/// `series_uid`, `warnings`, plus `source`, `patient_id`, `study_uid`, `other_series`, and
+/// The JSON report, named as `scan.json` and the CSVs are (docs/cli.md, "Names and axis order").
+/// Keys: `shape_zyx` (voxels), `spacing_zyx_mm`, `origin_lps_mm` (a world point: x, y, z),
+/// `direction` (row-major 3x3, columns are the x, y, z axis directions in LPS), `hu_min`,
+/// `hu_max`, `hu_mean`, `seriesuid`, `warnings`, plus `source`, `patient_id`, `study_uid`, `other_series`, and
 /// `instance_numbers` (first and last InstanceNumber along z, DICOM only). `run` adds `format`
 /// (`dicom`, `nifti` or `metaimage`).
 pub fn report(volume: &Volume) -> Value {
@@ -247,15 +249,15 @@ pub fn report(volume: &Volume) -> Value {
     let (hu_min, hu_max, hu_mean) = volume.hu_stats();
     let instances: Vec<i32> = p.slices.iter().filter_map(|s| s.instance_number).collect();
     json!({
-        "size_xyz": volume.size_xyz(),
-        "spacing_xyz_mm": g.spacing.xyz(),
-        "origin_lps_mm": g.origin.to_array().map(|v| v + 0.0),
+        "shape_zyx": volume.shape_zyx(),
+        "spacing_zyx_mm": g.spacing.zyx().map(|v| round_to(v, 6)),
+        "origin_lps_mm": g.origin.to_array().map(|v| round_to(v, 6)),
         // `+ 0.0` turns -0.0 into 0.0 so that the JSON reads cleanly.
-        "direction": g.direction.rows().map(|r| r.map(|v| v + 0.0)),
+        "direction": g.direction.rows().map(|r| r.map(|v| round_to(v, 9))),
         "hu_min": hu_min,
         "hu_max": hu_max,
-        "hu_mean": hu_mean,
-        "series_uid": p.series_uid,
+        "hu_mean": round_to(hu_mean, 3),
+        "seriesuid": p.series_uid,
         "warnings": p.warnings,
         "source": p.source,
         "patient_id": p.patient_id,
@@ -275,9 +277,9 @@ fn fmt3(v: [f64; 3], prec: usize) -> String {
 fn text(volume: &Volume, r: &Value) -> String {
     let g = volume.geometry();
     let p = volume.provenance();
-    let [nx, ny, nz] = volume.size_xyz();
+    let [nz, ny, nx] = volume.shape_zyx();
     let mut s = String::new();
-    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<14}{v}\n"));
+    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<19}{v}\n"));
     if let Some(src) = &p.source {
         let format = r["format"]
             .as_str()
@@ -289,10 +291,13 @@ fn text(volume: &Volume, r: &Value) -> String {
     if let Some(id) = &p.patient_id {
         line("patient", id.clone());
     }
-    line("size (x,y,z)", format!("{nx} x {ny} x {nz} voxels"));
-    line("spacing", format!("{} mm", fmt3(g.spacing.xyz(), 4)));
+    line("shape (z,y,x)", format!("{nz} x {ny} x {nx} voxels"));
     line(
-        "origin (LPS)",
+        "spacing (z,y,x)",
+        format!("{} mm", fmt3(g.spacing.zyx(), 4)),
+    );
+    line(
+        "origin (LPS x,y,z)",
         format!("{} mm", fmt3(g.origin.to_array(), 3)),
     );
     let rows = g.direction.rows().map(|r| r.map(|v| v + 0.0));
@@ -367,8 +372,8 @@ mod tests {
         };
         let v = Volume::new(vox, g, prov).expect("volume");
         let r = report(&v);
-        assert_eq!(r["size_xyz"], json!([4, 3, 2]));
-        assert_eq!(r["spacing_xyz_mm"], json!([0.7, 0.8, 2.5]));
+        assert_eq!(r["shape_zyx"], json!([2, 3, 4]));
+        assert_eq!(r["spacing_zyx_mm"], json!([2.5, 0.8, 0.7]));
         assert_eq!(r["origin_lps_mm"], json!([1.0, 2.0, 3.0]));
         // Row-major; column 1 (the y axis) points to +S.
         assert_eq!(r["direction"][2][1], json!(-1.0));
@@ -377,11 +382,12 @@ mod tests {
         assert_eq!(r["hu_min"], json!(-1000));
         assert_eq!(r["hu_max"], json!(400));
         let mean = r["hu_mean"].as_f64().expect("mean");
-        assert!((mean - (-1000.0 * 23.0 + 400.0) / 24.0).abs() < 1e-9);
-        assert_eq!(r["series_uid"], json!("1.2.3"));
+        // Rounded to 3 decimals.
+        assert!((mean - (-1000.0 * 23.0 + 400.0) / 24.0).abs() < 1e-3);
+        assert_eq!(r["seriesuid"], json!("1.2.3"));
         assert_eq!(r["warnings"], json!(["w1"]));
         let t = text(&v, &r);
-        assert!(t.contains("4 x 3 x 2 voxels") && t.contains("w1"), "{t}");
+        assert!(t.contains("2 x 3 x 4 voxels") && t.contains("w1"), "{t}");
     }
 
     #[test]

@@ -36,7 +36,8 @@ pub struct EngineArgs {
     /// partition that must not run on the CPU).
     #[arg(long)]
     pub strict_device: bool,
-    /// ONNX Runtime threads per scan; default: the available cores divided by --jobs.
+    /// ONNX Runtime threads per scan; default: the available cores (divided by the scans run at
+    /// once).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Path to libonnxruntime.so (else ORT_DYLIB_PATH, else an installed Python onnxruntime).
@@ -308,7 +309,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         for it in &mine {
             match &it.plan {
                 discover::Plan::Scan { format, path, .. } => {
-                    println!("{}\t{}\t{:?}\t{}", it.id, it.uid, format, path.display());
+                    let format = run::format_name(*format);
+                    println!("{}\t{}\t{format}\t{}", it.id, it.uid, path.display());
                 }
                 discover::Plan::Fail { reason } => {
                     println!("{}\t{}\tfail\t{reason}", it.id, it.uid);
@@ -330,8 +332,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot create the output folder {}", run_dir.display()))?;
     let mut facts = vec![
         format!("speck {}", env!("CARGO_PKG_VERSION")),
-        format!("models: {}", engine.describe()),
-        format!("{} scan(s) in this run (shard {shard})", mine.len()),
+        format!(
+            "models: {}",
+            crate::scan::detector::models_text(&engine.describe())
+        ),
+        if shard.is_split() {
+            format!("{} scan(s) in this run (shard {shard})", mine.len())
+        } else {
+            format!("{} scan(s) in this run", mine.len())
+        },
     ];
     if budget != u64::MAX {
         facts.push(format!("memory budget: {}", memory::gib(budget)));

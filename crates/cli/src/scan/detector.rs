@@ -108,6 +108,41 @@ fn venv_library(venv: &Path) -> Option<PathBuf> {
     libs.pop()
 }
 
+/// The models of [`Engine::describe`] as one line a person reads: `coarse coarse-v7.onnx
+/// (412 KiB, fnv1a64 0123abcd…), fine fine-v7.onnx (…); outside the lung: drop; threshold 0.01`.
+pub fn models_text(models: &serde_json::Value) -> String {
+    let model = |role: &str| -> Option<String> {
+        let m = models.get(role)?.as_object()?;
+        let file = m.get("file")?.as_str()?;
+        let kib = m
+            .get("bytes")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+            / 1024;
+        let hash = m
+            .get("fnv1a64")
+            .and_then(serde_json::Value::as_str)
+            .map(|h| format!(", fnv1a64 {}", &h[..h.len().min(8)]))
+            .unwrap_or_default();
+        Some(format!("{role} {file} ({kib} KiB{hash})"))
+    };
+    let mut parts: Vec<String> = ["coarse", "fine"].into_iter().filter_map(model).collect();
+    if parts.is_empty() {
+        parts.push("none".into());
+    }
+    let mut s = parts.join(", ");
+    if let Some(o) = models
+        .get("outside_lung")
+        .and_then(serde_json::Value::as_str)
+    {
+        s.push_str(&format!("; outside the lung: {o}"));
+    }
+    if let Some(t) = models.get("threshold").and_then(serde_json::Value::as_f64) {
+        s.push_str(&format!("; threshold {}", super::run::round_to(t, 6)));
+    }
+    s
+}
+
 /// Build the engine.
 ///
 /// # Errors
@@ -165,7 +200,7 @@ pub fn build(cfg: &EngineConfig) -> anyhow::Result<Box<dyn Engine>> {
     // Only when given, so that runs without it keep resuming runs made before the flag existed;
     // a run with another threshold redoes its scans on --resume.
     if let Some(t) = cfg.threshold {
-        models["threshold"] = serde_json::json!(t);
+        models["threshold"] = serde_json::json!(super::run::round_to(f64::from(t), 6));
     }
     let operating_point = detector
         .fine_model()

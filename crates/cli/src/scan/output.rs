@@ -161,13 +161,16 @@ pub struct ScanRecord {
     pub patient_id: Option<String>,
     /// Shape `[z, y, x]`.
     pub shape_zyx: [usize; 3],
-    /// Spacing `[x, y, z]`, mm.
-    pub spacing_xyz_mm: [f64; 3],
+    /// Spacing `[z, y, x]`, mm, to 6 decimals (the order of `shape_zyx`, `--spacing` and the
+    /// CSVs' `index_z,index_y,index_x`). Absent (zeros) in records written before it replaced
+    /// `spacing_xyz_mm`, which `--resume` still accepts.
+    #[serde(default)]
+    pub spacing_zyx_mm: [f64; 3],
     /// Number of candidates written.
     pub n_candidates: usize,
     /// Device that actually ran the models.
     pub device: String,
-    /// Seconds per stage (`load`, the detector's stages, `write`, `total`).
+    /// Seconds per stage (`load`, the detector's stages, `write`, `total`), to 4 decimals.
     pub timings_s: std::collections::BTreeMap<String, f64>,
     /// Counts reported by the detector (tiles, raw candidates, ...).
     pub counts: std::collections::BTreeMap<String, serde_json::Value>,

@@ -89,7 +89,27 @@ struct Ctx<'a> {
     interrupted: &'a AtomicBool,
 }
 
-fn format_name(f: Format) -> &'static str {
+/// `v` to `decimals` decimals, so JSON shows `0.7`, not `0.699999988079071` (an `f32` widened).
+pub fn round_to(v: f64, decimals: i32) -> f64 {
+    let k = 10f64.powi(decimals);
+    let r = (v * k).round() / k;
+    if r.is_finite() {
+        r + 0.0
+    } else {
+        v
+    }
+}
+
+/// A JSON number with a fraction rounded to 6 decimals; anything else as it is.
+fn rounded(v: &serde_json::Value) -> serde_json::Value {
+    match v.as_f64() {
+        Some(x) if v.is_f64() => serde_json::json!(round_to(x, 6)),
+        _ => v.clone(),
+    }
+}
+
+/// The reader's name as written in `summary.csv`, `scan.json` and `--dry-run`.
+pub fn format_name(f: Format) -> &'static str {
     match f {
         Format::Dicom => "dicom",
         Format::Nifti => "nifti",
@@ -524,7 +544,7 @@ fn write_scan(
     let total_s = t0.elapsed().as_secs_f64();
     timings.insert("total".into(), total_s);
     let prov = volume.provenance();
-    let spacing = volume.geometry().spacing.xyz();
+    let spacing = volume.geometry().spacing.zyx().map(|v| round_to(v, 6));
     let record = ScanRecord {
         version: RECORD_VERSION,
         scan_id: item.id.clone(),
@@ -536,11 +556,18 @@ fn write_scan(
         study_uid: prov.study_uid.clone(),
         patient_id: prov.patient_id.clone(),
         shape_zyx: volume.shape_zyx(),
-        spacing_xyz_mm: spacing,
+        spacing_zyx_mm: spacing,
         n_candidates: rows.len(),
         device: det.device.clone(),
-        timings_s: timings,
-        counts: det.counts.clone(),
+        timings_s: timings
+            .into_iter()
+            .map(|(k, v)| (k, round_to(v, 4)))
+            .collect(),
+        counts: det
+            .counts
+            .iter()
+            .map(|(k, v)| (k.clone(), rounded(v)))
+            .collect(),
         warnings,
         estimated_peak_bytes: estimate,
         process_peak_rss_bytes: memory::peak_rss_bytes(),
