@@ -1080,3 +1080,40 @@ fn a_rerun_that_drops_earlier_outputs_says_so() {
         warnings(&scan_dir)
     );
 }
+
+/// Issue 21, item 4: scan folders of earlier runs stayed in `scans/` while the run-level CSVs
+/// listed only the latest run, without a word. A run into a folder holding such scan folders
+/// names them on stderr (and deletes nothing).
+#[test]
+fn a_run_names_the_earlier_scan_folders_its_csvs_do_not_list() {
+    if !ort_available() {
+        return;
+    }
+    let (dir, first) = good_folder(1);
+    let second = dir.path().join("second");
+    write(&phantom(29), &second, OutputFormat::Nifti);
+    let out = dir.path().join("out");
+    assert_eq!(code(&scan(&[&first], &out, &[], &[])), 0);
+    let old_id = read_csv(&out.join("summary.csv"))[0]["scan_id"].clone();
+    let o = scan(&[&second], &out, &[], &[]);
+    assert_eq!(code(&o), 0);
+    let err = String::from_utf8_lossy(&o.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.contains("scan folder(s) of earlier runs"))
+        .unwrap_or_else(|| panic!("no word about the earlier scan folder: {err}"));
+    assert!(
+        line.starts_with("warning: ")
+            && line.contains("holds 1 scan folder(s)")
+            && line.contains(&old_id),
+        "{line}"
+    );
+    assert!(
+        out.join("scans").join(&old_id).join("scan.json").is_file(),
+        "nothing deleted"
+    );
+    // Both inputs again: every folder is listed, nothing to say.
+    let o = scan(&[&first, &second], &out, &[], &[]);
+    assert_eq!(code(&o), 0);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("earlier runs"));
+}

@@ -77,6 +77,21 @@ impl EngineArgs {
     }
 }
 
+/// The scan folders under `out/scans/` (those holding a `scan.json`) whose id is not `listed`.
+fn earlier_scan_folders(out: &Path, listed: &std::collections::BTreeSet<&str>) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(out.join("scans")) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = rd
+        .flatten()
+        .filter(|e| e.path().join("scan.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !listed.contains(n.as_str()))
+        .collect();
+    v.sort();
+    v
+}
+
 /// Arguments of `speck scan`.
 #[derive(clap::Args, Debug, Clone)]
 #[command(after_help = "Exit codes:\n  \
@@ -383,6 +398,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if result.interrupted {
         eprintln!("speck scan: rerun the same command with --resume to finish");
+    }
+    if !shard.is_split() {
+        let listed: std::collections::BTreeSet<&str> = all.iter().map(|i| i.id.as_str()).collect();
+        let others = earlier_scan_folders(&args.out, &listed);
+        if !others.is_empty() {
+            let shown: Vec<&str> = others.iter().take(5).map(String::as_str).collect();
+            let more = if others.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            };
+            tracing::warn!(
+                "{} also holds {} scan folder(s) of earlier runs that this run's summary.csv \
+                 and candidates.csv do not list ({}{more}); remove them, or scan into a new \
+                 --out, for a folder that describes one run",
+                args.out.join("scans").display(),
+                others.len(),
+                shown.join(", ")
+            );
+        }
     }
     Ok(if result.interrupted {
         ExitCode::from(EXIT_INTERRUPTED)
