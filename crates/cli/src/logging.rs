@@ -52,8 +52,10 @@ pub fn init(verbose: u8) {
         .init();
 }
 
-/// Drops a warning or error identical (level, message and fields) to one already shown: the same
-/// fallback reported once per model, or per scan, is said once.
+/// Drops a warning from ONNX Runtime's set-up (`speck_detect::runtime`: library, device
+/// fallback) identical (level, message and fields) to one already shown: the same fallback,
+/// reported once per model loaded, is said once. Warnings about scans are all kept, since two
+/// scans may have the same problem.
 #[derive(Default)]
 struct Once {
     seen: Mutex<HashSet<String>>,
@@ -61,7 +63,8 @@ struct Once {
 
 impl<S: Subscriber> Layer<S> for Once {
     fn event_enabled(&self, event: &Event<'_>, _: Context<'_, S>) -> bool {
-        if *event.metadata().level() > Level::WARN {
+        let meta = event.metadata();
+        if *meta.level() > Level::WARN || meta.target() != "speck_detect::runtime" {
             return true;
         }
         let mut key = Line::default();
