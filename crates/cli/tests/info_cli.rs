@@ -58,6 +58,23 @@ fn info_reads_every_format_scan_reads_and_names_each_files_problem() {
     assert_eq!(j["spacing_zyx_mm"], serde_json::json!([2.0, 1.2, 1.2]));
     assert_eq!(j["seriesuid"], serde_json::json!(uid));
 
+    // A manifest, as `speck scan` reads it: its one readable scan, and what it could not read.
+    let manifest = d.join("scans.txt");
+    let nii = std::fs::read_dir(&one)
+        .expect("ls")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".nii.gz"))
+        .expect("the .nii.gz");
+    std::fs::write(&manifest, format!("{}\ngone.nii.gz\n", nii.display())).expect("write");
+    let o = info(&[manifest.to_str().expect("utf-8")]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let text = out(&o);
+    assert!(
+        text.contains("(nifti)") && text.contains("not read") && text.contains("gone.nii.gz"),
+        "{text}"
+    );
+
     // Several scans: listed, with how to look at each.
     let many = d.join("many");
     write(&p, &many.join("a"), OutputFormat::Nifti);

@@ -25,7 +25,7 @@ pub struct Args {
 
 /// Run `speck info`: exit 0 after printing; a load error is returned (non-zero exit, message).
 ///
-/// A folder is searched as `speck scan` searches it. When it holds one scan (a single NIfTI or
+/// A folder (or a manifest) is searched as `speck scan` searches it. When it holds one scan (a single NIfTI or
 /// MetaImage file, or DICOM series only), that scan is loaded and shown; when it holds several
 /// NIfTI/MetaImage files (or those and DICOM series), they are listed; when it holds nothing
 /// readable, the error names each file's problem.
@@ -34,7 +34,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut series = args.series.clone();
     let mut not_read: Vec<(String, String)> = Vec::new();
     let mut note = None;
-    if args.path.is_dir() && args.series.is_none() {
+    let manifest = args.path.is_file() && crate::scan::discover::is_manifest(&args.path);
+    if (args.path.is_dir() || manifest) && args.series.is_none() {
         let items = discover(std::slice::from_ref(&args.path), &[]);
         let mut scans = Vec::new();
         for item in &items {
@@ -51,17 +52,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         let files = scans.iter().filter(|s| s.0 != ScanFormat::Dicom).count();
-        if scans.is_empty() {
+        if scans.is_empty() && manifest {
+            let reasons: Vec<String> = not_read
+                .iter()
+                .map(|(p, r)| format!("\n  {p}: {r}"))
+                .collect();
+            anyhow::bail!(
+                "the manifest {} lists nothing Speck can read:{}",
+                args.path.display(),
+                reasons.concat()
+            );
+        } else if scans.is_empty() {
             anyhow::bail!("{}", nothing_readable(&args.path));
-        } else if files > 0 && scans.len() == 1 {
+        } else if (files > 0 || manifest) && scans.len() == 1 {
             path = scans[0].1.clone();
             series = scans[0].2.clone();
             note = Some(format!(
-                "the only scan in {} (a {} file)",
+                "the only scan in {} ({})",
                 args.path.display(),
                 format_name(scans[0].0)
             ));
-        } else if files > 0 {
+        } else if files > 0 || manifest {
             return list(&args, &scans, &not_read);
         }
         // DICOM series only: the folder as before (the largest axial CT stack, the others listed).

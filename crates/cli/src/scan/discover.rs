@@ -94,7 +94,8 @@ pub fn format_of(p: &Path) -> Option<Format> {
     }
 }
 
-fn is_manifest(p: &Path) -> bool {
+/// True for a manifest's file name (`.txt`, `.lst`, `.list`, `.manifest`).
+pub fn is_manifest(p: &Path) -> bool {
     let n = lower_name(p);
     [".txt", ".lst", ".list", ".manifest"]
         .iter()
