@@ -51,7 +51,10 @@ fn phantom_writes_scans_and_luna16_annotations_that_eval_scores_perfectly() {
         speck_phantom::series_uid(&opts(8)),
     ];
     for uid in &uids {
-        assert!(out.join(format!("{uid}_truth.json")).exists());
+        let truth = std::fs::read(out.join(format!("{uid}_truth.json"))).expect("truth.json");
+        let truth: serde_json::Value = serde_json::from_slice(&truth).expect("json");
+        // `seriesuid`, as in the annotations, scan.json and `speck info --json`.
+        assert_eq!(truth["seriesuid"], serde_json::json!(uid));
     }
     for r in &ann {
         assert!(uids.contains(&r[0]), "unknown seriesuid {}", r[0]);

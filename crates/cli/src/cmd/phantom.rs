@@ -196,7 +196,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if args.truth_json {
             let json = serde_json::json!({
                 "seed": seed,
-                "series_uid": phantom.truth.series_uid,
+                "seriesuid": phantom.truth.series_uid,
                 "noise_sd_hu": phantom.truth.noise_sd_hu,
                 "reference_min_vox": phantom.truth.reference_min_vox,
                 "in_plane_spacing_mm": phantom.truth.in_plane_spacing_mm,
