@@ -1117,3 +1117,40 @@ fn a_run_names_the_earlier_scan_folders_its_csvs_do_not_list() {
     assert_eq!(code(&o), 0);
     assert!(!String::from_utf8_lossy(&o.stderr).contains("earlier runs"));
 }
+
+/// Every candidate row carries the size measured from the image (speck_candidates::measure,
+/// checked against phantom truth in crates/candidates/tests/measured_size.rs): volume, equivalent
+/// and longest axial diameters, the Lung-RADS size class and how far to trust them.
+#[test]
+fn candidate_rows_carry_the_measured_size_and_lung_rads_class() {
+    if !ort_available() {
+        return;
+    }
+    let (dir, input) = good_folder(1);
+    let out = dir.path().join("out");
+    assert_eq!(code(&scan(&[&input], &out, &[], &[])), 0);
+    let rows = read_csv(&out.join("candidates.csv"));
+    assert!(!rows.is_empty());
+    let mut measured = 0;
+    for r in &rows {
+        let rel = r["measure_reliability"].as_str();
+        assert!(
+            ["reliable", "roi-border", "leaked", "empty"].contains(&rel),
+            "{r:?}"
+        );
+        assert!(["", "<6", "6-8", "8-15", ">=15"].contains(&r["lung_rads_size"].as_str()));
+        if rel == "empty" {
+            assert_eq!(r["lung_rads_size"], "", "{r:?}");
+            continue;
+        }
+        let v: f64 = r["measured_volume_mm3"].parse().expect("volume");
+        let d: f64 = r["measured_diameter_mm"].parse().expect("diameter");
+        let ax: f64 = r["longest_axial_mm"].parse().expect("axial");
+        assert!(v > 0.0 && d > 0.0 && ax > 0.0, "{r:?}");
+        // the equivalent diameter is that of the sphere of the volume
+        let sphere = std::f64::consts::PI / 6.0 * d.powi(3);
+        assert!((sphere - v).abs() <= 0.02 * v + 0.5, "{r:?}");
+        measured += 1;
+    }
+    assert!(measured > 0, "no candidate was measured: {rows:?}");
+}

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{atomic, names};
 
 /// Columns of the per-scan and combined candidate files. The first five are LUNA16's.
-pub const CANDIDATE_COLUMNS: [&str; 15] = [
+pub const CANDIDATE_COLUMNS: [&str; 20] = [
     "seriesuid",
     "coordX",
     "coordY",
@@ -27,6 +27,11 @@ pub const CANDIDATE_COLUMNS: [&str; 15] = [
     "in_lung",
     "instance_number",
     "above_operating_point",
+    "measured_volume_mm3",
+    "measured_diameter_mm",
+    "longest_axial_mm",
+    "lung_rads_size",
+    "measure_reliability",
 ];
 
 /// Columns of `summary.csv`.
@@ -82,6 +87,23 @@ pub struct CandidateRow {
     /// file written before the column existed (no `--threshold` then) reads as `true`.
     #[serde(default = "above_by_default")]
     pub above_operating_point: String,
+    /// Volume of the lesion segmented around the candidate (`speck_candidates::measure`), mm³;
+    /// empty when it could not be measured (and in files written before the column existed).
+    #[serde(default)]
+    pub measured_volume_mm3: String,
+    /// Diameter of the sphere of that volume, mm.
+    #[serde(default)]
+    pub measured_diameter_mm: String,
+    /// Longest diameter within one axial slice, mm.
+    #[serde(default)]
+    pub longest_axial_mm: String,
+    /// Lung-RADS v2022 size class of a solid nodule from the mean axial diameter: `<6`, `6-8`,
+    /// `8-15` or `>=15`; empty when nothing was segmented.
+    #[serde(default)]
+    pub lung_rads_size: String,
+    /// `reliable`, `roi-border`, `leaked` or `empty`: how far to trust the measured sizes.
+    #[serde(default)]
+    pub measure_reliability: String,
 }
 
 fn above_by_default() -> String {

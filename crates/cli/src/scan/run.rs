@@ -245,6 +245,14 @@ fn candidate_rows(item: &Item, volume: &Volume, found: &[Found]) -> Vec<Candidat
                 .and_then(|s| s.instance_number)
                 .map(|n| n.to_string())
                 .unwrap_or_default();
+            // The size from the image itself (the model's diameter only sizes the search).
+            let m = match speck_candidates::measure(volume, c.world, c.diameter_mm) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::debug!("{}: rank {}: not measured: {e}", item.id, i + 1);
+                    None
+                }
+            };
             CandidateRow {
                 seriesuid: item.uid.clone(),
                 coord_x: fixed(c.world.x_mm, 3),
@@ -261,6 +269,16 @@ fn candidate_rows(item: &Item, volume: &Volume, found: &[Found]) -> Vec<Candidat
                 in_lung: f.in_lung.map(|b| b.to_string()).unwrap_or_default(),
                 instance_number: instance,
                 above_operating_point: f.above_operating_point.to_string(),
+                measured_volume_mm3: m.map(|m| fixed(m.volume_mm3, 1)).unwrap_or_default(),
+                measured_diameter_mm: m
+                    .map(|m| fixed(m.equivalent_diameter_mm, 2))
+                    .unwrap_or_default(),
+                longest_axial_mm: m.map(|m| fixed(m.longest_axial_mm, 2)).unwrap_or_default(),
+                lung_rads_size: m
+                    .and_then(|m| m.lung_rads_size())
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+                measure_reliability: m.map(|m| m.reliability.to_string()).unwrap_or_default(),
             }
         })
         .collect()
