@@ -368,6 +368,11 @@ mod tests {
             in_lung: "true".into(),
             instance_number: String::new(),
             above_operating_point: "true".into(),
+            measured_volume_mm3: fixed(14.1, 1),
+            measured_diameter_mm: fixed(3.0, 2),
+            longest_axial_mm: fixed(3.2, 2),
+            lung_rads_size: "<6".into(),
+            measure_reliability: "reliable".into(),
         };
         write_csv(&p, &CANDIDATE_COLUMNS, std::slice::from_ref(&row)).expect("write");
         let text = std::fs::read_to_string(&p).expect("read");
@@ -384,11 +389,22 @@ mod tests {
         let old = std::fs::read_to_string(&p)
             .expect("read")
             .lines()
-            .map(|l| l.rsplit_once(',').expect("columns").0.to_string() + "\n")
+            .map(|l| {
+                let cols: Vec<&str> = l.split(',').collect();
+                cols[..cols.len() - 6].join(",") + "\n"
+            })
             .collect::<String>();
-        assert!(!old.contains("above_operating_point"));
+        assert!(!old.contains("above_operating_point") && !old.contains("measured"));
         std::fs::write(&p, old).expect("write");
         let back: Vec<CandidateRow> = read_csv(&p).expect("read");
-        assert_eq!(back, vec![row]);
+        let unmeasured = CandidateRow {
+            measured_volume_mm3: String::new(),
+            measured_diameter_mm: String::new(),
+            longest_axial_mm: String::new(),
+            lung_rads_size: String::new(),
+            measure_reliability: String::new(),
+            ..row
+        };
+        assert_eq!(back, vec![unmeasured]);
     }
 }
