@@ -266,6 +266,45 @@ fn the_tta_cascade_keeps_every_finding_at_the_threshold_with_fewer_runs() {
 }
 
 #[test]
+fn the_fine_stage_sees_at_most_max_fine_candidates_the_most_probable_first() {
+    if !ort_available() {
+        return;
+    }
+    let (volume, _, _) = scan();
+    let run = |cap: usize| {
+        Detector::builder()
+            .coarse(model("blob_coarse_2mm.onnx"))
+            .fine(model("blob_fine_1mm.onnx"))
+            .fine_threshold(0.0)
+            .max_fine_candidates(cap)
+            .threads(2)
+            .build()
+            .expect("build")
+            .detect(&volume)
+            .expect("detect")
+    };
+    let all = run(10_000);
+    assert!(all.counts.fine_evaluated > 2, "{:?}", all.counts);
+    let two = run(2);
+    assert_eq!(two.counts.fine_evaluated, 2);
+    assert!(two.candidates.len() <= 2);
+    // The two kept are refined from the two best coarse candidates, which the uncapped run
+    // refines the same way.
+    for d in &two.candidates {
+        assert!(
+            all.candidates.iter().any(|a| a.candidate == d.candidate),
+            "{d:?} not in the uncapped run"
+        );
+    }
+    let err = Detector::builder()
+        .coarse(model("blob_coarse_2mm.onnx"))
+        .max_fine_candidates(0)
+        .build()
+        .expect_err("a cap of 0 is refused");
+    assert!(err.to_string().contains("max_fine_candidates"), "{err}");
+}
+
+#[test]
 fn coarse_to_fine_needs_less_compute_than_dense() {
     if !ort_available() {
         return;
