@@ -512,6 +512,10 @@ def choose(name):
         if fp_per_scan(citems, t, "real", n["real"]) > 1.0 or fp_per_scan(citems, t, "domain", n["domain"]) > 1.0:
             break
         best = t
+    if best is None:
+        log(f"Platt a={a:.4f} b={b:.4f}; no threshold keeps both real and domain validation at <= 1 FP/scan "
+            "(probabilities tie at the top)")
+        return a, b, None
     log(f"Platt a={a:.4f} b={b:.4f}; chosen calibrated threshold {best:.6g} "
         f"(raw {next(p for (p, _, _), (q, _, _) in zip(items, citems) if q == best):.6g})")
     for st in ("real", "domain", "suite"):
@@ -537,7 +541,7 @@ def main():
     a = ap.parse_args()
     if a.choose:
         ca, cb, t = choose(a.choose)
-        if a.export_to:
+        if a.export_to and t is not None:
             export_pair(a.export_to, ca, cb, t)
         return
     if a.validate:

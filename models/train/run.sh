@@ -8,7 +8,7 @@
 #       both fine nets)
 #   models/train/run.sh --from-scratch [--out DIR]   the v3 recipe: both nets from scratch, three
 #       mining rounds, models/coarse-v3.onnx and models/fine-v3.onnx
-# (CPU; both timed end to end in models/README.md)
+# (CPU; both timed end to end in models/HISTORY.md)
 # Env: VENV (default .venv-train), CARGO_TARGET_DIR, SPECK_TRAIN_WORK (default /tmp/speck-train),
 #      SPECK_TRAIN_THREADS (default 2), SPECK_TRAIN_BF16 (default 1: bf16 autocast, 2.4x faster steps).
 set -euo pipefail

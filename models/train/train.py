@@ -4,7 +4,7 @@ classifier with hard-negative mining rounds -> ONNX, from scratch, seeds fixed.
     python models/train/train.py --all [--out DIR]     # or models/train/run.sh (builds the tools first)
     python models/train/train.py --smoke               # the same steps at toy scale, in minutes
 
-Every step is described, with its measured time, in models/README.md ("Training").
+Every step is described, with its measured time, in models/HISTORY.md ("Training").
 """
 from __future__ import annotations
 
