@@ -281,6 +281,13 @@ fn resume_never_hands_one_scan_another_scans_results() {
     let o = scan(&[&b, &z], &out, &["--resume"], &[]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("2 ok (1 from an earlier run)"), "{stderr}");
+    // B goes again, its scan folder too (a run lists every complete scan folder of its --out).
+    let b_id = read_csv(&out.join("summary.csv"))
+        .into_iter()
+        .find(|r| r["source"].contains("/B/"))
+        .map(|r| r["scan_id"].clone())
+        .expect("B's row");
+    std::fs::remove_dir_all(out.join("scans").join(b_id)).expect("rm B's scan");
     std::fs::remove_dir_all(&b).expect("rm B");
     assert_eq!(code(&scan(&[&z], &out, &[], &[])), 0);
     let z_alone = read_csv(&out.join("summary.csv"));
@@ -1085,7 +1092,7 @@ fn a_rerun_that_drops_earlier_outputs_says_so() {
 /// listed only the latest run, without a word. A run into a folder holding such scan folders
 /// names them on stderr (and deletes nothing).
 #[test]
-fn a_run_names_the_earlier_scan_folders_its_csvs_do_not_list() {
+fn a_run_lists_and_names_the_earlier_scan_folders_of_its_output() {
     if !ort_available() {
         return;
     }
@@ -1094,7 +1101,9 @@ fn a_run_names_the_earlier_scan_folders_its_csvs_do_not_list() {
     write(&phantom(29), &second, OutputFormat::Nifti);
     let out = dir.path().join("out");
     assert_eq!(code(&scan(&[&first], &out, &[], &[])), 0);
-    let old_id = read_csv(&out.join("summary.csv"))[0]["scan_id"].clone();
+    let old = read_csv(&out.join("summary.csv"));
+    let old_id = old[0]["scan_id"].clone();
+    let old_cands = read_csv(&out.join("candidates.csv"));
     let o = scan(&[&second], &out, &[], &[]);
     assert_eq!(code(&o), 0);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -1104,7 +1113,7 @@ fn a_run_names_the_earlier_scan_folders_its_csvs_do_not_list() {
         .unwrap_or_else(|| panic!("no word about the earlier scan folder: {err}"));
     assert!(
         line.starts_with("warning: ")
-            && line.contains("holds 1 scan folder(s)")
+            && line.contains("holds 1 complete scan folder(s)")
             && line.contains(&old_id),
         "{line}"
     );
@@ -1112,10 +1121,22 @@ fn a_run_names_the_earlier_scan_folders_its_csvs_do_not_list() {
         out.join("scans").join(&old_id).join("scan.json").is_file(),
         "nothing deleted"
     );
-    // Both inputs again: every folder is listed, nothing to say.
+    // The run-level files describe every scan folder present: the earlier scan with its own
+    // candidates, and the new one.
+    let summary = read_csv(&out.join("summary.csv"));
+    assert_eq!(summary.len(), 2, "{summary:?}");
+    assert!(summary
+        .iter()
+        .any(|r| r["scan_id"] == old_id && r["status"] == "ok"));
+    let cands = read_csv(&out.join("candidates.csv"));
+    let earlier: Vec<_> = cands.iter().filter(|r| r["scan_id"] == old_id).collect();
+    assert_eq!(earlier.len(), old_cands.len());
+    assert!(cands.iter().any(|r| r["scan_id"] != old_id));
+    // Both inputs again: every folder is one of the run's own, nothing to say.
     let o = scan(&[&first, &second], &out, &[], &[]);
     assert_eq!(code(&o), 0);
     assert!(!String::from_utf8_lossy(&o.stderr).contains("earlier runs"));
+    assert_eq!(read_csv(&out.join("summary.csv")).len(), 2);
 }
 
 /// Every candidate row carries the size measured from the image (speck_candidates::measure,

@@ -399,8 +399,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if result.interrupted {
         eprintln!("speck scan: rerun the same command with --resume to finish");
     }
+    if !shard.is_split() && !result.earlier.is_empty() {
+        let shown: Vec<&str> = result.earlier.iter().take(5).map(String::as_str).collect();
+        let more = if result.earlier.len() > shown.len() {
+            ", ..."
+        } else {
+            ""
+        };
+        tracing::warn!(
+            "{} also holds {} complete scan folder(s) of earlier runs ({}{more}); summary.csv, \
+             candidates.csv and the report list them too. Scan into a new --out for files that \
+             describe one run",
+            args.out.join("scans").display(),
+            result.earlier.len(),
+            shown.join(", ")
+        );
+    }
     if !shard.is_split() {
-        let listed: std::collections::BTreeSet<&str> = all.iter().map(|i| i.id.as_str()).collect();
+        let listed: std::collections::BTreeSet<&str> = all
+            .iter()
+            .map(|i| i.id.as_str())
+            .chain(result.earlier.iter().map(String::as_str))
+            .collect();
         let others = earlier_scan_folders(&args.out, &listed);
         if !others.is_empty() {
             let shown: Vec<&str> = others.iter().take(5).map(String::as_str).collect();
@@ -410,9 +430,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ""
             };
             tracing::warn!(
-                "{} also holds {} scan folder(s) of earlier runs that this run's summary.csv \
-                 and candidates.csv do not list ({}{more}); remove them, or scan into a new \
-                 --out, for a folder that describes one run",
+                "{} also holds {} scan folder(s) of earlier runs that do not read back (an older \
+                 Speck, or interrupted) and that this run's summary.csv and candidates.csv do not \
+                 list ({}{more}); rescan them, or scan into a new --out",
                 args.out.join("scans").display(),
                 others.len(),
                 shown.join(", ")

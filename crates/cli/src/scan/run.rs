@@ -60,6 +60,9 @@ pub struct RunResult {
     pub not_started: usize,
     /// Whether the run was interrupted.
     pub interrupted: bool,
+    /// Complete scan folders of earlier runs (not among this run's inputs) that the run-level
+    /// files list too (unsharded runs only), by scan id.
+    pub earlier: Vec<String>,
 }
 
 /// Options stored in `scan.json` so `--resume` knows whether a finished scan has what is asked now.
@@ -703,6 +706,14 @@ pub fn run(
             }
         }
     }
+    if opts.run_dir == opts.out {
+        let ours: std::collections::BTreeSet<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        for (s, rows) in earlier_scans(&opts.out, &ours) {
+            result.earlier.push(s.scan_id.clone());
+            summary.push(s);
+            candidates.extend(rows);
+        }
+    }
     output::sort_candidates(&mut candidates);
     output::sort_summary(&mut summary);
     output::sort_errors(&mut errors);
@@ -736,6 +747,55 @@ pub fn run(
         &errors,
     )?;
     Ok(result)
+}
+
+/// Complete scans under `out/scans/` that are not in `ours` (folders of earlier runs into the same
+/// `--out`): their summary rows and candidates, read back from their own `scan.json` and
+/// `candidates.csv`, so that an unsharded run's files describe every scan folder present. A folder
+/// whose record or candidates do not read back (an older record version, a half-written scan) is
+/// left out; the caller names such folders.
+fn earlier_scans(
+    out: &Path,
+    ours: &std::collections::BTreeSet<&str>,
+) -> Vec<(SummaryRow, Vec<CandidateRow>)> {
+    let Ok(rd) = std::fs::read_dir(out.join("scans")) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for e in rd.flatten() {
+        let id = e.file_name().to_string_lossy().into_owned();
+        if ours.contains(id.as_str()) || !names::is_safe_component(&id) {
+            continue;
+        }
+        let paths = ScanPaths::new(out, &id);
+        let Some(rec) = output::read_record(&paths.record) else {
+            continue;
+        };
+        if rec.version != RECORD_VERSION || rec.scan_id != id {
+            continue;
+        }
+        let Ok(rows) = output::read_csv::<CandidateRow>(&paths.candidates) else {
+            continue;
+        };
+        if rows.len() != rec.n_candidates || rows.iter().any(|r| r.scan_id != id) {
+            continue;
+        }
+        let seconds = rec.timings_s.get("total").copied().unwrap_or(0.0);
+        found.push((
+            SummaryRow {
+                scan_id: id,
+                seriesuid: rec.seriesuid.clone(),
+                status: "ok".into(),
+                n_candidates: rows.len(),
+                seconds: fixed(seconds, 2),
+                format: rec.format.clone(),
+                source: rec.source.clone(),
+            },
+            rows,
+        ));
+    }
+    found.sort_by(|a, b| a.0.scan_id.cmp(&b.0.scan_id));
+    found
 }
 
 /// Write `report.html`/`report.md` into `run_dir`, linking thumbnails under `out/scans/`.
