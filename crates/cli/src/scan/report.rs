@@ -41,6 +41,46 @@ pub struct ReportData<'a> {
     pub top: usize,
 }
 
+/// The size of a candidate as a reader wants it: measured from the image (with its Lung-RADS
+/// size class, and a flag when the measurement is not reliable), else the model's estimate.
+fn size_text(c: &CandidateRow) -> String {
+    let model = if c.diameter_mm.is_empty() {
+        String::new()
+    } else {
+        format!("model {} mm", c.diameter_mm)
+    };
+    if c.measured_diameter_mm.is_empty() || c.measure_reliability == "empty" {
+        return if model.is_empty() {
+            model
+        } else {
+            format!("{model},")
+        };
+    }
+    // In words: Markdown cells cannot carry `<` or `>`.
+    let class = match c.lung_rads_size.as_str() {
+        "" => String::new(),
+        "<6" => ", Lung-RADS size under 6 mm".into(),
+        ">=15" => ", Lung-RADS size 15 mm or more".into(),
+        other => format!(", Lung-RADS size {other} mm"),
+    };
+    let flag = if c.measure_reliability == "reliable" {
+        String::new()
+    } else {
+        format!(" ({})", c.measure_reliability)
+    };
+    format!(
+        "measured {} mm ({} mm axial, {} mm3){flag}{class}{},",
+        c.measured_diameter_mm,
+        c.longest_axial_mm,
+        c.measured_volume_mm3,
+        if model.is_empty() {
+            model
+        } else {
+            format!("; {model}")
+        }
+    )
+}
+
 /// Escape text for HTML element content and attribute values.
 pub fn html_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
@@ -140,11 +180,7 @@ pub fn html(d: &ReportData<'_>) -> String {
                 } else {
                     format!(" (Img {})", html_escape(&c.instance_number))
                 },
-                if c.diameter_mm.is_empty() {
-                    String::new()
-                } else {
-                    format!("{} mm,", html_escape(&c.diameter_mm))
-                },
+                html_escape(&size_text(c)),
                 html_escape(&c.side),
                 if c.in_lung == "false" {
                     "(outside the lung mask)"
@@ -214,11 +250,7 @@ pub fn markdown(d: &ReportData<'_>) -> String {
                 md_cell(&c.coord_y),
                 md_cell(&c.coord_z),
                 md_cell(&c.index_z),
-                if c.diameter_mm.is_empty() {
-                    String::new()
-                } else {
-                    format!("{} mm", md_cell(&c.diameter_mm))
-                },
+                md_cell(&size_text(c)),
                 md_cell(&c.side)
             );
             if let Some(t) = thumb {
@@ -283,5 +315,67 @@ mod tests {
         let m = markdown(&d);
         assert!(!m.contains("<script>"));
         assert!(!m.contains("in|put"));
+    }
+
+    fn row(measured: &str, reliability: &str, class: &str) -> CandidateRow {
+        CandidateRow {
+            seriesuid: "1.2".into(),
+            coord_x: "1.000".into(),
+            coord_y: "2.000".into(),
+            coord_z: "3.000".into(),
+            probability: "0.990000".into(),
+            scan_id: "s".into(),
+            rank: 1,
+            index_z: "1".into(),
+            index_y: "2".into(),
+            index_x: "3".into(),
+            diameter_mm: "6.10".into(),
+            side: "left".into(),
+            in_lung: "true".into(),
+            instance_number: String::new(),
+            above_operating_point: "true".into(),
+            measured_volume_mm3: "73.6".into(),
+            measured_diameter_mm: measured.into(),
+            longest_axial_mm: "5.60".into(),
+            lung_rads_size: class.into(),
+            measure_reliability: reliability.into(),
+        }
+    }
+
+    #[test]
+    fn the_report_gives_the_measured_size_and_its_lung_rads_class_first() {
+        let t = size_text(&row("5.20", "reliable", "<6"));
+        assert_eq!(
+            t,
+            "measured 5.20 mm (5.60 mm axial, 73.6 mm3), Lung-RADS size under 6 mm; model 6.10 mm,"
+        );
+        assert!(size_text(&row("5.20", "leaked", "<6")).contains("(leaked)"));
+        // Not measured: the model's estimate only.
+        assert_eq!(size_text(&row("", "", "")), "model 6.10 mm,");
+        assert_eq!(size_text(&row("0.00", "empty", "")), "model 6.10 mm,");
+        let summary = SummaryRow {
+            scan_id: "s".into(),
+            seriesuid: "1.2".into(),
+            status: "ok".into(),
+            n_candidates: 1,
+            seconds: "1.00".into(),
+            format: "nifti".into(),
+            source: "a".into(),
+        };
+        let c = row("5.20", "reliable", "<6");
+        let d = ReportData {
+            title: "t".into(),
+            facts: vec![],
+            scans: vec![ReportScan {
+                summary: &summary,
+                candidates: vec![&c],
+                thumbnails: vec![None],
+            }],
+            errors: &[],
+            top: 5,
+        };
+        assert!(size_text(&row("9.00", "reliable", "8-15")).contains("Lung-RADS size 8-15 mm"));
+        assert!(html(&d).contains("Lung-RADS size under 6 mm"));
+        assert!(markdown(&d).contains("Lung-RADS size under 6 mm"));
     }
 }
