@@ -392,3 +392,71 @@ fn annotated_scans_without_candidates_are_reported_and_fail_with_strict() {
     let (code, _, err) = eval_json(d, "renamed.csv", &["--strict"]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// LUNA16's size bins (3–6, 6–10, 10–30 mm) through `--size-bins-mm 3,6,10,30`: the table and
+/// the JSON give the same bins, counts, sensitivities and CPM (issue 16, item 4).
+#[test]
+fn luna16_mm_bins_agree_between_table_and_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    write_inputs(d);
+    let run = |json: bool| {
+        let mut c = speck();
+        c.arg("eval")
+            .arg("--annotations")
+            .arg(d.join("annotations.csv"))
+            .arg("--candidates")
+            .arg(d.join("candidates.csv"))
+            .arg("--excluded")
+            .arg(d.join("excluded.csv"))
+            .arg("--series")
+            .arg(d.join("series.csv"))
+            .args(["--size-bins-mm", "3,6,10,30", "--bootstrap", "100"]);
+        if json {
+            c.arg("--json");
+        }
+        let o = c.output().expect("run speck");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).expect("utf-8")
+    };
+    let v: serde_json::Value = serde_json::from_str(&run(true)).expect("JSON");
+    let table = run(false);
+    let bins = v["by_size"]["mm"].as_array().expect("mm bins");
+    let labels: Vec<&str> = bins
+        .iter()
+        .map(|b| b["label"].as_str().expect("label"))
+        .collect();
+    assert_eq!(labels, ["<3", "3-6", "6-10", "10-30", ">=30"]);
+    let section = table
+        .split("size (mm)")
+        .nth(1)
+        .expect("a size (mm) table")
+        .split("\n\n")
+        .next()
+        .expect("its rows");
+    for b in bins {
+        let label = b["label"].as_str().expect("label");
+        let line = section
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(label))
+            .unwrap_or_else(|| panic!("no row {label} in\n{section}"));
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cells[1], b["n_nodules"].to_string(), "{line}");
+        assert_eq!(cells[2], b["n_detected"].to_string(), "{line}");
+        if b["n_nodules"] == 0 {
+            continue;
+        }
+        let sens: Vec<String> = b["sensitivity_at_fp"]
+            .as_array()
+            .expect("points")
+            .iter()
+            .map(|p| format!("{:.3}", p["sensitivity"].as_f64().expect("s")))
+            .collect();
+        assert_eq!(cells[3..10], sens[..], "{line}");
+        assert_eq!(
+            cells[10],
+            format!("{:.3}", b["cpm"].as_f64().expect("cpm")),
+            "{line}"
+        );
+    }
+}
