@@ -74,7 +74,10 @@ fn four_voxel_nodules_found(
     // candidates reach the fine stage.
     let c = found.counts;
     assert!(c.fine_evaluated > 0 && c.fine_evaluated <= 150, "{c:?}");
-    assert!(c.fine_runs > c.fine_evaluated && c.fine_runs <= 4 * c.fine_evaluated, "{c:?}");
+    assert!(
+        c.fine_runs > c.fine_evaluated && c.fine_runs <= 4 * c.fine_evaluated,
+        "{c:?}"
+    );
     assert_eq!((c.fine_runs - c.fine_evaluated) % 3, 0, "{c:?}");
     for d in &found.candidates {
         assert_eq!(
