@@ -5,7 +5,7 @@
 //! `OUT_PREFIX.candidates.csv` (`seriesuid,coordX,coordY,coordZ,probability,diameter_mm,in_lung`,
 //! outside-lung candidates kept and flagged) and `OUT_PREFIX.timings.csv` (seconds per stage).
 //! The seriesuid is the file name without its extension (what `speck phantom` writes).
-//! Env: `SPECK_TRAIN_TTA_FLOOR` (the flip-TTA cascade's floor), `SPECK_TRAIN_MAX_FINE` (cap on the
+//! Env: `SPECK_TRAIN_OVERLAP` (coarse tile overlap), `SPECK_TRAIN_TTA_FLOOR` (the flip-TTA cascade's floor), `SPECK_TRAIN_MAX_FINE` (cap on the
 //! candidates sent to the fine model), both defaulting to the engine's.
 
 use std::io::Write;
@@ -34,6 +34,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => {}
     }
     // Optional engine knobs for the model card's measurements (defaults: the engine's).
+    if let Ok(v) = std::env::var("SPECK_TRAIN_OVERLAP") {
+        builder = builder.overlap(v.parse()?);
+    }
     if let Ok(v) = std::env::var("SPECK_TRAIN_TTA_FLOOR") {
         builder = builder.tta_floor(v.parse()?);
     }
