@@ -112,7 +112,7 @@ impl MergeOptions {
     }
 
     /// The radius (mm) used for `c` in the merge rule.
-    fn radius_mm(&self, c: &Candidate) -> f64 {
+    pub fn radius_mm(&self, c: &Candidate) -> f64 {
         let d = c
             .diameter_mm
             .filter(|d| d.is_finite() && *d > 0.0)

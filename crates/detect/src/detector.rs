@@ -538,9 +538,29 @@ impl Detector {
             let refined = self.run_fine(fine, volume, &list, &mut counts, progress)?;
             timings.fine = t.elapsed();
             let t = Instant::now();
+            // Findings at the model's operating point are merged among themselves, so a lower
+            // `fine_threshold` only adds rows below it and never moves a finding above it.
+            let op = fine.contract().threshold.unwrap_or(0.5);
+            let (above, below): (Vec<Candidate>, Vec<Candidate>) =
+                refined.into_iter().partition(|c| c.probability >= op);
             let mut c2 = StageCounts::default();
-            flagged = self.flag(&mask, volume, refined, &mut c2);
-            flagged = self.merge_flagged(&flagged, &mask, volume);
+            let above = self.flag(&mask, volume, above, &mut c2);
+            flagged = self.merge_flagged(&above, &mask, volume);
+            if !below.is_empty() {
+                let below = self.flag(&mask, volume, below, &mut c2);
+                let m = &self.config.merge;
+                let kept = flagged.clone();
+                for d in self.merge_flagged(&below, &mask, volume) {
+                    let (a, ra) = (d.candidate, m.radius_mm(&d.candidate));
+                    let joins = kept.iter().any(|k| {
+                        let rk = m.radius_mm(&k.candidate);
+                        a.world.distance_mm(k.candidate.world) < m.merge_distance_mm(ra, rk)
+                    });
+                    if !joins {
+                        flagged.push(d);
+                    }
+                }
+            }
             timings.merge += t.elapsed();
         }
         if !use_mask {
