@@ -222,6 +222,44 @@ fn read_header_bytes(path: &Path, is_mha: bool) -> Result<Vec<u8>, VolumeError> 
     Ok(bytes)
 }
 
+/// Where the voxels of header `h` (read from `path`) are: the file and the byte offset of the
+/// header part before them (`LOCAL` data follows the header in the same file).
+fn data_location(path: &Path, h: &Header) -> Result<(PathBuf, u64), VolumeError> {
+    let value = h
+        .get("ElementDataFile")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    if value.eq_ignore_ascii_case("LOCAL") {
+        Ok((path.to_path_buf(), h.header_len))
+    } else if value.is_empty()
+        || value.to_ascii_uppercase().starts_with("LIST")
+        || value.contains('%')
+    {
+        Err(VolumeError::unsupported(
+            path,
+            format!("ElementDataFile = {value:?} (multi-file data)"),
+        ))
+    } else {
+        let dir = path.parent().unwrap_or_else(|| Path::new(""));
+        Ok((dir.join(Path::new(&value)), 0))
+    }
+}
+
+/// The file holding the voxels of the MetaImage `path`, as [`read_metaimage`] resolves
+/// `ElementDataFile` (the header itself for `.mha` and `LOCAL` data); only the header is read.
+///
+/// # Errors
+/// As [`read_metaimage`] for an unreadable or malformed header, or multi-file data.
+pub fn data_file(path: &Path) -> Result<PathBuf, VolumeError> {
+    let is_mha = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("mha"));
+    let bytes = read_header_bytes(path, is_mha)?;
+    let h = parse_header(path, &bytes, is_mha)?;
+    Ok(data_location(path, &h)?.0)
+}
+
 /// Read a `.mhd` (with its data file) or `.mha` into a volume (HU `i16`, `[z, y, x]`, LPS).
 ///
 /// The provenance records the header path as `source` and the file name without `.mhd`/`.mha`
@@ -345,26 +383,7 @@ pub fn read_metaimage(path: &Path, options: &LoadOptions) -> Result<Volume, Volu
 
     // Data.
     let (n_voxels, raw_bytes) = rawdata::check_size(path, dims, elem, 2, &options.limits)?;
-    let data_file_value = h
-        .get("ElementDataFile")
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    let (data_path, base): (PathBuf, u64) = if data_file_value.eq_ignore_ascii_case("LOCAL") {
-        (path.to_path_buf(), h.header_len)
-    } else if data_file_value.is_empty()
-        || data_file_value.to_ascii_uppercase().starts_with("LIST")
-        || data_file_value.contains('%')
-    {
-        return Err(VolumeError::unsupported(
-            path,
-            format!("ElementDataFile = {data_file_value:?} (multi-file data)"),
-        ));
-    } else {
-        let rel = Path::new(&data_file_value);
-        let dir = path.parent().unwrap_or_else(|| Path::new(""));
-        (dir.join(rel), 0)
-    };
+    let (data_path, base) = data_location(path, &h)?;
     // Only a regular file: opening a FIFO named by a hostile header would block forever.
     let kind = std::fs::metadata(&data_path).map_err(|e| VolumeError::io(&data_path, e))?;
     if !kind.is_file() {

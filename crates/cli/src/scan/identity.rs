@@ -7,7 +7,7 @@
 //!
 //! The fingerprint samples content instead of hashing it all, so that resuming an archive costs
 //! a few kilobytes per file rather than a second read of every scan: the first and last 64 KiB of
-//! a NIfTI/MetaImage file (and of a MetaImage's detached data file), and the first 8 KiB of each
+//! a NIfTI/MetaImage file (and of the data file a `.mhd` header names), and the first 8 KiB of each
 //! DICOM file of a series (its header, which holds the SOPInstanceUID).
 
 use std::fs::File;
@@ -59,20 +59,6 @@ fn modified_ns(meta: &std::fs::Metadata) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// The data file beside a MetaImage header (`x.mhd` → `x.raw` or `x.zraw`), when there is one.
-fn metaimage_data(path: &Path) -> Option<PathBuf> {
-    let is_mhd = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("mhd"));
-    if !is_mhd {
-        return None;
-    }
-    ["raw", "zraw"]
-        .iter()
-        .map(|e| path.with_extension(e))
-        .find(|p| p.is_file())
-}
-
 /// Identity of `files` (sorted by the caller), read under `root`.
 fn of_files(
     root: &Path,
@@ -105,13 +91,25 @@ fn of_files(
     })
 }
 
-/// Identity of a NIfTI or MetaImage file (with a MetaImage's detached data file).
+/// Identity of a NIfTI or MetaImage file (with the data file a `.mhd` header names, resolved as
+/// the reader resolves it).
 ///
 /// # Errors
 /// An I/O error when the file cannot be read.
 pub fn of_image_file(path: &Path) -> io::Result<InputIdentity> {
     let mut files = vec![path.to_path_buf()];
-    files.extend(metaimage_data(path));
+    let is_metaimage = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("mhd") || e.eq_ignore_ascii_case("mha"));
+    if is_metaimage {
+        // A header the reader refuses is the loader's error to report; its identity is then the
+        // header alone.
+        if let Ok(data) = speck_volume::metaimage::data_file(path) {
+            if data != path {
+                files.push(data);
+            }
+        }
+    }
     let root = path.parent().unwrap_or_else(|| Path::new("."));
     let mut id = of_files(root, None, &files, FILE_SAMPLE, true)?;
     id.path = std::fs::canonicalize(path)?.to_string_lossy().into_owned();
