@@ -336,6 +336,31 @@ fn resume_never_hands_one_scan_another_scans_results() {
     assert_eq!(uids.len(), 2, "{summary:?}");
 }
 
+/// Z's `ct.nii.gz` scanned into `rr`, then another patient's `ct.nii.gz` (A) alone into the same
+/// `rr`: both keep the seriesuid `ct`, so the run-level files list A only and name Z's folder,
+/// rather than hand `speck eval` two patients under one seriesuid.
+#[test]
+fn an_earlier_scan_with_the_same_seriesuid_is_not_merged_into_the_run_files() {
+    if !ort_available() {
+        return;
+    }
+    let (dir, a, z) = two_cts();
+    let out = dir.path().join("rr");
+    assert_eq!(code(&scan(&[&z], &out, &[], &[])), 0);
+    let o = scan(&[&a], &out, &[], &[]);
+    assert_eq!(code(&o), 0);
+    let summary = read_csv(&out.join("summary.csv"));
+    assert_eq!(summary.len(), 1, "{summary:?}");
+    assert!(summary[0]["source"].contains("/A/"), "{summary:?}");
+    let cands = read_csv(&out.join("candidates.csv"));
+    assert!(cands.iter().all(|r| r["scan_id"] == summary[0]["scan_id"]));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("sharing a seriesuid with a scan listed"),
+        "Z's folder is named: {err}"
+    );
+}
+
 #[test]
 fn resume_redoes_a_scan_whose_file_was_replaced() {
     if !ort_available() {

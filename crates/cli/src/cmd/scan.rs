@@ -430,9 +430,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ""
             };
             tracing::warn!(
-                "{} also holds {} scan folder(s) of earlier runs that do not read back (an older \
-                 Speck, or interrupted) and that this run's summary.csv and candidates.csv do not \
-                 list ({}{more}); rescan them, or scan into a new --out",
+                "{} also holds {} scan folder(s) of earlier runs that this run's summary.csv and \
+                 candidates.csv do not list ({}{more}): written by an older Speck, interrupted, or \
+                 sharing a seriesuid with a scan listed; rescan them, or scan into a new --out",
                 args.out.join("scans").display(),
                 others.len(),
                 shown.join(", ")

@@ -708,7 +708,15 @@ pub fn run(
     }
     if opts.run_dir == opts.out {
         let ours: std::collections::BTreeSet<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        // seriesuid is what `speck eval` matches on: an earlier scan whose seriesuid one of this
+        // run's scans (or another earlier one) already has would merge two scans into one there,
+        // so it is left out (and named by the caller).
+        let mut uids: std::collections::BTreeSet<String> =
+            summary.iter().map(|s| s.seriesuid.clone()).collect();
         for (s, rows) in earlier_scans(&opts.out, &ours) {
+            if !uids.insert(s.seriesuid.clone()) {
+                continue;
+            }
             result.earlier.push(s.scan_id.clone());
             summary.push(s);
             candidates.extend(rows);
