@@ -541,20 +541,19 @@ fn stable_names(raws: &[Raw]) -> (Vec<String>, Vec<String>) {
     let mut ids = Vec::with_capacity(raws.len());
     let mut uids = Vec::with_capacity(raws.len());
     for r in raws {
-        let shared = count
-            .get(&names::safe_name(&r.uid).to_ascii_lowercase())
-            .is_some_and(|&n| n > 1);
-        let with_hash = hashed(&r.uid, &path_hash(r));
-        let id = if is_uid_like(&r.uid) && !shared {
-            names::safe_name(&r.uid)
-        } else {
-            with_hash.clone()
-        };
         let n_shared = count
             .get(&names::safe_name(&r.uid).to_ascii_lowercase())
             .copied()
             .unwrap_or(0);
-        if shared && is_uid_like(&r.uid) {
+        let shared = n_shared > 1;
+        let uid_like = is_uid_like(&r.uid);
+        let with_hash = hashed(&r.uid, &path_hash(r));
+        let id = if uid_like && !shared {
+            names::safe_name(&r.uid)
+        } else {
+            with_hash.clone()
+        };
+        if shared && uid_like {
             // One UID is one series, found more than once (copies, or one scan in several
             // formats): its annotations are keyed by that UID, so the column keeps it.
             tracing::warn!(
