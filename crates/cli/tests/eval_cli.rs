@@ -7,6 +7,21 @@ fn speck() -> Command {
     Command::new(env!("CARGO_BIN_EXE_speck"))
 }
 
+/// `speck eval` on the worked example's four files in `d` (see [`write_inputs`]).
+fn eval_worked_example(d: &Path) -> Command {
+    let mut c = speck();
+    c.arg("eval")
+        .arg("--annotations")
+        .arg(d.join("annotations.csv"))
+        .arg("--candidates")
+        .arg(d.join("candidates.csv"))
+        .arg("--excluded")
+        .arg(d.join("excluded.csv"))
+        .arg("--series")
+        .arg(d.join("series.csv"));
+    c
+}
+
 fn write_inputs(dir: &Path) {
     std::fs::write(
         dir.join("annotations.csv"),
@@ -39,16 +54,7 @@ fn json_output_has_the_documented_keys() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     write_inputs(d);
-    let out = speck()
-        .arg("eval")
-        .arg("--annotations")
-        .arg(d.join("annotations.csv"))
-        .arg("--candidates")
-        .arg(d.join("candidates.csv"))
-        .arg("--excluded")
-        .arg(d.join("excluded.csv"))
-        .arg("--series")
-        .arg(d.join("series.csv"))
+    let out = eval_worked_example(d)
         .args(["--json", "--bootstrap", "200", "--seed", "3"])
         .arg("--plot")
         .arg(d.join("froc.svg"))
@@ -401,17 +407,8 @@ fn luna16_mm_bins_agree_between_table_and_json() {
     let d = dir.path();
     write_inputs(d);
     let run = |json: bool| {
-        let mut c = speck();
-        c.arg("eval")
-            .arg("--annotations")
-            .arg(d.join("annotations.csv"))
-            .arg("--candidates")
-            .arg(d.join("candidates.csv"))
-            .arg("--excluded")
-            .arg(d.join("excluded.csv"))
-            .arg("--series")
-            .arg(d.join("series.csv"))
-            .args(["--size-bins-mm", "3,6,10,30", "--bootstrap", "100"]);
+        let mut c = eval_worked_example(d);
+        c.args(["--size-bins-mm", "3,6,10,30", "--bootstrap", "100"]);
         if json {
             c.arg("--json");
         }
