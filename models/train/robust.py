@@ -311,23 +311,7 @@ def train(net, P, M, steps, batch_size, lr, seed=81):
     net = T.fast(net)
     net.train()
     freeze_bn(net)
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-3)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    run, t0 = None, time.time()
-    for step in range(1, steps + 1):
-        x, lab, diam, off, w = batch(P, M, draw(rng, batch_size), rng)
-        loss, bce, reg = T.fine_loss(T.forward(net, x), lab, diam, off, w)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        v = np.array([loss.item(), bce.item(), reg.item()])
-        run = v if run is None else 0.98 * run + 0.02 * v
-        if step % 50 == 0 or step == steps:
-            log(f"step {step}/{steps} loss/bce/reg {np.round(run, 3).tolist()} ({(time.time() - t0) / step:.2f}s/step)")
-        if step % 200 == 0 or step == steps:
-            torch.save(net.state_dict(), os.path.join(WORK, "fine.pt"))
-    return net
+    return T.fine_steps(net, steps, lr, lambda: batch(P, M, draw(rng, batch_size), rng))
 
 
 # ---- export ------------------------------------------------------------------------------------

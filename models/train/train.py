@@ -456,13 +456,20 @@ def train_fine(steps, batch, seeds, seed, lr, mined=(), resume=False, nod_frac=0
         log("fine: resumed from fine.pt")
     net = fast(net)
     draw = fine_picker(M, nod_frac, mined_frac, real_frac, out_frac)
+    return fine_steps(net, steps, lr, lambda: fine_batch(P, M, draw(rng, batch), rng),
+                      validate=lambda: fine_validate(net, VP, VM))
+
+
+def fine_steps(net, steps, lr, make_batch, validate=None):
+    """`steps` one-cycle AdamW steps (peak `lr`) of the fine loss on `make_batch()` batches,
+    logging the running loss every 50 steps and `validate()` every 500; saves WORK/fine.pt every
+    200 steps and at the end. Returns `net`."""
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     t0 = time.time()
     run = None
     for step in range(1, steps + 1):
-        idx = draw(rng, batch)
-        x, lab, diam, off, w = fine_batch(P, M, idx, rng)
+        x, lab, diam, off, w = make_batch()
         loss, bce, reg = fine_loss(forward(net, x), lab, diam, off, w)
         opt.zero_grad()
         loss.backward()
@@ -472,8 +479,8 @@ def train_fine(steps, batch, seeds, seed, lr, mined=(), resume=False, nod_frac=0
         run = v if run is None else 0.98 * run + 0.02 * v
         if step % 50 == 0 or step == steps:
             log(f"fine step {step}/{steps} loss/bce/reg {np.round(run, 3).tolist()} ({(time.time() - t0) / step:.2f}s/step)")
-        if step % 500 == 0 or step == steps:
-            log(f"  val {fine_validate(net, VP, VM)}")
+        if validate is not None and (step % 500 == 0 or step == steps):
+            log(f"  val {validate()}")
         if step % 200 == 0:
             torch.save(net.state_dict(), os.path.join(WORK, "fine.pt"))
     torch.save(net.state_dict(), os.path.join(WORK, "fine.pt"))
