@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::header::{read_header, sniff, FileHeader};
-use super::SeriesInfo;
+use super::header::{read_header, read_object, sniff, FileHeader};
+use super::{DicomObjectInfo, Orientation, SeriesInfo, Survey, UnreadableFile};
 use crate::VolumeError;
 
 /// One frame of one file.
@@ -105,7 +105,65 @@ impl Catalog {
                 }
             })
             .collect::<Result<_, VolumeError>>()?;
-        let files: Vec<FileHeader> = headers.into_iter().flatten().collect();
+        Ok(Self::group(headers.into_iter().flatten().collect()))
+    }
+
+    /// Sort every file of `files` by what it is (image, DICOM object without an image, not DICOM,
+    /// unreadable), reading headers in parallel; never fails as a whole.
+    pub(crate) fn survey(files: &[PathBuf]) -> (Self, Survey) {
+        enum Kind {
+            Image(Box<FileHeader>),
+            Object(DicomObjectInfo),
+            NotDicom(PathBuf),
+            Unreadable(UnreadableFile),
+        }
+        let unreadable = |p: &Path, e: VolumeError| {
+            Kind::Unreadable(UnreadableFile {
+                path: p.to_path_buf(),
+                reason: e.to_string(),
+            })
+        };
+        let kinds: Vec<Kind> = files
+            .par_iter()
+            .map(|p| {
+                if sniff(p).is_none() {
+                    return Kind::NotDicom(p.clone());
+                }
+                match read_header(p) {
+                    Ok(Some(h)) => Kind::Image(Box::new(h)),
+                    Ok(None) => match read_object(p) {
+                        Ok(o) => Kind::Object(DicomObjectInfo {
+                            path: p.clone(),
+                            sop_class_uid: o.sop_class_uid,
+                            modality: o.modality,
+                            series_uid: o.series_uid,
+                            study_uid: o.study_uid,
+                            patient_id: o.patient_id,
+                            description: o.description,
+                        }),
+                        Err(e) => unreadable(p, e),
+                    },
+                    Err(e) => unreadable(p, e),
+                }
+            })
+            .collect();
+        let mut headers = Vec::new();
+        let mut survey = Survey::default();
+        for k in kinds {
+            match k {
+                Kind::Image(h) => headers.push(*h),
+                Kind::Object(o) => survey.objects.push(o),
+                Kind::NotDicom(p) => survey.not_dicom.push(p),
+                Kind::Unreadable(u) => survey.unreadable.push(u),
+            }
+        }
+        let catalog = Self::group(headers);
+        survey.series = catalog.stacks.iter().map(|s| catalog.info(s)).collect();
+        (catalog, survey)
+    }
+
+    /// Group the frames of image files into stacks.
+    fn group(files: Vec<FileHeader>) -> Self {
         let mut stacks: Vec<Stack> = Vec::new();
         for (fi, h) in files.iter().enumerate() {
             if let Some(reason) = &h.unsupported {
@@ -145,7 +203,7 @@ impl Catalog {
                 }
             }
         }
-        Ok(Self { files, stacks })
+        Self { files, stacks }
     }
 
     /// The header of the file of the first frame of `stack`.
@@ -171,18 +229,49 @@ impl Catalog {
             n_images: stack.frames.len(),
             rows_cols: (stack.rows, stack.cols),
             files,
+            study_uid: first.and_then(|h| h.study_uid.clone()),
+            patient_id: first.and_then(|h| h.patient_id.clone()),
+            frame_of_reference_uid: first.and_then(|h| h.frame_of_reference_uid.clone()),
+            sop_class_uid: first.and_then(|h| h.sop_class_uid.clone()),
+            image_type: first.map(|h| h.image_type.clone()).unwrap_or_default(),
+            convolution_kernel: first.and_then(|h| h.convolution_kernel.clone()),
+            slice_thickness_mm: first.and_then(|h| h.slice_thickness),
+            slice_spacing_mm: self.slice_spacing(stack),
+            orientation: orientation_of(stack.iop),
         }
+    }
+
+    /// The median distance between neighbouring slice positions along the stack's normal, mm
+    /// (`None` without an orientation or with fewer than two distinct positions).
+    fn slice_spacing(&self, stack: &Stack) -> Option<f64> {
+        let n = normal_of(&stack.iop?);
+        let mut pos: Vec<f64> = stack
+            .frames
+            .iter()
+            .filter_map(|r| {
+                let ipp = self.files[r.file].frames.get(r.frame)?.ipp?;
+                Some(ipp[0] * n[0] + ipp[1] * n[1] + ipp[2] * n[2])
+            })
+            .collect();
+        pos.sort_by(f64::total_cmp);
+        let mut gaps: Vec<f64> = pos
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .filter(|g| *g > 1e-4)
+            .collect();
+        if gaps.is_empty() {
+            return None;
+        }
+        gaps.sort_by(f64::total_cmp);
+        Some(gaps[gaps.len() / 2])
     }
 
     /// One line describing a stack, for `Provenance::other_series`.
     pub(crate) fn summary(&self, stack: &Stack) -> String {
         let i = self.info(stack);
-        let orient = match stack.iop.map(|o| normal_of(&o)) {
-            Some(n) if n[2].abs() >= AXIAL_MIN_NZ => "axial",
-            Some(n) if n[1].abs() >= AXIAL_MIN_NZ => "coronal",
-            Some(n) if n[0].abs() >= AXIAL_MIN_NZ => "sagittal",
-            Some(_) => "oblique",
-            None => "no geometry",
+        let orient = match i.orientation {
+            Orientation::Unknown => "no geometry",
+            o => o.name(),
         };
         format!(
             "{} ({}, {:?}, {} images {}x{}, {orient})",
@@ -193,6 +282,17 @@ impl Catalog {
             i.rows_cols.1,
             i.rows_cols.0
         )
+    }
+}
+
+/// The orientation of slices of orientation `iop`.
+fn orientation_of(iop: Option<[f64; 6]>) -> Orientation {
+    match iop.map(|o| normal_of(&o)) {
+        Some(n) if n[2].abs() >= AXIAL_MIN_NZ => Orientation::Axial,
+        Some(n) if n[1].abs() >= AXIAL_MIN_NZ => Orientation::Coronal,
+        Some(n) if n[0].abs() >= AXIAL_MIN_NZ => Orientation::Sagittal,
+        Some(_) => Orientation::Oblique,
+        None => Orientation::Unknown,
     }
 }
 

@@ -43,6 +43,14 @@ pub(crate) struct FileHeader {
     pub rows: u32,
     pub cols: u32,
     pub slice_thickness: Option<f64>,
+    /// SOPClassUID.
+    pub sop_class_uid: Option<String>,
+    /// ImageType values, upper case.
+    pub image_type: Vec<String>,
+    /// FrameOfReferenceUID.
+    pub frame_of_reference_uid: Option<String>,
+    /// ConvolutionKernel as written (case kept), values joined by `\`.
+    pub convolution_kernel: Option<String>,
     /// TransferSyntaxUID.
     pub transfer_syntax: String,
     /// Where the native (uncompressed) pixel bytes are in the file: offset and length.
@@ -152,6 +160,23 @@ fn string(obj: &Obj, tag: Tag) -> Option<String> {
     let s = obj.get(tag)?.to_str().ok()?;
     let s = s.trim_matches(|c: char| c == '\0' || c.is_whitespace());
     (!s.is_empty()).then(|| s.to_string())
+}
+
+/// The values of a multi-valued string element, trimmed, empty ones dropped.
+fn strings(obj: &Obj, tag: Tag) -> Vec<String> {
+    let Some(e) = obj.get(tag) else {
+        return Vec::new();
+    };
+    let Ok(v) = e.to_multi_str() else {
+        return Vec::new();
+    };
+    v.iter()
+        .map(|s| {
+            s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
+                .to_string()
+        })
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 fn floats(obj: &Obj, tag: Tag) -> Option<Vec<f64>> {
@@ -396,8 +421,74 @@ pub(crate) fn read_header(path: &Path) -> Result<Option<FileHeader>, VolumeError
         rows,
         cols,
         slice_thickness: float(obj, tags::SLICE_THICKNESS),
+        sop_class_uid: string(obj, tags::SOP_CLASS_UID),
+        image_type: strings(obj, tags::IMAGE_TYPE)
+            .iter()
+            .map(|t| t.to_ascii_uppercase())
+            .collect(),
+        frame_of_reference_uid: string(obj, tags::FRAME_OF_REFERENCE_UID),
+        convolution_kernel: {
+            let k = strings(obj, tags::CONVOLUTION_KERNEL);
+            (!k.is_empty()).then(|| k.join("\\"))
+        },
         n_frames,
         frames,
         unsupported,
     }))
+}
+
+/// What identifies a DICOM file that holds no image (see [`read_object`]).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ObjectHeader {
+    pub sop_class_uid: Option<String>,
+    pub modality: Option<String>,
+    pub series_uid: Option<String>,
+    pub study_uid: Option<String>,
+    pub patient_id: Option<String>,
+    pub description: Option<String>,
+}
+
+/// The identifying attributes of a DICOM file (which has passed [`sniff`]) that is not an image:
+/// a DICOMDIR, a structured report, a presentation state, ... The SOP class comes from the data
+/// set, else from the file meta group's MediaStorageSOPClassUID (a DICOMDIR has only the latter).
+///
+/// # Errors
+/// [`VolumeError::Malformed`] when the header does not parse; [`VolumeError::Io`].
+pub(crate) fn read_object(path: &Path) -> Result<ObjectHeader, VolumeError> {
+    let framing = sniff(path).unwrap_or(Framing::Preamble);
+    super::guard::check_lengths(path, framing, crate::Limits::default().max_bytes)?;
+    let bad = |e: dicom_object::ReadError| {
+        VolumeError::malformed(path, format!("not a readable DICOM file: {e}"))
+    };
+    let (obj, media_class) = match framing {
+        Framing::Preamble | Framing::NoPreamble => {
+            let preamble = if framing == Framing::Preamble {
+                ReadPreamble::Always
+            } else {
+                ReadPreamble::Never
+            };
+            // Everything identifying lies in groups 0008-0020 (up to SeriesInstanceUID), before
+            // any content (an SR's content tree, a presentation state's annotations).
+            let file = OpenFileOptions::new()
+                .read_until(tags::SERIES_NUMBER)
+                .read_preamble(preamble)
+                .open_file(path)
+                .map_err(bad)?;
+            let media = file
+                .meta()
+                .media_storage_sop_class_uid
+                .trim_matches(|c: char| c == '\0' || c.is_whitespace())
+                .to_string();
+            (file.into_inner(), (!media.is_empty()).then_some(media))
+        }
+        Framing::Raw(ts) => (read_raw(path, ts)?, None),
+    };
+    Ok(ObjectHeader {
+        sop_class_uid: string(&obj, tags::SOP_CLASS_UID).or(media_class),
+        modality: string(&obj, tags::MODALITY),
+        series_uid: string(&obj, tags::SERIES_INSTANCE_UID),
+        study_uid: string(&obj, tags::STUDY_INSTANCE_UID),
+        patient_id: string(&obj, tags::PATIENT_ID),
+        description: string(&obj, tags::SERIES_DESCRIPTION),
+    })
 }

@@ -100,6 +100,125 @@ pub struct SeriesInfo {
     pub rows_cols: (u32, u32),
     /// The files of the series.
     pub files: Vec<std::path::PathBuf>,
+    /// StudyInstanceUID.
+    #[serde(default)]
+    pub study_uid: Option<String>,
+    /// PatientID.
+    #[serde(default)]
+    pub patient_id: Option<String>,
+    /// FrameOfReferenceUID: the reconstructions of one acquisition (a lung and a soft-tissue
+    /// kernel, thin and thick slices) share it.
+    #[serde(default)]
+    pub frame_of_reference_uid: Option<String>,
+    /// SOPClassUID, e.g. `1.2.840.10008.5.1.4.1.1.2` (CT Image Storage).
+    #[serde(default)]
+    pub sop_class_uid: Option<String>,
+    /// ImageType (0008,0008) values in upper case, e.g. `["ORIGINAL", "PRIMARY", "AXIAL"]`; a
+    /// scout has `LOCALIZER` among them.
+    #[serde(default)]
+    pub image_type: Vec<String>,
+    /// ConvolutionKernel (0018,1210), several values joined by `\`, e.g. `B70f` or `LUNG`.
+    #[serde(default)]
+    pub convolution_kernel: Option<String>,
+    /// SliceThickness of the first image, mm.
+    #[serde(default)]
+    pub slice_thickness_mm: Option<f64>,
+    /// Median distance between neighbouring slice positions along the slice normal, mm (`None`
+    /// for a single image or without position and orientation).
+    #[serde(default)]
+    pub slice_spacing_mm: Option<f64>,
+    /// Orientation of the slices.
+    #[serde(default)]
+    pub orientation: Orientation,
+}
+
+/// Which way the slices of a stack face: the patient axis closest to their normal (within 45
+/// degrees), from ImageOrientationPatient.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Orientation {
+    /// Normal along the patient's z (head-feet) axis.
+    Axial,
+    /// Normal along y (anterior-posterior).
+    Coronal,
+    /// Normal along x (left-right).
+    Sagittal,
+    /// None of the three within 45 degrees.
+    Oblique,
+    /// No ImageOrientationPatient.
+    #[default]
+    Unknown,
+}
+
+impl Orientation {
+    /// The lowercase name (`axial`, `coronal`, `sagittal`, `oblique`, `unknown`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Axial => "axial",
+            Self::Coronal => "coronal",
+            Self::Sagittal => "sagittal",
+            Self::Oblique => "oblique",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// A DICOM file that holds no image (no Rows/Columns): a DICOMDIR, a structured report (dose
+/// report), a presentation state, a key object selection, an RT structure set, ...
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DicomObjectInfo {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// SOPClassUID (from the data set, else the file meta group's MediaStorageSOPClassUID).
+    pub sop_class_uid: Option<String>,
+    /// Modality, e.g. `SR`, `PR`, `KO`, `RTSTRUCT`.
+    pub modality: Option<String>,
+    /// SeriesInstanceUID.
+    pub series_uid: Option<String>,
+    /// StudyInstanceUID.
+    pub study_uid: Option<String>,
+    /// PatientID.
+    pub patient_id: Option<String>,
+    /// SeriesDescription.
+    pub description: Option<String>,
+}
+
+/// A file that looks like DICOM (see [`read_series`]) but whose header cannot be read.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UnreadableFile {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// The reader's error.
+    pub reason: String,
+}
+
+/// Every file of a list sorted by what the DICOM reader makes of it (see [`survey_files`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Survey {
+    /// The image stacks, as [`scan_series`] lists them (largest first).
+    pub series: Vec<SeriesInfo>,
+    /// DICOM files that hold no image.
+    pub objects: Vec<DicomObjectInfo>,
+    /// Files that look like DICOM but whose header cannot be read (truncated, corrupt).
+    pub unreadable: Vec<UnreadableFile>,
+    /// Files that are not DICOM at all (no `DICM` magic, not a bare data set), in input order.
+    pub not_dicom: Vec<std::path::PathBuf>,
+}
+
+/// Sort every file of `files` by what it is to the DICOM reader: image stacks (one per
+/// SeriesInstanceUID, orientation and image size, as [`scan_series`] gives them, largest first),
+/// DICOM objects without an image, unreadable DICOM files, and files that are not DICOM.
+///
+/// Only headers are read (not pixel data), in parallel. Nothing fails as a whole: each file's
+/// problem is recorded in the result. Folders in `files` are reported as unreadable.
+pub fn survey_files(files: &[std::path::PathBuf]) -> Survey {
+    let (_, mut survey) = catalog::Catalog::survey(files);
+    survey.series.sort_by(|a, b| {
+        b.n_images
+            .cmp(&a.n_images)
+            .then(a.series_uid.cmp(&b.series_uid))
+    });
+    survey
 }
 
 /// List the image stacks under `path` (a folder searched recursively, or one file): one entry per
