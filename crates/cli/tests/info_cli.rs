@@ -111,17 +111,18 @@ fn info_reads_every_format_scan_reads_and_names_each_files_problem() {
     );
     assert!(e.contains(&format!("more file(s) in {cut_rel}/")), "{e}");
 
-    // The hint `speck scan` writes for such a folder is a command that works.
+    // The hint `speck scan` writes for such a folder is a command that works. (The junk file is
+    // not a failure there but a skipped item: it is not DICOM, nor named like an image.)
     if ort_available() {
         let scan_out = d.join("scan-out");
         let o = scan(&[&broken, &one], &scan_out, &[], &[]);
         assert_eq!(code(&o), 1);
         let errors = read_csv(&scan_out.join("errors.csv"));
-        let junk = errors
+        let row = errors
             .iter()
-            .find(|r| r["input"].ends_with("junk"))
-            .expect("the junk folder in errors.csv");
-        let hint = junk["reason"]
+            .find(|r| r["input"] == cut.display().to_string())
+            .expect("the truncated series' folder in errors.csv");
+        let hint = row["reason"]
             .split('`')
             .nth(1)
             .expect("a command in backquotes")
@@ -131,9 +132,16 @@ fn info_reads_every_format_scan_reads_and_names_each_files_problem() {
         let o = info(&args[2..]);
         assert_eq!(code(&o), 2);
         assert!(
-            err(&o).contains("scan.bin: not a DICOM file"),
+            err(&o).contains("IM000001.dcm: corrupt DICOM"),
             "{}",
             err(&o)
+        );
+        let skipped = read_csv(&scan_out.join("skipped.csv"));
+        assert!(
+            skipped
+                .iter()
+                .any(|r| r["input"].ends_with("junk/scan.bin") && r["kind"] == "not-dicom"),
+            "{skipped:?}"
         );
     }
 

@@ -71,29 +71,38 @@ fn mixed_archive_good_scans_are_found_and_bad_ones_listed() {
 
     let summary = read_csv(&out.join("summary.csv"));
     let errors = read_csv(&out.join("errors.csv"));
+    let skipped = read_csv(&out.join("skipped.csv"));
     let ok: Vec<_> = summary.iter().filter(|r| r["status"] == "ok").collect();
     assert_eq!(ok.len(), 3, "{summary:?}");
-    assert_eq!(summary.len(), 7, "{summary:?}");
-    assert_eq!(errors.len(), 4, "{errors:?}");
-    for folder in ["truncated", "junk"] {
-        let e = errors
-            .iter()
-            .find(|e| e["input"].contains(folder))
-            .unwrap_or_else(|| panic!("{folder} listed: {errors:?}"));
-        assert_eq!(e["stage"], "discover");
-        assert!(e["reason"].contains("not a readable image series"), "{e:?}");
-    }
+    assert_eq!(summary.len(), 5, "{summary:?}");
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    let truncated = errors
+        .iter()
+        .find(|e| e["input"].contains("truncated"))
+        .unwrap_or_else(|| panic!("truncated listed: {errors:?}"));
+    assert_eq!(truncated["stage"], "discover");
+    assert!(
+        truncated["reason"].contains("not a readable image series"),
+        "{truncated:?}"
+    );
     let broken = errors
         .iter()
         .find(|e| e["input"].ends_with("broken.nii.gz"))
         .expect("broken.nii.gz listed");
     assert_eq!(broken["stage"], "load");
-    let mr = errors
+    // Not CT image series: skipped, not failed (issue 20).
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    let mr = skipped
         .iter()
-        .find(|e| e["reason"].contains("MR"))
-        .expect("MR series listed");
-    assert_eq!(mr["stage"], "discover");
+        .find(|e| e["kind"] == "modality")
+        .expect("MR series skipped");
+    assert!(mr["reason"].contains("\"MR\""), "{mr:?}");
     assert!(!mr["series"].is_empty());
+    let junk = skipped
+        .iter()
+        .find(|e| e["input"].ends_with("scan.bin"))
+        .expect("junk skipped");
+    assert_eq!(junk["kind"], "not-dicom");
 
     // The same phantom in three formats: the same candidates (world mm, probability).
     let all = read_csv(&out.join("candidates.csv"));

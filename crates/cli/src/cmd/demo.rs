@@ -107,7 +107,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         crate::scan::detector::models_text(&engine.describe())
     );
     let t1 = Instant::now();
-    let items = discover::discover(std::slice::from_ref(&phantoms_dir), &[]);
+    let items = discover::discover(
+        std::slice::from_ref(&phantoms_dir),
+        &[],
+        discover::SeriesPolicy::All,
+    );
     let opts = run::Options {
         out: scan_dir.clone(),
         run_dir: scan_dir.clone(),
@@ -119,6 +123,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         report: ReportFormat::Html,
         progress: true,
         facts: vec![format!("speck demo, seed {}", args.seed)],
+        strict_skips: false,
     };
     super::scan::install_signal_handler();
     let result = run::run(&items, engine.as_ref(), &opts, &super::scan::INTERRUPTED)?;

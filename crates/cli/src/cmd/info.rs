@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use serde_json::{json, Value};
 use speck_volume::{detect_format, open_with, Format, LoadOptions, Volume};
 
-use crate::scan::discover::{discover, Format as ScanFormat, Plan};
+use crate::scan::discover::{discover, Format as ScanFormat, Plan, SeriesPolicy};
 use crate::scan::run::round_to;
 
 /// Arguments of `speck info`.
@@ -36,7 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut note = None;
     let manifest = args.path.is_file() && crate::scan::discover::is_manifest(&args.path);
     if (args.path.is_dir() || manifest) && args.series.is_none() {
-        let items = discover(std::slice::from_ref(&args.path), &[]);
+        let items = discover(std::slice::from_ref(&args.path), &[], SeriesPolicy::All);
         let mut scans = Vec::new();
         for item in &items {
             match &item.plan {
@@ -48,6 +48,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 } => scans.push((*format, path.clone(), series_uid.clone())),
                 Plan::Fail { reason } => {
                     not_read.push((item.source.display().to_string(), reason.clone()));
+                }
+                Plan::Skip { reason } => {
+                    not_read.push((
+                        item.source.display().to_string(),
+                        format!("not a CT image series: {reason}"),
+                    ));
                 }
             }
         }

@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use crate::scan::output::{
-    self, CandidateRow, ErrorRow, SummaryRow, CANDIDATE_COLUMNS, ERROR_COLUMNS, SUMMARY_COLUMNS,
+    self, CandidateRow, ErrorRow, SkippedRow, SummaryRow, CANDIDATE_COLUMNS, ERROR_COLUMNS,
+    SKIPPED_COLUMNS, SUMMARY_COLUMNS,
 };
 use crate::scan::report::ReportFormat;
 use crate::scan::run;
@@ -95,7 +96,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut candidates: Vec<CandidateRow> = Vec::new();
     let mut summary: BTreeMap<String, SummaryRow> = BTreeMap::new();
     let mut errors: Vec<ErrorRow> = Vec::new();
+    let mut skipped: Vec<SkippedRow> = Vec::new();
     for d in &dirs {
+        // Run folders of a Speck from before skipped.csv have none.
+        let k = d.join("skipped.csv");
+        if k.is_file() {
+            let rows: Vec<SkippedRow> =
+                output::read_csv(&k).with_context(|| format!("reading {}", k.display()))?;
+            skipped.extend(rows);
+        }
         let c: Vec<CandidateRow> = output::read_csv(&d.join("candidates.csv"))
             .with_context(|| format!("reading {}", d.join("candidates.csv").display()))?;
         let s: Vec<SummaryRow> = output::read_csv(&d.join("summary.csv"))
@@ -129,6 +138,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         !ok.contains(e.scan_id.as_str())
             && seen.insert((e.scan_id.clone(), e.input.clone(), e.series.clone()))
     });
+    let mut seen = BTreeSet::new();
+    skipped.retain(|k| seen.insert((k.input.clone(), k.series.clone(), k.kind.clone())));
+    output::sort_skipped(&mut skipped);
     let mut summary: Vec<SummaryRow> = summary.into_values().collect();
     output::sort_candidates(&mut candidates);
     output::sort_summary(&mut summary);
@@ -139,13 +151,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     output::write_csv(&out.join("candidates.csv"), &CANDIDATE_COLUMNS, &candidates)?;
     output::write_csv(&out.join("summary.csv"), &SUMMARY_COLUMNS, &summary)?;
     output::write_csv(&out.join("errors.csv"), &ERROR_COLUMNS, &errors)?;
+    output::write_csv(&out.join("skipped.csv"), &SKIPPED_COLUMNS, &skipped)?;
     let n_failed = summary.iter().filter(|s| s.status != "ok").count();
     let mut facts = vec![
         format!("merged from {} run folder(s)", dirs.len()),
         format!(
-            "{} scan(s) ok, {} failed, {} candidate(s)",
+            "{} scan(s) ok, {} failed, {} skipped (not CT image series), {} candidate(s)",
             summary.len() - n_failed,
             n_failed,
+            skipped.len(),
             candidates.len()
         ),
     ];
@@ -162,12 +176,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &summary,
         &candidates,
         &errors,
+        &skipped,
     )?;
     eprintln!(
-        "speck merge: {} run folder(s), {} scan(s) ok, {} failed, {} candidate(s) -> {}",
+        "speck merge: {} run folder(s), {} scan(s) ok, {} failed, {} skipped, {} candidate(s) \
+         -> {}",
         dirs.len(),
         summary.len() - n_failed,
         n_failed,
+        skipped.len(),
         candidates.len(),
         out.display()
     );

@@ -11,7 +11,8 @@ use anyhow::Context as _;
 use crate::scan::report::ReportFormat;
 use crate::scan::{discover, memory, run, shard};
 
-/// Exit code when some scans failed (0: all succeeded; 2: usage or fatal error).
+/// Exit code when some scans failed, or items were skipped under `--strict-skips` (0: every
+/// planned scan succeeded, skipped items allowed; 2: usage or fatal error).
 pub const EXIT_SOME_FAILED: u8 = 1;
 /// Exit code when the run was interrupted (Ctrl-C, SIGTERM); the outputs written are complete.
 pub const EXIT_INTERRUPTED: u8 = 130;
@@ -94,13 +95,19 @@ fn earlier_scan_folders(out: &Path, listed: &std::collections::BTreeSet<&str>) -
 
 /// Arguments of `speck scan`.
 #[derive(clap::Args, Debug, Clone)]
-#[command(after_help = "Exit codes:\n  \
-    0    every scan succeeded\n  \
-    1    the run finished but some scans failed (listed in errors.csv)\n  \
+#[command(
+    after_help = "Outcomes: every item found is scanned, failed (it should have been a CT \
+    scan but could not be: errors.csv) or skipped (not a CT image series: documents such as \
+    LICENSE or metadata.csv, DICOMDIR, dose reports and other non-image objects, other \
+    modalities, scouts, secondary captures; skipped.csv).\n\n\
+    Exit codes:\n  \
+    0    every scan succeeded (items skipped as not CT image series allowed, unless --strict-skips)\n  \
+    1    the run finished but some scans failed (listed in errors.csv), or items were skipped under --strict-skips\n  \
     2    usage or fatal error, nothing scanned: bad arguments, an INPUT that does not exist, \
     nothing found to scan in the inputs, no models, ONNX Runtime not found, --device unavailable with --strict-device, an unusable --out or one holding other files (see --force)\n  \
     130  interrupted (Ctrl-C, SIGTERM): rerun with --resume\n\n\
-    Outputs, resume and sharding are described in docs/cli.md.")]
+    Outputs, resume and sharding are described in docs/cli.md."
+)]
 pub struct Args {
     /// DICOM folders (searched recursively; one scan per series), .nii/.nii.gz/.mhd/.mha files,
     /// or manifests (.txt/.lst/.list: one path per line, # comments).
@@ -147,6 +154,16 @@ pub struct Args {
     /// No progress bar (it is also hidden when stderr is not a terminal).
     #[arg(long)]
     pub no_progress: bool,
+    /// Which CT series to scan when one acquisition (same study and FrameOfReferenceUID) has
+    /// several, e.g. a lung and a soft-tissue reconstruction: `all`, or `best` (axial, thinnest
+    /// slices, then the sharpest lung kernel, then the most slices; the others are skipped). The
+    /// choice and its reason are in each scan.json.
+    #[arg(long, value_enum, default_value = "all", value_name = "POLICY")]
+    pub series_policy: discover::SeriesPolicy,
+    /// Count items skipped as not CT image series as failures: each also gets an errors.csv row
+    /// and the exit code is 1.
+    #[arg(long)]
+    pub strict_skips: bool,
     /// Write into an existing, non-empty --out folder that holds no Speck output (without it such
     /// a folder is refused, so that a mistyped --out never mixes results into unrelated files).
     #[arg(long)]
@@ -182,9 +199,13 @@ pub fn install_signal_handler() {
 /// (empty, or with a scan folder holding `scan.json`, `candidates.csv` or a temporary file), or
 /// `shards/K-of-N/`.
 fn is_speck_output(dir: &Path) -> bool {
-    let summary_header = crate::scan::output::SUMMARY_COLUMNS.join(",");
-    let summary_ok = std::fs::read_to_string(dir.join("summary.csv"))
-        .is_ok_and(|t| t.lines().next() == Some(summary_header.as_str()));
+    // Files written before the study columns existed have the first seven.
+    let summary_header = crate::scan::output::SUMMARY_COLUMNS[..7].join(",");
+    let summary_ok = std::fs::read_to_string(dir.join("summary.csv")).is_ok_and(|t| {
+        t.lines()
+            .next()
+            .is_some_and(|l| l.starts_with(&summary_header))
+    });
     let scan_dir_ok = |d: &Path| {
         d.join("scan.json").is_file()
             || d.join("candidates.csv").is_file()
@@ -289,18 +310,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(args.engine.build(args.jobs)?)
     };
 
-    let all = discover::discover(&args.inputs, std::slice::from_ref(&args.out));
+    let all = discover::discover(
+        &args.inputs,
+        std::slice::from_ref(&args.out),
+        args.series_policy,
+    );
     if all.is_empty() {
         anyhow::bail!("no inputs to scan");
     }
-    if all
+    if !all
         .iter()
-        .all(|it| matches!(it.plan, discover::Plan::Fail { .. }))
+        .any(|it| matches!(it.plan, discover::Plan::Scan { .. }))
     {
         let reasons: Vec<String> = all
             .iter()
             .map(|it| match &it.plan {
                 discover::Plan::Fail { reason } => format!("\n  {}: {reason}", it.source.display()),
+                discover::Plan::Skip { reason } => {
+                    format!("\n  {}: skipped: {reason}", it.source.display())
+                }
                 discover::Plan::Scan { .. } => String::new(),
             })
             .collect();
@@ -309,14 +337,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             reasons.concat()
         );
     }
+    // Scans (and failed items) and skipped items are dealt out separately, so skipped items do
+    // not unbalance the scans between shards.
+    let (mut n_planned, mut n_skipped) = (0usize, 0usize);
     let mine: Vec<discover::Item> = all
         .iter()
-        .enumerate()
-        .filter(|(i, _)| shard.owns(*i))
-        .map(|(_, it)| it.clone())
+        .filter(|it| {
+            let counter = if matches!(it.plan, discover::Plan::Skip { .. }) {
+                &mut n_skipped
+            } else {
+                &mut n_planned
+            };
+            let position = *counter;
+            *counter += 1;
+            shard.owns(position)
+        })
+        .cloned()
         .collect();
     tracing::info!(
-        "{} item(s) found, {} in shard {shard} ({source:?})",
+        "{} item(s) found ({n_skipped} not CT image series), {} in shard {shard} ({source:?})",
         all.len(),
         mine.len()
     );
@@ -329,6 +368,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
                 discover::Plan::Fail { reason } => {
                     println!("{}\t{}\tfail\t{reason}", it.id, it.uid);
+                }
+                discover::Plan::Skip { reason } => {
+                    println!(
+                        "{}\t{}\tskip\t{}: {reason}: {}",
+                        it.id,
+                        it.uid,
+                        reason.kind(),
+                        it.source.display()
+                    );
                 }
             }
         }
@@ -375,14 +423,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         report: args.report,
         progress: !args.no_progress,
         facts,
+        strict_skips: args.strict_skips,
     };
     install_signal_handler();
     let result = run::run(&mine, engine.as_ref(), &opts, &INTERRUPTED)?;
     eprintln!(
-        "speck scan: {} ok ({} from an earlier run), {} failed{}; outputs in {}",
+        "speck scan: {} ok ({} from an earlier run), {} failed, {} skipped (not CT image \
+         series){}; outputs in {}",
         result.ok + result.resumed,
         result.resumed,
         result.failed,
+        result.skipped,
         if result.interrupted {
             format!(", interrupted with {} not started", result.not_started)
         } else {
@@ -390,10 +441,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         run_dir.display()
     );
-    if result.failed > 0 {
+    if result.failed > 0 || (args.strict_skips && result.skipped > 0) {
         eprintln!(
             "speck scan: the failures and their reasons are in {}",
             run_dir.join("errors.csv").display()
+        );
+    }
+    if result.skipped > 0 {
+        eprintln!(
+            "speck scan: what was skipped and why is in {}{}",
+            run_dir.join("skipped.csv").display(),
+            if args.strict_skips {
+                " (failures under --strict-skips)"
+            } else {
+                ""
+            }
         );
     }
     if result.interrupted {
@@ -418,6 +480,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !shard.is_split() {
         let listed: std::collections::BTreeSet<&str> = all
             .iter()
+            .filter(|i| !matches!(i.plan, discover::Plan::Skip { .. }))
             .map(|i| i.id.as_str())
             .chain(result.earlier.iter().map(String::as_str))
             .collect();
@@ -441,7 +504,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     Ok(if result.interrupted {
         ExitCode::from(EXIT_INTERRUPTED)
-    } else if result.failed > 0 {
+    } else if result.failed > 0 || (args.strict_skips && result.skipped > 0) {
         ExitCode::from(EXIT_SOME_FAILED)
     } else {
         ExitCode::SUCCESS

@@ -34,8 +34,9 @@ pub const CANDIDATE_COLUMNS: [&str; 20] = [
     "measure_reliability",
 ];
 
-/// Columns of `summary.csv`.
-pub const SUMMARY_COLUMNS: [&str; 7] = [
+/// Columns of `summary.csv` (files written before `patient_id` and `study_uid` existed have the
+/// first seven).
+pub const SUMMARY_COLUMNS: [&str; 9] = [
     "scan_id",
     "seriesuid",
     "status",
@@ -43,10 +44,22 @@ pub const SUMMARY_COLUMNS: [&str; 7] = [
     "seconds",
     "format",
     "source",
+    "patient_id",
+    "study_uid",
 ];
 
 /// Columns of `errors.csv`.
 pub const ERROR_COLUMNS: [&str; 5] = ["input", "series", "reason", "scan_id", "stage"];
+
+/// Columns of `skipped.csv`.
+pub const SKIPPED_COLUMNS: [&str; 6] = [
+    "input",
+    "series",
+    "kind",
+    "reason",
+    "patient_id",
+    "study_uid",
+];
 
 /// One candidate as written: LUNA16 world coordinates (LPS mm) and probability, then extras.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,6 +154,30 @@ pub struct SummaryRow {
     pub format: String,
     /// What was read.
     pub source: String,
+    /// PatientID (DICOM), empty when unknown.
+    #[serde(default)]
+    pub patient_id: String,
+    /// StudyInstanceUID (DICOM), empty when unknown.
+    #[serde(default)]
+    pub study_uid: String,
+}
+
+/// One line of `skipped.csv`: something found that is not a CT image series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkippedRow {
+    /// The file, or the folder holding the series' files.
+    pub input: String,
+    /// SeriesInstanceUID, when known.
+    pub series: String,
+    /// The reason's kind (see [`super::discover::SkipReason::kind`]): `not-dicom`, `dicomdir`,
+    /// `non-image`, `modality`, `localizer`, `secondary-capture`, `not-chosen`.
+    pub kind: String,
+    /// What it is, in words.
+    pub reason: String,
+    /// PatientID, when known.
+    pub patient_id: String,
+    /// StudyInstanceUID, when known.
+    pub study_uid: String,
 }
 
 /// One line of `errors.csv`.
@@ -181,6 +218,11 @@ pub struct ScanRecord {
     pub study_uid: Option<String>,
     /// PatientID, when the file has one.
     pub patient_id: Option<String>,
+    /// For a DICOM series whose acquisition has several series (same study and
+    /// FrameOfReferenceUID): the `--series-policy`, the other series and why this one is
+    /// scanned. Absent otherwise, and in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series_choice: Option<super::discover::SeriesChoice>,
     /// Shape `[z, y, x]`.
     pub shape_zyx: [usize; 3],
     /// Spacing `[z, y, x]`, mm, to 6 decimals (the order of `shape_zyx`, `--spacing` and the
@@ -270,6 +312,19 @@ pub fn sort_candidates(rows: &mut [CandidateRow]) {
 /// Sort summary rows by scan id.
 pub fn sort_summary(rows: &mut [SummaryRow]) {
     rows.sort_by(|a, b| a.scan_id.cmp(&b.scan_id));
+}
+
+/// Sort skipped rows by patient, study, input, series and kind.
+pub fn sort_skipped(rows: &mut [SkippedRow]) {
+    rows.sort_by(|a, b| {
+        (&a.patient_id, &a.study_uid, &a.input, &a.series, &a.kind).cmp(&(
+            &b.patient_id,
+            &b.study_uid,
+            &b.input,
+            &b.series,
+            &b.kind,
+        ))
+    });
 }
 
 /// Sort error rows by scan id, then input and reason.

@@ -1,10 +1,10 @@
-//! The run report: one page listing every scan with its top candidates and their thumbnails, and
-//! every error. Identifiers come from files, so everything is escaped (HTML) or sanitised
+//! The run report: one page listing every scan, grouped by patient and study, with its top
+//! candidates and their thumbnails, then every error and every item skipped. Identifiers come from files, so everything is escaped (HTML) or sanitised
 //! (Markdown) before it is written.
 
 use std::fmt::Write as _;
 
-use super::output::{CandidateRow, ErrorRow, SummaryRow};
+use super::output::{CandidateRow, ErrorRow, SkippedRow, SummaryRow};
 
 /// Report format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -37,6 +37,8 @@ pub struct ReportData<'a> {
     pub scans: Vec<ReportScan<'a>>,
     /// Errors.
     pub errors: &'a [ErrorRow],
+    /// Items found that are not CT image series.
+    pub skipped: &'a [SkippedRow],
     /// How many candidates per scan to list.
     pub top: usize,
 }
@@ -79,6 +81,49 @@ fn size_text(c: &CandidateRow) -> String {
             format!("; {model}")
         }
     )
+}
+
+/// The scans in study order (patient, study, then scan id), each with the heading of its study
+/// when it opens one.
+fn by_study<'a>(scans: &'a [ReportScan<'a>]) -> Vec<(Option<String>, &'a ReportScan<'a>)> {
+    let mut sorted: Vec<&ReportScan<'_>> = scans.iter().collect();
+    sorted.sort_by(|a, b| {
+        let key = |s: &ReportScan<'_>| {
+            (
+                s.summary.study_uid.is_empty(),
+                s.summary.patient_id.clone(),
+                s.summary.study_uid.clone(),
+                s.summary.scan_id.clone(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    let mut out = Vec::with_capacity(sorted.len());
+    let mut last: Option<(&str, &str)> = None;
+    for sc in sorted {
+        let key = (
+            sc.summary.patient_id.as_str(),
+            sc.summary.study_uid.as_str(),
+        );
+        let heading = (last != Some(key)).then(|| {
+            let n = scans
+                .iter()
+                .filter(|o| (o.summary.patient_id.as_str(), o.summary.study_uid.as_str()) == key)
+                .count();
+            if key.1.is_empty() {
+                format!("files without a study (NIfTI, MetaImage, unknown): {n} scan(s)")
+            } else {
+                format!(
+                    "patient {}, study {}: {n} series",
+                    if key.0.is_empty() { "unknown" } else { key.0 },
+                    key.1
+                )
+            }
+        });
+        last = Some(key);
+        out.push((heading, sc));
+    }
+    out
 }
 
 /// Escape text for HTML element content and attribute values.
@@ -130,8 +175,15 @@ pub fn html(d: &ReportData<'_>) -> String {
     for f in &d.facts {
         let _ = writeln!(s, "<li>{}</li>", html_escape(f));
     }
-    s.push_str("</ul>\n<h2>Scans</h2>\n<table><tr><th>scan</th><th>series</th><th>status</th><th>candidates</th><th>seconds</th></tr>\n");
-    for sc in &d.scans {
+    s.push_str("</ul>\n<h2>Scans by study</h2>\n<table><tr><th>scan</th><th>series</th><th>status</th><th>candidates</th><th>seconds</th></tr>\n");
+    for (heading, sc) in by_study(&d.scans) {
+        if let Some(h) = heading {
+            let _ = writeln!(
+                s,
+                "<tr class=\"study\"><th colspan=\"5\">{}</th></tr>",
+                html_escape(&h)
+            );
+        }
         let r = sc.summary;
         let _ = writeln!(
             s,
@@ -146,7 +198,10 @@ pub fn html(d: &ReportData<'_>) -> String {
         );
     }
     s.push_str("</table>\n");
-    for sc in d.scans.iter().filter(|sc| sc.summary.status == "ok") {
+    for (_, sc) in by_study(&d.scans)
+        .into_iter()
+        .filter(|(_, sc)| sc.summary.status == "ok")
+    {
         let r = sc.summary;
         let _ = writeln!(
             s,
@@ -204,6 +259,24 @@ pub fn html(d: &ReportData<'_>) -> String {
         }
         s.push_str("</table>\n");
     }
+    if !d.skipped.is_empty() {
+        let _ = writeln!(
+            s,
+            "<h2>Skipped: not CT image series ({})</h2>\n<table><tr><th>input</th><th>series</th><th>kind</th><th>reason</th></tr>",
+            d.skipped.len()
+        );
+        for k in d.skipped {
+            let _ = writeln!(
+                s,
+                "<tr class=\"skipped\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                html_escape(&k.input),
+                html_escape(&k.series),
+                html_escape(&k.kind),
+                html_escape(&k.reason)
+            );
+        }
+        s.push_str("</table>\n");
+    }
     s.push_str("</body></html>\n");
     s
 }
@@ -220,9 +293,12 @@ pub fn markdown(d: &ReportData<'_>) -> String {
         let _ = writeln!(s, "- {}", md_cell(f));
     }
     s.push_str(
-        "\n## Scans\n\n| scan | series | status | candidates | seconds |\n|---|---|---|---|---|\n",
+        "\n## Scans by study\n\n| scan | series | status | candidates | seconds |\n|---|---|---|---|---|\n",
     );
-    for sc in &d.scans {
+    for (heading, sc) in by_study(&d.scans) {
+        if let Some(h) = heading {
+            let _ = writeln!(s, "| **{}** | | | | |", md_cell(&h));
+        }
         let r = sc.summary;
         let _ = writeln!(
             s,
@@ -234,10 +310,9 @@ pub fn markdown(d: &ReportData<'_>) -> String {
             md_cell(&r.seconds)
         );
     }
-    for sc in d
-        .scans
-        .iter()
-        .filter(|sc| sc.summary.status == "ok" && !sc.candidates.is_empty())
+    for (_, sc) in by_study(&d.scans)
+        .into_iter()
+        .filter(|(_, sc)| sc.summary.status == "ok" && !sc.candidates.is_empty())
     {
         let _ = writeln!(s, "\n### {}\n", md_cell(&sc.summary.scan_id));
         for (c, thumb) in sc.candidates.iter().zip(&sc.thumbnails).take(d.top) {
@@ -272,6 +347,23 @@ pub fn markdown(d: &ReportData<'_>) -> String {
             );
         }
     }
+    if !d.skipped.is_empty() {
+        let _ = write!(
+            s,
+            "\n## Skipped: not CT image series ({})\n\n| input | series | kind | reason |\n|---|---|---|---|\n",
+            d.skipped.len()
+        );
+        for k in d.skipped {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} |",
+                md_cell(&k.input),
+                md_cell(&k.series),
+                md_cell(&k.kind),
+                md_cell(&k.reason)
+            );
+        }
+    }
     s
 }
 
@@ -289,6 +381,8 @@ mod tests {
             seconds: "1.00".into(),
             format: "nifti".into(),
             source: "a".into(),
+            patient_id: String::new(),
+            study_uid: String::new(),
         };
         let errors = vec![ErrorRow {
             input: "in|put".into(),
@@ -306,6 +400,7 @@ mod tests {
                 thumbnails: vec![],
             }],
             errors: &errors,
+            skipped: &[],
             top: 5,
         };
         let h = html(&d);
@@ -361,6 +456,8 @@ mod tests {
             seconds: "1.00".into(),
             format: "nifti".into(),
             source: "a".into(),
+            patient_id: String::new(),
+            study_uid: String::new(),
         };
         let c = row("5.20", "reliable", "<6");
         let d = ReportData {
@@ -372,6 +469,7 @@ mod tests {
                 thumbnails: vec![None],
             }],
             errors: &[],
+            skipped: &[],
             top: 5,
         };
         assert!(size_text(&row("9.00", "reliable", "8-15")).contains("Lung-RADS size 8-15 mm"));

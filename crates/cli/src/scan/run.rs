@@ -16,8 +16,8 @@ use super::engine::{Engine, EngineOutput, Found};
 use super::identity::{self, InputIdentity};
 use super::memory::{self, Budget};
 use super::output::{
-    self, fixed, CandidateRow, ErrorRow, ScanPaths, ScanRecord, SummaryRow, CANDIDATE_COLUMNS,
-    ERROR_COLUMNS, RECORD_VERSION, SUMMARY_COLUMNS,
+    self, fixed, CandidateRow, ErrorRow, ScanPaths, ScanRecord, SkippedRow, SummaryRow,
+    CANDIDATE_COLUMNS, ERROR_COLUMNS, RECORD_VERSION, SKIPPED_COLUMNS, SUMMARY_COLUMNS,
 };
 use super::report::{self, ReportFormat};
 use super::{atomic, names, thumbs};
@@ -45,6 +45,9 @@ pub struct Options {
     pub progress: bool,
     /// Lines describing the run, for the report.
     pub facts: Vec<String>,
+    /// Count skipped items as failures too (`--strict-skips`): each also gets an `errors.csv`
+    /// row, stage `skipped`.
+    pub strict_skips: bool,
 }
 
 /// What a run did.
@@ -56,6 +59,8 @@ pub struct RunResult {
     pub resumed: usize,
     /// Items that failed.
     pub failed: usize,
+    /// Items skipped: not CT image series (`skipped.csv`).
+    pub skipped: usize,
     /// Items not started because the run was interrupted.
     pub not_started: usize,
     /// Whether the run was interrupted.
@@ -123,7 +128,7 @@ pub fn format_name(f: Format) -> &'static str {
 fn failed(item: &Item, stage: &str, reason: String, seconds: f64) -> Outcome {
     let format = match &item.plan {
         Plan::Scan { format, .. } => format_name(*format).to_string(),
-        Plan::Fail { .. } => String::new(),
+        Plan::Fail { .. } | Plan::Skip { .. } => String::new(),
     };
     let source = path_str(&item.source);
     tracing::warn!("{}: {stage}: {reason}", item.id);
@@ -136,6 +141,8 @@ fn failed(item: &Item, stage: &str, reason: String, seconds: f64) -> Outcome {
             seconds: fixed(seconds, 2),
             format,
             source: source.clone(),
+            patient_id: item.patient_id.clone().unwrap_or_default(),
+            study_uid: item.study_uid.clone().unwrap_or_default(),
         },
         error: ErrorRow {
             input: source,
@@ -293,6 +300,9 @@ fn process(item: &Item, ctx: &Ctx<'_>, on_progress: &(dyn Fn(f32) + Sync)) -> Ou
     let secs = |t: Instant| t.elapsed().as_secs_f64();
     let (format, path, series_uid, size, files) = match &item.plan {
         Plan::Fail { reason } => return failed(item, "discover", reason.clone(), 0.0),
+        Plan::Skip { reason } => {
+            return failed(item, "skipped", format!("{}: {reason}", reason.kind()), 0.0)
+        }
         Plan::Scan {
             format,
             path,
@@ -323,6 +333,8 @@ fn process(item: &Item, ctx: &Ctx<'_>, on_progress: &(dyn Fn(f32) + Sync)) -> Ou
                     seconds: fixed(seconds, 2),
                     format: format_name(format).into(),
                     source: path_str(path),
+                    patient_id: item.patient_id.clone().unwrap_or_default(),
+                    study_uid: item.study_uid.clone().unwrap_or_default(),
                 },
                 rows,
                 resumed: true,
@@ -446,6 +458,8 @@ fn process(item: &Item, ctx: &Ctx<'_>, on_progress: &(dyn Fn(f32) + Sync)) -> Ou
                 seconds: fixed(seconds, 2),
                 format: format_name(format).into(),
                 source: path_str(path),
+                patient_id: item.patient_id.clone().unwrap_or_default(),
+                study_uid: item.study_uid.clone().unwrap_or_default(),
             },
             rows,
             resumed: false,
@@ -576,6 +590,7 @@ fn write_scan(
         format: format_name(format).into(),
         study_uid: prov.study_uid.clone(),
         patient_id: prov.patient_id.clone(),
+        series_choice: item.choice.clone(),
         shape_zyx: volume.shape_zyx(),
         spacing_zyx_mm: spacing,
         n_candidates: rows.len(),
@@ -615,6 +630,10 @@ pub fn run(
     interrupted: &AtomicBool,
 ) -> anyhow::Result<RunResult> {
     use anyhow::Context as _;
+    let (skips, planned): (Vec<&Item>, Vec<&Item>) = items
+        .iter()
+        .partition(|i| matches!(i.plan, Plan::Skip { .. }));
+    let items = planned;
     std::fs::create_dir_all(opts.out.join("scans"))
         .with_context(|| format!("cannot create {}", opts.out.display()))?;
     std::fs::create_dir_all(&opts.run_dir)
@@ -641,7 +660,7 @@ pub fn run(
                     break;
                 }
                 let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(item) = items.get(i) else { break };
+                let Some(&item) = items.get(i) else { break };
                 let show = |f: f32| {
                     bar.set_message(format!(
                         "{} ok, {} failed; {} {:.0}%",
@@ -722,9 +741,30 @@ pub fn run(
             candidates.extend(rows);
         }
     }
+    let mut skipped: Vec<SkippedRow> = Vec::with_capacity(skips.len());
+    for item in &skips {
+        let Plan::Skip { reason } = &item.plan else {
+            continue;
+        };
+        result.skipped += 1;
+        skipped.push(skipped_row(item, reason));
+        if opts.strict_skips {
+            if let Outcome::Failed { error, .. } = failed(
+                item,
+                "skipped",
+                format!("not a CT image series (--strict-skips): {reason}"),
+                0.0,
+            ) {
+                errors.push(error);
+            }
+        } else {
+            tracing::info!("{}: skipped: {reason}", item.source.display());
+        }
+    }
     output::sort_candidates(&mut candidates);
     output::sort_summary(&mut summary);
     output::sort_errors(&mut errors);
+    output::sort_skipped(&mut skipped);
     let d = &opts.run_dir;
     output::write_csv(&d.join("candidates.csv"), &CANDIDATE_COLUMNS, &candidates)
         .with_context(|| format!("cannot write {}", d.join("candidates.csv").display()))?;
@@ -732,12 +772,20 @@ pub fn run(
         .with_context(|| format!("cannot write {}", d.join("summary.csv").display()))?;
     output::write_csv(&d.join("errors.csv"), &ERROR_COLUMNS, &errors)
         .with_context(|| format!("cannot write {}", d.join("errors.csv").display()))?;
+    output::write_csv(&d.join("skipped.csv"), &SKIPPED_COLUMNS, &skipped)
+        .with_context(|| format!("cannot write {}", d.join("skipped.csv").display()))?;
     let mut facts = opts.facts.clone();
     facts.push(format!(
-        "{} scan(s) ok ({} from an earlier run), {} failed{}",
+        "{} scan(s) ok ({} from an earlier run), {} failed, {} skipped (not CT image series{}){}",
         result.ok + result.resumed,
         result.resumed,
         result.failed,
+        result.skipped,
+        if opts.strict_skips {
+            "; failures under --strict-skips"
+        } else {
+            ""
+        },
         if result.interrupted {
             format!(", interrupted with {} not started", result.not_started)
         } else {
@@ -753,8 +801,21 @@ pub fn run(
         &summary,
         &candidates,
         &errors,
+        &skipped,
     )?;
     Ok(result)
+}
+
+/// The `skipped.csv` line of a skipped item.
+fn skipped_row(item: &Item, reason: &super::discover::SkipReason) -> SkippedRow {
+    SkippedRow {
+        input: path_str(&item.source),
+        series: item.series.clone().unwrap_or_default(),
+        kind: reason.kind().into(),
+        reason: reason.to_string(),
+        patient_id: item.patient_id.clone().unwrap_or_default(),
+        study_uid: item.study_uid.clone().unwrap_or_default(),
+    }
 }
 
 /// Complete scans under `out/scans/` that are not in `ours` (folders of earlier runs into the same
@@ -798,6 +859,8 @@ fn earlier_scans(
                 seconds: fixed(seconds, 2),
                 format: rec.format.clone(),
                 source: rec.source.clone(),
+                patient_id: rec.patient_id.clone().unwrap_or_default(),
+                study_uid: rec.study_uid.clone().unwrap_or_default(),
             },
             rows,
         ));
@@ -820,6 +883,7 @@ pub fn write_report(
     summary: &[SummaryRow],
     candidates: &[CandidateRow],
     errors: &[ErrorRow],
+    skipped: &[SkippedRow],
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let (name, render): (&str, fn(&report::ReportData<'_>) -> String) = match format {
@@ -862,6 +926,7 @@ pub fn write_report(
         facts,
         scans,
         errors,
+        skipped,
         top,
     };
     let path = run_dir.join(name);
