@@ -375,6 +375,43 @@ fn a_pacs_study_scans_its_ct_reconstructions_and_skips_the_rest() {
         report.contains(&format!("patient {PATIENT}, study {STUDY}: 2 series")),
         "{report}"
     );
+    let studies = rows(&out, "studies.csv");
+    assert_eq!(studies.len(), 1, "{studies:?}");
+    let st = &studies[0];
+    assert_eq!(
+        (
+            st["patient_id"].as_str(),
+            st["study_uid"].as_str(),
+            st["scanned"].as_str(),
+            st["failed"].as_str(),
+            st["skipped"].as_str(),
+            st["scan_ids"].clone()
+        ),
+        (PATIENT, STUDY, "2", "0", "4", format!("{LUNG} {SOFT}"))
+    );
+
+    // --resume keeps both scans; with another policy the chosen series is scanned again, since
+    // its record would no longer say why it was scanned.
+    let o = scan(&[&root], &out, &["--resume"], &[]);
+    assert_eq!(code(&o), 0);
+    assert!(
+        stderr(&o).contains("2 ok (2 from an earlier run)"),
+        "{}",
+        stderr(&o)
+    );
+    let o = scan(
+        &[&root],
+        &out,
+        &["--resume", "--series-policy", "best"],
+        &[],
+    );
+    assert_eq!(code(&o), 0);
+    assert!(
+        stderr(&o).contains("1 ok (0 from an earlier run)"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(scan_json(&out, LUNG)["series_choice"]["policy"], "best");
 
     // The best series only.
     let out = dir.path().join("best");
@@ -407,6 +444,25 @@ fn a_pacs_study_scans_its_ct_reconstructions_and_skips_the_rest() {
         "{choice}"
     );
     assert!(!out.join("scans").join(SOFT).exists());
+    // `speck merge` carries the skipped items and the studies over unchanged.
+    let merged = dir.path().join("merged");
+    let o = speck(
+        &[
+            "merge",
+            out.to_str().expect("utf-8"),
+            "--out",
+            merged.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 0);
+    for f in ["skipped.csv", "studies.csv", "summary.csv"] {
+        assert_eq!(
+            std::fs::read(merged.join(f)).expect("merged"),
+            std::fs::read(out.join(f)).expect("run"),
+            "{f}"
+        );
+    }
 
     // Strictness: the same run with skips as failures (resumed, nothing rescanned).
     let o = scan(
@@ -568,4 +624,55 @@ fn a_broken_ct_series_is_a_failure_and_documents_beside_it_are_not() {
     );
     assert_eq!(skipped_kinds(&out), kinds(&[("LICENSE", "not-dicom")]));
     keep_if_asked(dir);
+}
+
+/// Skipped items are dealt out among shards like scans, separately from them: each is listed by
+/// exactly one shard (`--dry-run` prints them as `skip` with kind, reason and path).
+#[test]
+fn skipped_items_are_dealt_out_once_across_shards() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("export");
+    pacs_study(&root);
+    text(&root.join("LICENSE"), "CC BY 4.0\n");
+    let out = dir.path().join("out");
+    let list = |extra: &[&str]| {
+        let mut args = vec![
+            "scan",
+            root.to_str().expect("utf-8"),
+            "--out",
+            out.to_str().expect("utf-8"),
+            "--dry-run",
+        ];
+        args.extend_from_slice(extra);
+        let o = speck(&args, &[]);
+        assert_eq!(code(&o), 0);
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let whole = list(&["--series-policy", "best"]);
+    let skips: Vec<&String> = whole.iter().filter(|l| l.contains("\tskip\t")).collect();
+    assert_eq!(skips.len(), 6, "{whole:?}");
+    assert!(skips
+        .iter()
+        .any(|l| l.contains("not-chosen") && l.contains(SOFT)));
+    assert_eq!(whole.len(), 7, "one scan and six skipped items: {whole:?}");
+    let mut parts = Vec::new();
+    for k in 0..3 {
+        let shard = format!("{k}/3");
+        let part = list(&["--series-policy", "best", "--shard", &shard]);
+        // Six skipped items over three shards: two each.
+        assert_eq!(
+            part.iter().filter(|l| l.contains("\tskip\t")).count(),
+            2,
+            "{part:?}"
+        );
+        parts.extend(part);
+    }
+    parts.sort();
+    let mut sorted = whole.clone();
+    sorted.sort();
+    assert_eq!(parts, sorted);
+    assert!(!out.exists(), "a dry run writes nothing");
 }

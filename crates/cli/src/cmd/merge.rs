@@ -1,5 +1,6 @@
 //! `speck merge DIR... [--out DIR]`: combine the outputs of `speck scan` shards (or of several
-//! runs) into one `candidates.csv`, `summary.csv`, `errors.csv` and report.
+//! runs) into one `candidates.csv`, `summary.csv`, `errors.csv`, `skipped.csv`, `studies.csv`
+//! and report.
 //!
 //! Each `DIR` may be a run folder (holding `summary.csv`) or the `--out` of sharded runs (holding
 //! `shards/K-of-N/summary.csv`); both are searched. Missing shards (a `K-of-N` set with a gap) are
@@ -13,7 +14,7 @@ use anyhow::Context as _;
 
 use crate::scan::output::{
     self, CandidateRow, ErrorRow, SkippedRow, SummaryRow, CANDIDATE_COLUMNS, ERROR_COLUMNS,
-    SKIPPED_COLUMNS, SUMMARY_COLUMNS,
+    SKIPPED_COLUMNS, STUDY_COLUMNS, SUMMARY_COLUMNS,
 };
 use crate::scan::report::ReportFormat;
 use crate::scan::run;
@@ -152,6 +153,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     output::write_csv(&out.join("summary.csv"), &SUMMARY_COLUMNS, &summary)?;
     output::write_csv(&out.join("errors.csv"), &ERROR_COLUMNS, &errors)?;
     output::write_csv(&out.join("skipped.csv"), &SKIPPED_COLUMNS, &skipped)?;
+    output::write_csv(
+        &out.join("studies.csv"),
+        &STUDY_COLUMNS,
+        &output::studies(&summary, &skipped),
+    )?;
     let n_failed = summary.iter().filter(|s| s.status != "ok").count();
     let mut facts = vec![
         format!("merged from {} run folder(s)", dirs.len()),

@@ -322,8 +322,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .any(|it| matches!(it.plan, discover::Plan::Scan { .. }))
     {
-        let reasons: Vec<String> = all
+        const SHOWN: usize = 20;
+        // Failures first: they are what the user has to fix.
+        let failed = all
             .iter()
+            .filter(|it| matches!(it.plan, discover::Plan::Fail { .. }));
+        let skipped = all
+            .iter()
+            .filter(|it| matches!(it.plan, discover::Plan::Skip { .. }));
+        let mut reasons: Vec<String> = failed
+            .chain(skipped)
+            .take(SHOWN)
             .map(|it| match &it.plan {
                 discover::Plan::Fail { reason } => format!("\n  {}: {reason}", it.source.display()),
                 discover::Plan::Skip { reason } => {
@@ -332,6 +341,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 discover::Plan::Scan { .. } => String::new(),
             })
             .collect();
+        if all.len() > SHOWN {
+            reasons.push(format!("\n  ... and {} more", all.len() - SHOWN));
+        }
         anyhow::bail!(
             "nothing to scan: no input holds a scan Speck can read{}",
             reasons.concat()

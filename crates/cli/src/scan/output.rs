@@ -180,6 +180,79 @@ pub struct SkippedRow {
     pub study_uid: String,
 }
 
+/// Columns of `studies.csv`.
+pub const STUDY_COLUMNS: [&str; 6] = [
+    "patient_id",
+    "study_uid",
+    "scanned",
+    "failed",
+    "skipped",
+    "scan_ids",
+];
+
+/// One line of `studies.csv`: what became of one study's items (files without a study, such as
+/// NIfTI and MetaImage, share the line whose `study_uid` is empty).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudyRow {
+    /// PatientID, empty when unknown.
+    pub patient_id: String,
+    /// StudyInstanceUID, empty for files without a study.
+    pub study_uid: String,
+    /// Scans that succeeded.
+    pub scanned: usize,
+    /// Scans that failed.
+    pub failed: usize,
+    /// Items skipped as not CT image series.
+    pub skipped: usize,
+    /// The scan ids of the study's scans (scanned or failed), space-separated, sorted.
+    pub scan_ids: String,
+}
+
+/// The `studies.csv` lines of a run: its summary and skipped rows grouped by patient and study,
+/// sorted.
+pub fn studies(summary: &[SummaryRow], skipped: &[SkippedRow]) -> Vec<StudyRow> {
+    let mut by: std::collections::BTreeMap<(String, String), StudyRow> =
+        std::collections::BTreeMap::new();
+    for s in summary {
+        let r = by
+            .entry((s.patient_id.clone(), s.study_uid.clone()))
+            .or_insert_with(|| empty_study(&s.patient_id, &s.study_uid));
+        if s.status == "ok" {
+            r.scanned += 1;
+        } else {
+            r.failed += 1;
+        }
+        if !r.scan_ids.is_empty() {
+            r.scan_ids.push(' ');
+        }
+        r.scan_ids.push_str(&s.scan_id);
+    }
+    for k in skipped {
+        by.entry((k.patient_id.clone(), k.study_uid.clone()))
+            .or_insert_with(|| empty_study(&k.patient_id, &k.study_uid))
+            .skipped += 1;
+    }
+    by.into_values()
+        .map(|mut r| {
+            let mut ids: Vec<&str> = r.scan_ids.split(' ').filter(|i| !i.is_empty()).collect();
+            ids.sort_unstable();
+            r.scan_ids = ids.join(" ");
+            r
+        })
+        .collect()
+}
+
+fn empty_study(patient: &str, study: &str) -> StudyRow {
+    StudyRow {
+        patient_id: patient.to_string(),
+        study_uid: study.to_string(),
+        scanned: 0,
+        failed: 0,
+        skipped: 0,
+        scan_ids: String::new(),
+    }
+}
+
 /// One line of `errors.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorRow {

@@ -17,7 +17,8 @@ use super::identity::{self, InputIdentity};
 use super::memory::{self, Budget};
 use super::output::{
     self, fixed, CandidateRow, ErrorRow, ScanPaths, ScanRecord, SkippedRow, SummaryRow,
-    CANDIDATE_COLUMNS, ERROR_COLUMNS, RECORD_VERSION, SKIPPED_COLUMNS, SUMMARY_COLUMNS,
+    CANDIDATE_COLUMNS, ERROR_COLUMNS, RECORD_VERSION, SKIPPED_COLUMNS, STUDY_COLUMNS,
+    SUMMARY_COLUMNS,
 };
 use super::report::{self, ReportFormat};
 use super::{atomic, names, thumbs};
@@ -168,6 +169,13 @@ fn completed(
 ) -> Option<(ScanRecord, Vec<CandidateRow>)> {
     let rec = output::read_record(&paths.record)?;
     if rec.version != RECORD_VERSION || rec.seriesuid != item.uid || rec.models != ctx.models {
+        return None;
+    }
+    if rec.series_choice != item.choice {
+        tracing::info!(
+            "{}: the series of its acquisition or --series-policy changed; scanned again",
+            item.id
+        );
         return None;
     }
     if &rec.input_identity != identity {
@@ -774,6 +782,12 @@ pub fn run(
         .with_context(|| format!("cannot write {}", d.join("errors.csv").display()))?;
     output::write_csv(&d.join("skipped.csv"), &SKIPPED_COLUMNS, &skipped)
         .with_context(|| format!("cannot write {}", d.join("skipped.csv").display()))?;
+    output::write_csv(
+        &d.join("studies.csv"),
+        &STUDY_COLUMNS,
+        &output::studies(&summary, &skipped),
+    )
+    .with_context(|| format!("cannot write {}", d.join("studies.csv").display()))?;
     let mut facts = opts.facts.clone();
     facts.push(format!(
         "{} scan(s) ok ({} from an earlier run), {} failed, {} skipped (not CT image series{}){}",
