@@ -676,3 +676,78 @@ fn skipped_items_are_dealt_out_once_across_shards() {
     assert_eq!(parts, sorted);
     assert!(!out.exists(), "a dry run writes nothing");
 }
+
+/// Real data: the two Lung-PET-CT-Dx patients of `../shared/data/` (a TCIA download, each patient
+/// reconstructed twice) under `--series-policy best`: the Siemens B70f series is kept over its
+/// B40f twin, the Philips `L` (lung) one over its `B` twin, and every annotation XML and the
+/// licence texts are skipped, nothing fails. Skips (prints a note) when `../shared` is absent.
+#[test]
+fn the_lung_pet_ct_dx_download_keeps_the_lung_kernel_of_each_patient() {
+    let data = repo().join("../shared/data/lung-pet-ct-dx");
+    if !data.is_dir() {
+        eprintln!("SKIPPED: {} not found", data.display());
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let o = speck(
+        &[
+            "scan",
+            data.to_str().expect("utf-8"),
+            "--out",
+            out.to_str().expect("utf-8"),
+            "--dry-run",
+            "--series-policy",
+            "best",
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 0);
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    let field = |l: &str, i: usize| l.split('\t').nth(i).unwrap_or_default().to_string();
+    let mut scanned: Vec<String> = stdout
+        .lines()
+        .filter(|l| field(l, 2) == "dicom")
+        .map(|l| field(l, 3))
+        .collect();
+    scanned.sort();
+    assert_eq!(
+        scanned,
+        [
+            data.join("Lung_Dx-A0001/2.000000-5mm-40805")
+                .display()
+                .to_string(),
+            data.join("Lung_Dx-A0002/2.000000-ThoraxRoutine__8.0.0__B70f-62919")
+                .display()
+                .to_string(),
+        ]
+    );
+    let not_chosen: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("not-chosen"))
+        .collect();
+    assert_eq!(not_chosen.len(), 2, "{stdout}");
+    assert!(not_chosen
+        .iter()
+        .any(|l| l.contains("B70f, sharp, against B40f, soft tissue") && l.contains("B40f-10983")));
+    assert!(not_chosen
+        .iter()
+        .any(|l| l.contains("L, lung, against B, soft tissue") && l.contains("5mm-41315")));
+    let documents = files_under(&data)
+        .iter()
+        .filter(|p| {
+            let n = p.to_string_lossy();
+            n.ends_with(".xml") || n == "LICENSE" || n == "ATTRIBUTION"
+        })
+        .count();
+    let not_dicom = stdout
+        .lines()
+        .filter(|l| l.contains("\tskip\tnot-dicom"))
+        .count();
+    assert_eq!(not_dicom, documents, "{stdout}");
+    assert_eq!(
+        stdout.lines().count(),
+        4 + documents,
+        "nothing else, nothing failed: {stdout}"
+    );
+}
