@@ -33,10 +33,12 @@ Models (input "image" [N,1,D,H,W] float32, already windowed to [0,1] by Speck un
     small real network (~15 kMAC per voxel), never above its threshold 0.9 (no peaks).
 - identity_seg_1mm.onnx  role=segmentation, output = input (patch 16^3): tiling/blending tests.
 - identity_seg_1mm_f16.onnx  same with float16 input and output.
+- identity_seg_1mm_fcn.onnx  identity_seg_1mm with "speck.tile_multiple" = 4,4,4: fitted (larger) tiles.
 - invalid_rank4.onnx  input rank 4: must be refused.
 - invalid_no_role.onnx  blob_coarse_1mm without "speck.role".
 - invalid_bad_spacing.onnx  "speck.spacing_mm" = "1.0,abc,1.0".
 - invalid_patch_mismatch.onnx  "speck.patch_size" disagrees with the static input shape.
+- invalid_static_tile_multiple.onnx  "speck.tile_multiple" on a model whose input axes are static.
 - invalid_garbage.onnx  random bytes: not an ONNX model at all.
 """
 
@@ -295,6 +297,10 @@ def main():
     save(m, "identity_seg_1mm.onnx", d)
     m, d = identity(TensorProto.FLOAT16)
     save(m, "identity_seg_1mm_f16.onnx", d)
+    m, d = identity(TensorProto.FLOAT)
+    save(m, "identity_seg_1mm_fcn.onnx", {**d, "speck.tile_multiple": "4,4,4"})
+    m, d = blob_coarse(k1, 0.2, (32, 32, 32), (1, 1, 1), input_shape=["N", 1, 32, 32, 32])
+    save(m, "invalid_static_tile_multiple.onnx", {**d, "speck.tile_multiple": "4,4,4"})
 
     # invalid models
     graph = helper.make_graph(

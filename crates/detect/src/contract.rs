@@ -15,6 +15,7 @@
 //! | `speck.output_channels` | `prob,diameter_mm,dz,dy,dx` | channel names, `prob` first |
 //! | `speck.threshold` (optional) | `0.5` | suggested peak threshold on `prob` |
 //! | `speck.flip_tta` (optional, fine) | `true` | the threshold was measured with flip TTA; use it by default |
+//! | `speck.tile_multiple` (optional, dense) | `4,8,8` | fully convolutional: any input whose `z,y,x` are multiples of these runs (input axes dynamic), so the engine may run tiles larger than the patch |
 
 use serde::{Deserialize, Serialize};
 
@@ -87,6 +88,9 @@ pub struct ModelContract {
     /// Whether the model's operating point (`threshold`) was measured with flip test-time
     /// augmentation, when the model says (fine models); the detector's default follows it.
     pub flip_tta: Option<bool>,
+    /// For a fully convolutional dense model: input sizes (`[z, y, x]`) must be multiples of
+    /// this, and any such size at least the patch runs. `None`: only `patch_size` runs.
+    pub tile_multiple: Option<[usize; 3]>,
 }
 
 /// Metadata keys of the contract.
@@ -111,6 +115,8 @@ pub mod keys {
     pub const THRESHOLD: &str = "speck.threshold";
     /// Optional `true` | `false`: flip test-time augmentation by default (fine models).
     pub const FLIP_TTA: &str = "speck.flip_tta";
+    /// Optional `z,y,x`: a dense model that accepts any input size that is a multiple of these.
+    pub const TILE_MULTIPLE: &str = "speck.tile_multiple";
 }
 
 /// Largest patch edge accepted (voxels); bigger patches are almost certainly a metadata error.
@@ -278,6 +284,29 @@ impl ModelContract {
                 role.as_str()
             ));
         }
+        let tile_multiple = match get(keys::TILE_MULTIPLE) {
+            None => None,
+            Some(v) => {
+                let m = parse_list::<usize>(keys::TILE_MULTIPLE, &v, 3, "z,y,x voxels")?;
+                if !role.is_dense() {
+                    return Err(format!(
+                        "`{}` is for dense models; this one is `{}`",
+                        keys::TILE_MULTIPLE,
+                        role.as_str()
+                    ));
+                }
+                // Every accepted tile must give whole output voxels and include the patch size.
+                if (0..3).any(|a| m[a] == 0 || m[a] % stride[a] != 0 || patch[a] % m[a] != 0) {
+                    return Err(format!(
+                        "`{}` {m:?} must be positive multiples of `{}` {stride:?} that divide `{}` {patch:?}",
+                        keys::TILE_MULTIPLE,
+                        keys::STRIDE,
+                        keys::PATCH
+                    ));
+                }
+                Some([m[0], m[1], m[2]])
+            }
+        };
         Ok(Self {
             role,
             version,
@@ -289,6 +318,7 @@ impl ModelContract {
             output_channels: channels,
             threshold,
             flip_tta,
+            tile_multiple,
         })
     }
 
@@ -407,6 +437,10 @@ mod tests {
                 Some("true"),
                 "for fine models; this one is `coarse`",
             ),
+            (keys::TILE_MULTIPLE, Some("2,8"), "3 comma-separated"),
+            // 3 is not a multiple of the stride 2; 64 does not divide the patch's 32.
+            (keys::TILE_MULTIPLE, Some("2,3,8"), "positive multiples"),
+            (keys::TILE_MULTIPLE, Some("64,8,8"), "divide"),
         ];
         for (key, value, expect) in cases {
             let mut m = good();
@@ -430,6 +464,18 @@ mod tests {
             m.insert(keys::FLIP_TTA.into(), v.into());
             assert_eq!(parse(&m).expect("valid").flip_tta, Some(want));
         }
+    }
+
+    #[test]
+    fn only_a_dense_model_may_accept_larger_tiles() {
+        let mut m = good();
+        assert_eq!(parse(&m).expect("valid").tile_multiple, None);
+        m.insert(keys::TILE_MULTIPLE.into(), "4,8,8".into());
+        assert_eq!(parse(&m).expect("valid").tile_multiple, Some([4, 8, 8]));
+        m.insert(keys::ROLE.into(), "fine".into());
+        m.insert(keys::STRIDE.into(), "1,1,1".into());
+        let err = parse(&m).expect_err("fine");
+        assert!(err.contains("for dense models"), "{err}");
     }
 
     #[test]

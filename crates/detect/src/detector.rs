@@ -10,13 +10,13 @@ use serde::{Deserialize, Serialize};
 use speck_candidates::{local_maxima, merge, Candidate, MergeOptions, PeakOptions, Stage};
 use speck_volume::{ContinuousIndex, Geometry, Volume};
 
-use crate::contract::ModelRole;
+use crate::contract::{ModelContract, ModelRole};
 use crate::error::{DetectError, Result};
 use crate::lung::{LungMask, LungMaskOptions};
 use crate::model::{Model, SessionOptions};
 use crate::runtime::Device;
 use crate::sample::{sample_patch, Normalizer, SampleGrid};
-use crate::tiling::{run_sliding_window, DenseGrid, FullMap, PassStats, RowSink};
+use crate::tiling::{run_sliding_window, DenseGrid, DenseTiles, FullMap, PassStats, RowSink};
 
 /// What to do with candidates outside the lung mask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -33,8 +33,11 @@ pub enum OutsideLung {
 /// Tunables of the pipeline (all have defaults; see [`DetectorBuilder`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectorConfig {
-    /// Fraction of a tile shared with its neighbour, `[0, 0.95]` (default 0.25).
+    /// Fraction of a patch shared with its neighbour, `[0, 0.95]` (default 0.25).
     pub overlap: f32,
+    /// Dense tile size: larger than the patch where the model allows it (default
+    /// [`DenseTiles::Fit`] up to 2 Mi voxels; see [`crate::tiling`]).
+    pub dense_tiles: DenseTiles,
     /// Tiles (dense) per ONNX Runtime call; fine patches per call are 8x this (default 2).
     pub batch_size: usize,
     /// Peak threshold on the dense map (default: the model's `speck.threshold`, else 0.5).
@@ -73,6 +76,7 @@ impl Default for DetectorConfig {
     fn default() -> Self {
         Self {
             overlap: 0.25,
+            dense_tiles: DenseTiles::default(),
             batch_size: 2,
             dense_threshold: None,
             fine_threshold: None,
@@ -132,6 +136,11 @@ impl DetectorBuilder {
     /// Tile overlap fraction.
     pub fn overlap(mut self, overlap: f32) -> Self {
         self.config.overlap = overlap;
+        self
+    }
+    /// Dense tile size (see [`DenseTiles`]).
+    pub fn dense_tiles(mut self, tiles: DenseTiles) -> Self {
+        self.config.dense_tiles = tiles;
         self
     }
     /// Tiles per ONNX Runtime call.
@@ -470,8 +479,8 @@ impl Detector {
         let mut cands = Vec::new();
         if let Some((lo, hi)) = mask.bbox() {
             let c = dense.contract();
-            let grid = DenseGrid::new(lo, hi, volume.geometry().spacing.zyx(), c);
-            let tiles = plan_tiles(&grid, self.config.overlap);
+            let grid = self.grid(lo, hi, volume, c);
+            let tiles = plan_tiles(&grid);
             counts.tiles_total = tiles.len();
             let active: Vec<[usize; 3]> = tiles
                 .into_iter()
@@ -505,14 +514,13 @@ impl Detector {
                 volume.voxels(),
                 &grid,
                 &active,
-                self.config.batch_size,
+                self.batch_for(&grid, c),
                 &mut sink,
                 &|done, total| progress(Progress::Dense { done, total }),
             )?;
             counts.tiles_run = stats.tiles_run;
             counts.accumulator_rows = stats.peak_rows;
-            counts.input_voxels +=
-                (stats.tiles_run * c.patch_size.iter().product::<usize>()) as u64;
+            counts.input_voxels += (stats.tiles_run * grid.tile_voxels()) as u64;
             let shape = volume.shape_zyx();
             cands = sink
                 .found
@@ -615,8 +623,8 @@ impl Detector {
             return Ok(None);
         };
         let c = dense.contract();
-        let grid = DenseGrid::new(lo, hi, volume.geometry().spacing.zyx(), c);
-        let active: Vec<[usize; 3]> = plan_tiles(&grid, self.config.overlap)
+        let grid = self.grid(lo, hi, volume, c);
+        let active: Vec<[usize; 3]> = plan_tiles(&grid)
             .into_iter()
             .filter(|t| {
                 let (a, b) = grid.tile_footprint(*t);
@@ -630,7 +638,7 @@ impl Detector {
             volume.voxels(),
             &grid,
             &active,
-            self.config.batch_size,
+            self.batch_for(&grid, c),
             &mut sink,
             &|_, _| {},
         )?;
@@ -638,6 +646,31 @@ impl Detector {
             data: sink.channel(0),
             geometry: grid.out_geometry(volume.geometry(), 0)?,
         }))
+    }
+
+    /// The dense model's grid over volume voxels `lo..hi`.
+    fn grid(
+        &self,
+        lo: [usize; 3],
+        hi: [usize; 3],
+        volume: &Volume,
+        c: &ModelContract,
+    ) -> DenseGrid {
+        let spacing = volume.geometry().spacing.zyx();
+        DenseGrid::new(
+            lo,
+            hi,
+            spacing,
+            c,
+            self.config.overlap,
+            self.config.dense_tiles,
+        )
+    }
+
+    /// Tiles per ONNX Runtime call: `batch_size` patches' worth of voxels, at least one tile.
+    fn batch_for(&self, grid: &DenseGrid, c: &ModelContract) -> usize {
+        let patch: usize = c.patch_size.iter().product();
+        (self.config.batch_size * patch / grid.tile_voxels().max(1)).max(1)
     }
 
     fn mask(&self, volume: &Volume) -> LungMask {
@@ -855,8 +888,8 @@ impl Detector {
 }
 
 /// All tile starts of the grid, `z`-major.
-fn plan_tiles(grid: &DenseGrid, overlap: f32) -> Vec<[usize; 3]> {
-    let [sz, sy, sx] = grid.tile_starts(overlap);
+fn plan_tiles(grid: &DenseGrid) -> Vec<[usize; 3]> {
+    let [sz, sy, sx] = grid.tile_starts();
     let mut out = Vec::with_capacity(sz.len() * sy.len() * sx.len());
     for &z in &sz {
         for &y in &sy {

@@ -58,3 +58,4 @@ pub use lung::{LungMask, LungMaskOptions};
 pub use model::{Model, SessionOptions};
 pub use runtime::{find_ort_library, Device};
 pub use sample::PAD_HU;
+pub use tiling::DenseTiles;

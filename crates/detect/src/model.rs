@@ -261,6 +261,14 @@ fn check_input(
                 contract.patch_size
             ));
         }
+        // A model that promises other tile sizes must not pin this axis.
+        if let (true, Some(m)) = (d >= 0, contract.tile_multiple) {
+            return Err(format!(
+                "input `{}` has static shape {} but `speck.tile_multiple` promises any multiple of {m:?}: make its D, H, W axes dynamic or drop the key",
+                input.name(),
+                describe(shape),
+            ));
+        }
     }
     Ok((input.name().to_string(), f16))
 }

@@ -82,6 +82,12 @@ fn models_with_the_wrong_input_rank_or_metadata_are_refused() {
             "invalid_bad_spacing.onnx",
             "`speck.spacing_mm` must be z,y,x mm, found \"1.0,abc,1.0\" (\"abc\" is not a number)",
         ),
+        // Static input 32^3 although `speck.tile_multiple` promises other sizes.
+        (
+            "invalid_static_tile_multiple.onnx",
+            "input `image` has static shape [?, 1, 32, 32, 32] but `speck.tile_multiple` promises \
+             any multiple of [4, 4, 4]: make its D, H, W axes dynamic or drop the key",
+        ),
         // Static input 16^3, `speck.patch_size` 32^3.
         (
             "invalid_patch_mismatch.onnx",

@@ -11,8 +11,8 @@ mod common;
 use common::{chest, model, ort_available, world, Blob};
 use speck_candidates::Stage;
 use speck_detect::{
-    DetectError, Detections, Detector, DetectorConfig, Device, LungMaskOptions, OutsideLung,
-    Progress, PAD_HU,
+    DenseTiles, DetectError, Detections, Detector, DetectorConfig, Device, LungMaskOptions,
+    OutsideLung, Progress, PAD_HU,
 };
 use speck_volume::{Direction, Geometry, Provenance, Spacing, Volume, WorldPoint};
 
@@ -379,16 +379,47 @@ fn identity_model_reproduces_the_input_everywhere() {
         Direction::IDENTITY,
     );
     let volume = Volume::new(vox.clone(), g, Provenance::default()).expect("volume");
-    for (name, tol, batch, overlap) in [
-        ("identity_seg_1mm.onnx", 1e-6f32, 3, 0.25f32),
-        ("identity_seg_1mm.onnx", 1e-6, 1, 0.5),
-        ("identity_seg_1mm_f16.onnx", 1e-3, 4, 0.25),
+    // The `_fcn` model accepts tiles larger than its 16^3 patch: one tile in-plane (the default
+    // limit), or several when the limit is small (split y and x, sharing a quarter patch).
+    let fit = |max_voxels| DenseTiles::Fit { max_voxels };
+    for (name, tol, batch, overlap, tiles) in [
+        (
+            "identity_seg_1mm.onnx",
+            1e-6f32,
+            3,
+            0.25f32,
+            DenseTiles::default(),
+        ),
+        ("identity_seg_1mm.onnx", 1e-6, 1, 0.5, DenseTiles::Patch),
+        (
+            "identity_seg_1mm_f16.onnx",
+            1e-3,
+            4,
+            0.25,
+            DenseTiles::default(),
+        ),
+        (
+            "identity_seg_1mm_fcn.onnx",
+            1e-6,
+            2,
+            0.25,
+            DenseTiles::default(),
+        ),
+        (
+            "identity_seg_1mm_fcn.onnx",
+            1e-6,
+            2,
+            0.25,
+            fit(16 * 24 * 20),
+        ),
+        ("identity_seg_1mm_fcn.onnx", 1e-6, 1, 0.5, fit(16 * 16 * 16)),
     ] {
         let det = Detector::builder()
             .segmentation(model(name))
             .lung_mask(None)
             .batch_size(batch)
             .overlap(overlap)
+            .dense_tiles(tiles)
             .build()
             .expect("build");
         let map = det
@@ -406,6 +437,29 @@ fn identity_model_reproduces_the_input_everywhere() {
         }
     }
     assert_eq!(PAD_HU, -1000);
+
+    // Fitted tiles run fewer, larger tiles over fewer voxels; a model without the key ignores them.
+    let counts = |name: &str, tiles| {
+        Detector::builder()
+            .segmentation(model(name))
+            .lung_mask(None)
+            .dense_tiles(tiles)
+            .build()
+            .expect("build")
+            .detect(&volume)
+            .expect("detect")
+            .counts
+    };
+    let fitted = counts("identity_seg_1mm_fcn.onnx", DenseTiles::default());
+    let patch = counts("identity_seg_1mm_fcn.onnx", DenseTiles::Patch);
+    assert!(fitted.tiles_run < patch.tiles_run, "{fitted:?} {patch:?}");
+    assert!(
+        fitted.input_voxels < patch.input_voxels,
+        "{fitted:?} {patch:?}"
+    );
+    let fixed = counts("identity_seg_1mm.onnx", DenseTiles::default());
+    assert_eq!(fixed.tiles_run, patch.tiles_run);
+    assert_eq!(fixed.input_voxels, patch.input_voxels);
 }
 
 #[test]

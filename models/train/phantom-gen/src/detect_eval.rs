@@ -5,7 +5,8 @@
 //! `OUT_PREFIX.candidates.csv` (`seriesuid,coordX,coordY,coordZ,probability,diameter_mm,in_lung`,
 //! outside-lung candidates kept and flagged) and `OUT_PREFIX.timings.csv` (seconds per stage).
 //! The seriesuid is the file name without its extension (what `speck phantom` writes).
-//! Env: `SPECK_TRAIN_OVERLAP` (coarse tile overlap), `SPECK_TRAIN_TTA_FLOOR` (the flip-TTA cascade's floor), `SPECK_TRAIN_MAX_FINE` (cap on the
+//! Env: `SPECK_TRAIN_OVERLAP` (coarse tile overlap), `SPECK_TRAIN_TILES` (`patch`: coarse tiles of
+//! the patch size; a number: fitted tiles of at most that many voxels), `SPECK_TRAIN_TTA_FLOOR` (the flip-TTA cascade's floor), `SPECK_TRAIN_MAX_FINE` (cap on the
 //! candidates sent to the fine model), both defaulting to the engine's.
 
 use std::io::Write;
@@ -36,6 +37,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Optional engine knobs for the model card's measurements (defaults: the engine's).
     if let Ok(v) = std::env::var("SPECK_TRAIN_OVERLAP") {
         builder = builder.overlap(v.parse()?);
+    }
+    // `patch`: coarse tiles of the model's patch size (the engine before fitted tiles).
+    // A number: fitted tiles of at most that many voxels.
+    match std::env::var("SPECK_TRAIN_TILES").as_deref() {
+        Ok("patch") => builder = builder.dense_tiles(speck_detect::DenseTiles::Patch),
+        Ok(n) => {
+            builder = builder.dense_tiles(speck_detect::DenseTiles::Fit {
+                max_voxels: n.parse()?,
+            })
+        }
+        Err(_) => {}
     }
     if let Ok(v) = std::env::var("SPECK_TRAIN_TTA_FLOOR") {
         builder = builder.tta_floor(v.parse()?);
