@@ -662,9 +662,20 @@ fn ctrl_c_stops_cleanly_and_resume_finishes_the_rest() {
     let o = child.wait_with_output().expect("wait");
     assert_eq!(code(&o), 130, "interrupted");
     assert!(temp_files(&out).is_empty(), "no temporary file left");
-    // Every scan folder is either complete or has no marker; the run files exist.
+    // Every scan folder is either complete or has no marker; the run files exist and list the
+    // scans not started as failed at stage `interrupted`, so that nothing goes missing unnoticed.
     let summary = read_csv(&out.join("summary.csv"));
-    assert!(!summary.is_empty() && summary.len() < 3, "{summary:?}");
+    assert_eq!(summary.len(), 3, "{summary:?}");
+    let n_ok = summary.iter().filter(|r| r["status"] == "ok").count();
+    assert!((1..3).contains(&n_ok), "{summary:?}");
+    let errors = read_csv(&out.join("errors.csv"));
+    assert_eq!(errors.len(), 3 - n_ok, "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .all(|e| e["stage"] == "interrupted" && e["reason"].starts_with("not started")),
+        "{errors:?}"
+    );
     let t_first = mtime(&first_done);
 
     let o = scan(&[&input], &out, &["--resume"], &[]);

@@ -142,8 +142,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "html")]
     pub report: ReportFormat,
     /// Scan only part K of N (0-based), e.g. 3/8; default from SLURM_ARRAY_TASK_ID/COUNT or
-    /// JOB_COMPLETION_INDEX (with --shard-count or SPECK_SHARD_COUNT).
-    #[arg(long, value_name = "K/N")]
+    /// JOB_COMPLETION_INDEX (with --shard-count or SPECK_SHARD_COUNT). SPECK_SHARD=K/N sets it
+    /// from the environment (a one-task rerun of a Slurm array: `sbatch --array=7
+    /// --export=ALL,SPECK_SHARD=7/32`).
+    #[arg(long, value_name = "K/N", env = "SPECK_SHARD")]
     pub shard: Option<String>,
     /// Number of shards for a Kubernetes Indexed Job (its `completions`).
     #[arg(long, value_name = "N")]

@@ -127,12 +127,21 @@ pub fn format_name(f: Format) -> &'static str {
 }
 
 fn failed(item: &Item, stage: &str, reason: String, seconds: f64) -> Outcome {
+    tracing::warn!("{}: {stage}: {reason}", item.id);
+    failed_quietly(item, stage, reason, seconds)
+}
+
+/// Reason recorded for the scans an interrupted run never started.
+pub const NOT_STARTED: &str =
+    "not started: the run was interrupted (Ctrl-C or SIGTERM); rerun with --resume";
+
+/// [`failed`] without the log line (for the many scans an interrupted run did not start).
+fn failed_quietly(item: &Item, stage: &str, reason: String, seconds: f64) -> Outcome {
     let format = match &item.plan {
         Plan::Scan { format, .. } => format_name(*format).to_string(),
         Plan::Fail { .. } | Plan::Skip { .. } => String::new(),
     };
     let source = path_str(&item.source);
-    tracing::warn!("{}: {stage}: {reason}", item.id);
     Outcome::Failed {
         summary: SummaryRow {
             scan_id: item.id.clone(),
@@ -710,9 +719,20 @@ pub fn run(
     let mut candidates = Vec::new();
     let mut summary = Vec::new();
     let mut errors = Vec::new();
-    for o in outcomes {
+    for (i, o) in outcomes.into_iter().enumerate() {
         match o {
-            None => result.not_started += 1,
+            None => {
+                result.not_started += 1;
+                // Listed as failed (stage `interrupted`), so that the run's files, and a merge of
+                // shards, show that the scan is missing.
+                if let Some(Outcome::Failed { summary: s, error }) = items
+                    .get(i)
+                    .map(|item| failed_quietly(item, "interrupted", NOT_STARTED.into(), 0.0))
+                {
+                    summary.push(s);
+                    errors.push(error);
+                }
+            }
             Some(Outcome::Done {
                 summary: s,
                 rows,
