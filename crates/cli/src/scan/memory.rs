@@ -6,16 +6,17 @@ use std::sync::{Condvar, Mutex};
 /// Bytes in one GiB.
 pub const GIB: u64 = 1 << 30;
 
-/// Fixed part of a scan's peak: the ONNX Runtime sessions, their arenas and the process itself.
-pub const BASE_BYTES: u64 = 256 << 20;
+/// Fixed part of a scan's peak: the ONNX Runtime sessions, their arenas (a coarse tile of up to
+/// 2 Mi voxels needs about 200 MB) and the process itself.
+pub const BASE_BYTES: u64 = 448 << 20;
 
 /// Bytes per voxel on top of the stored data while a scan is processed: the `i16` volume (2) and
 /// the detector's working set — lung mask, region-of-interest tiles, slab accumulators, the heatmap
 /// when asked for (2, about twice what was measured).
 ///
-/// Calibration (release build, one 300 x 512 x 512 NIfTI scan): peak RSS 482 MB with the bundled
-/// models (280 MB with the 1 mm test model, 378 MB with `--heatmap --thumbnails`); the estimate is
-/// 740 MB.
+/// Calibration (release build, bundled models with fitted coarse tiles): a 300 x 512 x 512 NIfTI
+/// phantom peaks at 575 MB RSS (estimate 941 MB), LIDC-IDRI-0001 (133 x 512 x 512 DICOM) at
+/// 553 MB (estimate 679 MB).
 pub const WORK_BYTES_PER_VOXEL: u64 = 4;
 
 /// Estimated peak memory (bytes) of scanning an image of `voxels` voxels stored with
