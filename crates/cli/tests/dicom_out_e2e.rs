@@ -237,3 +237,39 @@ fn lidc_idri_0001_sr_and_seg_pass_dciodvfy_and_the_crosscheck() {
     assert_dciodvfy_clean(&scan_dir);
     crosscheck(&scan_dir, &lidc);
 }
+
+#[test]
+fn a_series_with_nothing_found_gets_no_dicom_objects_and_says_why() {
+    if !ort_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let series = dir.path().join("air");
+    let geometry = speck_volume::Geometry::new(
+        speck_volume::Spacing::new(1.2, 1.2, 2.0).expect("spacing"),
+        speck_volume::WorldPoint::new(-70.0, -70.0, -40.0),
+        speck_volume::Direction::IDENTITY,
+    );
+    let volume = speck_volume::Volume::new(
+        ndarray::Array3::from_elem((40, 96, 96), -1000i16),
+        geometry,
+        speck_volume::Provenance::default(),
+    )
+    .expect("volume");
+    speck_volume::dicom::write_series(&volume, &series, &Default::default()).expect("write");
+    let out = dir.path().join("out");
+    assert_eq!(
+        code(&scan(&[&series], &out, &["--dicom-sr", "--dicom-seg"], &[])),
+        0
+    );
+    let id = read_csv(&out.join("summary.csv"))[0]["scan_id"].clone();
+    let scan_dir = out.join("scans").join(id);
+    assert!(read_csv(&scan_dir.join("candidates.csv")).is_empty());
+    assert!(!scan_dir.join("sr.dcm").exists() && !scan_dir.join("seg.dcm").exists());
+    let w = warnings(&record(&scan_dir));
+    assert!(
+        w.iter()
+            .any(|w| w == "--dicom-sr/--dicom-seg: nothing written: no finding to report"),
+        "{w:?}"
+    );
+}

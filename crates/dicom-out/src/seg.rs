@@ -44,7 +44,7 @@ struct Frame {
 /// [`DicomOutError::Series`] when the source slices are not one stack a segmentation can share
 /// (a multi-frame source, slices without position or orientation, of another orientation,
 /// spacing or size), or it has no FrameOfReferenceUID; [`DicomOutError::Invalid`] for a bad
-/// finding or more than 65535 of them; [`DicomOutError::Encode`].
+/// finding, none, or more than 65535 of them; [`DicomOutError::Encode`].
 pub fn segmentation(
     source: &SourceSeries,
     findings: &[Finding],
@@ -53,6 +53,12 @@ pub fn segmentation(
 ) -> Result<DicomObject, DicomOutError> {
     for f in findings {
         f.check()?;
+    }
+    if findings.is_empty() {
+        return Err(DicomOutError::Invalid {
+            what: "segmentation".into(),
+            reason: "no finding to segment: a segmentation needs at least one segment".into(),
+        });
     }
     if findings.len() > usize::from(u16::MAX) {
         return Err(DicomOutError::Invalid {

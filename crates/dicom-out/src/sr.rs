@@ -40,8 +40,9 @@ pub const SR_SERIES_NUMBER: i32 = 9901;
 /// source series: the detector used them all.
 ///
 /// # Errors
-/// [`DicomOutError::Invalid`] for a finding with a non-finite centre or a probability outside
-/// `[0, 1]`; [`DicomOutError::Series`] when the source has no FrameOfReferenceUID;
+/// [`DicomOutError::Invalid`] for no finding at all (TID 1500 requires at least one measurement
+/// group, so "nothing found" is not a measurement report), or a finding with a non-finite centre
+/// or a probability outside `[0, 1]`; [`DicomOutError::Series`] when the source has no FrameOfReferenceUID;
 /// [`DicomOutError::Encode`] when dicom-rs refuses the object.
 pub fn measurement_report(
     source: &SourceSeries,
@@ -49,6 +50,12 @@ pub fn measurement_report(
     algorithm: &Algorithm,
     stamp: &Stamp,
 ) -> Result<DicomObject, DicomOutError> {
+    if findings.is_empty() {
+        return Err(DicomOutError::Invalid {
+            what: "measurement report".into(),
+            reason: "no finding to report: TID 1500 needs at least one measurement group".into(),
+        });
+    }
     for f in findings {
         f.check()?;
     }

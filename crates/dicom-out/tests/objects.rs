@@ -353,6 +353,10 @@ fn bad_inputs_are_errors_that_say_why() {
     f[0].probability = 1.5;
     let err = measurement_report(&source, &f, &algorithm(), &stamp).expect_err("p > 1");
     assert!(err.to_string().contains("finding 1"), "{err}");
+    let err = measurement_report(&source, &[], &algorithm(), &stamp).expect_err("no finding");
+    assert!(err.to_string().contains("no finding"), "{err}");
+    let err = segmentation(&source, &[], &algorithm(), &stamp).expect_err("no finding");
+    assert!(err.to_string().contains("no finding"), "{err}");
     let mut f = findings(&stamp);
     f[1].centre = WorldPoint::new(500.0, 500.0, 500.0);
     let err = segmentation(&source, &f, &algorithm(), &stamp).expect_err("outside");

@@ -734,6 +734,12 @@ fn write_dicom(
     let algorithm = speck_dicom_out::Algorithm::speck(vec![
         serde_json::to_string(&ctx.models).unwrap_or_default()
     ]);
+    if findings.is_empty() {
+        // TID 1500 needs a measurement group and a segmentation a segment: "nothing found" is
+        // in candidates.csv and summary.csv, not in DICOM.
+        warnings.push(format!("{flags}: nothing written: no finding to report"));
+        return Ok(());
+    }
     if ctx.opts.dicom_sr {
         match speck_dicom_out::measurement_report(&source, &findings, &algorithm, &stamp)
             .and_then(|o| o.to_bytes())
@@ -746,19 +752,14 @@ fn write_dicom(
         }
     }
     if ctx.opts.dicom_seg {
-        if findings.is_empty() {
-            // A segmentation needs at least one segment; the report says "nothing found".
-            warnings.push("no seg.dcm: no finding to segment".into());
-        } else {
-            match speck_dicom_out::segmentation(&source, &findings, &algorithm, &stamp)
-                .and_then(|o| o.to_bytes())
-            {
-                Ok(bytes) => {
-                    atomic::write_atomic(&paths.dicom_seg, &bytes)?;
-                    outputs.push("seg.dcm".into());
-                }
-                Err(e) => warn(warnings, format!("no seg.dcm: {e}")),
+        match speck_dicom_out::segmentation(&source, &findings, &algorithm, &stamp)
+            .and_then(|o| o.to_bytes())
+        {
+            Ok(bytes) => {
+                atomic::write_atomic(&paths.dicom_seg, &bytes)?;
+                outputs.push("seg.dcm".into());
             }
+            Err(e) => warn(warnings, format!("no seg.dcm: {e}")),
         }
     }
     Ok(())
