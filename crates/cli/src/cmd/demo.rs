@@ -119,6 +119,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         budget_bytes: memory::default_budget().unwrap_or(u64::MAX),
         resume: false,
         heatmap: false,
+        dicom_sr: false,
+        dicom_seg: false,
         thumbnails: 3,
         report: ReportFormat::Html,
         progress: true,

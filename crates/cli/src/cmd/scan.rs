@@ -132,6 +132,14 @@ pub struct Args {
     /// Also write each scan's coarse heatmap as NIfTI (heatmap.nii.gz).
     #[arg(long)]
     pub heatmap: bool,
+    /// For each DICOM series: a DICOM measurement report (Comprehensive 3D SR, TID 1500) of
+    /// the reported findings, `sr.dcm`, to send to a PACS (NIfTI/MetaImage: a warning).
+    #[arg(long)]
+    pub dicom_sr: bool,
+    /// For each DICOM series: a DICOM Segmentation with one segment per reported finding,
+    /// `seg.dcm` (NIfTI/MetaImage: a warning).
+    #[arg(long)]
+    pub dicom_seg: bool,
     /// Write PNG thumbnails (axial, coronal, sagittal) of the top candidates of each scan.
     #[arg(long)]
     pub thumbnails: bool,
@@ -429,6 +437,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         budget_bytes: budget,
         resume: args.resume,
         heatmap: args.heatmap,
+        dicom_sr: args.dicom_sr,
+        dicom_seg: args.dicom_seg,
         thumbnails: if args.thumbnails {
             args.thumbnails_top
         } else {

@@ -421,6 +421,10 @@ pub struct ScanPaths {
     pub heatmap: PathBuf,
     /// `thumbnails/`.
     pub thumbnails: PathBuf,
+    /// `sr.dcm`: the DICOM measurement report (`--dicom-sr`).
+    pub dicom_sr: PathBuf,
+    /// `seg.dcm`: the DICOM segmentation (`--dicom-seg`).
+    pub dicom_seg: PathBuf,
 }
 
 impl ScanPaths {
@@ -438,6 +442,8 @@ impl ScanPaths {
             record: dir.join("scan.json"),
             heatmap: dir.join("heatmap.nii.gz"),
             thumbnails: dir.join("thumbnails"),
+            dicom_sr: dir.join("sr.dcm"),
+            dicom_seg: dir.join("seg.dcm"),
             dir,
         }
     }

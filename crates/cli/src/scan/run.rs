@@ -38,6 +38,10 @@ pub struct Options {
     pub resume: bool,
     /// Write the heatmap as NIfTI.
     pub heatmap: bool,
+    /// Write a DICOM measurement report (`sr.dcm`) for each DICOM series.
+    pub dicom_sr: bool,
+    /// Write a DICOM segmentation (`seg.dcm`) for each DICOM series.
+    pub dicom_seg: bool,
     /// Thumbnails for this many top candidates per scan (0: none).
     pub thumbnails: usize,
     /// Report format.
@@ -76,6 +80,11 @@ pub struct RunResult {
 struct Requested {
     heatmap: bool,
     thumbnails: usize,
+    /// Absent in records written before the flag existed: not requested then.
+    #[serde(default)]
+    dicom_sr: bool,
+    #[serde(default)]
+    dicom_seg: bool,
 }
 
 enum Outcome {
@@ -197,7 +206,11 @@ fn completed(
         return None;
     }
     let req: Requested = serde_json::from_value(rec.requested.clone()).ok()?;
-    if (ctx.opts.heatmap && !req.heatmap) || req.thumbnails < ctx.opts.thumbnails {
+    if (ctx.opts.heatmap && !req.heatmap)
+        || req.thumbnails < ctx.opts.thumbnails
+        || (ctx.opts.dicom_sr && !req.dicom_sr)
+        || (ctx.opts.dicom_seg && !req.dicom_seg)
+    {
         return None;
     }
     if !rec.outputs.iter().all(|o| paths.dir.join(o).is_file()) {
@@ -461,6 +474,7 @@ fn process(item: &Item, ctx: &Ctx<'_>, on_progress: &(dyn Fn(f32) + Sync)) -> Ou
         estimate.max(actual_estimate),
         format,
         path,
+        files,
         load_s,
         detect_s,
         t_write,
@@ -498,6 +512,7 @@ fn write_scan(
     estimate: u64,
     format: Format,
     path: &Path,
+    files: &[PathBuf],
     load_s: f64,
     detect_s: f64,
     t_write: Instant,
@@ -567,6 +582,18 @@ fn write_scan(
         }
     }
 
+    write_dicom(
+        item,
+        paths,
+        ctx,
+        format,
+        files,
+        rows,
+        &mut outputs,
+        &mut warnings,
+        &mut removed,
+    )?;
+
     let gone: Vec<&String> = old_thumbnails
         .iter()
         .filter(|t| !outputs.contains(t))
@@ -579,7 +606,8 @@ fn write_scan(
     if !removed.is_empty() {
         let w = format!(
             "removed {} of an earlier run of this scan, which this run does not write \
-             (ask for them with --heatmap / --thumbnails / --thumbnails-top)",
+             (ask for them with --heatmap / --thumbnails / --thumbnails-top / --dicom-sr / \
+             --dicom-seg)",
             removed.join(" and ")
         );
         tracing::warn!("scans/{}: {w}", item.id);
@@ -628,12 +656,145 @@ fn write_scan(
         requested: serde_json::to_value(Requested {
             heatmap: ctx.opts.heatmap,
             thumbnails: ctx.opts.thumbnails,
+            dicom_sr: ctx.opts.dicom_sr,
+            dicom_seg: ctx.opts.dicom_seg,
         })
         .unwrap_or_default(),
         outputs,
     };
     output::write_record(&paths.record, &record)?;
     Ok(total_s)
+}
+
+/// The findings the DICOM objects report: the rows at or above the model's operating point (the
+/// ones Speck reports; `--threshold` rows below it are left out), in rank order, with the
+/// measured diameter (the model's when the measurement is empty) and volume.
+fn reported_findings(
+    rows: &[CandidateRow],
+    stamp: &speck_dicom_out::Stamp,
+) -> Vec<speck_dicom_out::Finding> {
+    let num = |s: &str| s.parse::<f64>().ok().filter(|v| v.is_finite());
+    let positive = |s: &str| num(s).filter(|v| *v > 0.0);
+    let mut rows: Vec<&CandidateRow> = rows
+        .iter()
+        .filter(|r| r.above_operating_point == "true")
+        .collect();
+    rows.sort_by_key(|r| r.rank);
+    rows.into_iter()
+        .filter_map(|r| {
+            Some(speck_dicom_out::Finding {
+                rank: r.rank,
+                tracking_uid: stamp.uid(),
+                centre: speck_volume::WorldPoint::new(
+                    num(&r.coord_x)?,
+                    num(&r.coord_y)?,
+                    num(&r.coord_z)?,
+                ),
+                probability: num(&r.probability)?.clamp(0.0, 1.0),
+                diameter_mm: positive(&r.measured_diameter_mm).or_else(|| positive(&r.diameter_mm)),
+                volume_mm3: positive(&r.measured_volume_mm3),
+                side: match r.side.as_str() {
+                    "left" => Some(speck_dicom_out::Side::Left),
+                    "right" => Some(speck_dicom_out::Side::Right),
+                    _ => None,
+                },
+            })
+        })
+        .collect()
+}
+
+/// `--dicom-sr` / `--dicom-seg`: write `sr.dcm` / `seg.dcm` (atomically) for a DICOM series,
+/// or say in a warning why not; remove those of an earlier run that are not asked for now.
+///
+/// An object that cannot be built (a source without frame of reference, a multi-frame series
+/// for the segmentation, a NIfTI or MetaImage input) is a warning of the scan, not a failure:
+/// the candidates stand. Only an I/O error fails the scan (stage `write`).
+#[allow(clippy::too_many_arguments)]
+fn write_dicom(
+    item: &Item,
+    paths: &ScanPaths,
+    ctx: &Ctx<'_>,
+    format: Format,
+    files: &[PathBuf],
+    rows: &[CandidateRow],
+    outputs: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+    removed: &mut Vec<String>,
+) -> std::io::Result<()> {
+    for (wanted, path, name) in [
+        (ctx.opts.dicom_sr, &paths.dicom_sr, "sr.dcm"),
+        (ctx.opts.dicom_seg, &paths.dicom_seg, "seg.dcm"),
+    ] {
+        if !wanted && path.exists() {
+            std::fs::remove_file(path)?;
+            removed.push(name.into());
+        }
+    }
+    if !ctx.opts.dicom_sr && !ctx.opts.dicom_seg {
+        return Ok(());
+    }
+    let warn = |warnings: &mut Vec<String>, w: String| {
+        tracing::warn!("scans/{}: {w}", item.id);
+        warnings.push(w);
+    };
+    let flags = match (ctx.opts.dicom_sr, ctx.opts.dicom_seg) {
+        (true, true) => "--dicom-sr/--dicom-seg",
+        (true, false) => "--dicom-sr",
+        _ => "--dicom-seg",
+    };
+    if format != Format::Dicom {
+        warn(
+            warnings,
+            format!(
+                "{flags}: nothing written: a {} file has no DICOM study, series or instances to \
+             reference; scan the DICOM series for DICOM results",
+                format_name(format)
+            ),
+        );
+        return Ok(());
+    }
+    let series_uid = item.series.as_deref().unwrap_or(&item.uid);
+    let source = match speck_dicom_out::SourceSeries::read(files, series_uid) {
+        Ok(s) => s,
+        Err(e) => {
+            warn(warnings, format!("{flags}: nothing written: {e}"));
+            return Ok(());
+        }
+    };
+    let stamp = speck_dicom_out::Stamp::now();
+    let findings = reported_findings(rows, &stamp);
+    let algorithm = speck_dicom_out::Algorithm::speck(vec![
+        serde_json::to_string(&ctx.models).unwrap_or_default()
+    ]);
+    if findings.is_empty() {
+        // TID 1500 needs a measurement group and a segmentation a segment: "nothing found" is
+        // in candidates.csv and summary.csv, not in DICOM.
+        warnings.push(format!("{flags}: nothing written: no finding to report"));
+        return Ok(());
+    }
+    if ctx.opts.dicom_sr {
+        match speck_dicom_out::measurement_report(&source, &findings, &algorithm, &stamp)
+            .and_then(|o| o.to_bytes())
+        {
+            Ok(bytes) => {
+                atomic::write_atomic(&paths.dicom_sr, &bytes)?;
+                outputs.push("sr.dcm".into());
+            }
+            Err(e) => warn(warnings, format!("no sr.dcm: {e}")),
+        }
+    }
+    if ctx.opts.dicom_seg {
+        match speck_dicom_out::segmentation(&source, &findings, &algorithm, &stamp)
+            .and_then(|o| o.to_bytes())
+        {
+            Ok(bytes) => {
+                atomic::write_atomic(&paths.dicom_seg, &bytes)?;
+                outputs.push("seg.dcm".into());
+            }
+            Err(e) => warn(warnings, format!("no seg.dcm: {e}")),
+        }
+    }
+    Ok(())
 }
 
 /// Run every item: returns the counts. Run-level files are written even when interrupted.

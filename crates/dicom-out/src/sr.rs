@@ -1,0 +1,266 @@
+//! The measurement report: a Comprehensive 3D SR document following TID 1500.
+
+use dicom_core::VR;
+use dicom_dictionary_std::{tags, uids};
+use dicom_object::InMemDicomObject;
+
+use crate::codes::{self, Code};
+use crate::items::{self, put, put_code, put_seq, put_template, sop_ref, Rel};
+use crate::object::{base, Algorithm, DicomObject, Finding, Side};
+use crate::stamp::{name_uid, Stamp};
+use crate::{DicomOutError, SourceSeries};
+
+/// Series Number of the report's series.
+pub const SR_SERIES_NUMBER: i32 = 9901;
+
+/// Build the TID 1500 measurement report of `findings` (in the order given) on `source`.
+///
+/// The content tree (PS3.16 TID 1500, with TID 1204, 1001/1004, 1410, 4019, 1419/300):
+///
+/// ```text
+/// CONTAINER Imaging Measurement Report (126000, DCM)              TID 1500
+///   HAS CONCEPT MOD  CODE Language of Content Item and Descendants = English (United States)
+///   HAS OBS CONTEXT  CODE Observer Type = Device; UIDREF Device Observer UID;
+///                    TEXT Device Observer Name / Manufacturer / Model Name
+///   HAS CONCEPT MOD  CODE Procedure reported = CT unspecified body region (25045-6, LN)
+///   CONTAINS CONTAINER Imaging Measurements (126010, DCM)
+///     CONTAINS CONTAINER Measurement Group (125007, DCM)           TID 1410, one per finding
+///       HAS OBS CONTEXT  TEXT Tracking Identifier = "Nodule <rank>"
+///       HAS OBS CONTEXT  UIDREF Tracking Unique Identifier
+///       CONTAINS         CODE Finding = Nodule (27925004, SCT)
+///       HAS CONCEPT MOD  CODE Finding Site = Lung (39607008, SCT)
+///                          HAS CONCEPT MOD CODE Laterality = Right | Left   (when known)
+///       HAS CONCEPT MOD  TEXT Algorithm Name / Algorithm Version / Algorithm Parameters
+///       CONTAINS         SCOORD3D Image Region: POINT (x, y, z) in the series' frame of reference
+///       CONTAINS         NUM Diameter (mm), NUM Volume (mm3), NUM Certainty of Finding (%)
+///                          INFERRED FROM IMAGE Source of Measurement = the nearest source slice
+/// ```
+///
+/// The evidence (Current Requested Procedure Evidence Sequence) lists every instance of the
+/// source series: the detector used them all.
+///
+/// # Errors
+/// [`DicomOutError::Invalid`] for no finding at all (TID 1500 requires at least one measurement
+/// group, so "nothing found" is not a measurement report), or a finding with a non-finite centre
+/// or a probability outside `[0, 1]`; [`DicomOutError::Series`] when the source has no FrameOfReferenceUID;
+/// [`DicomOutError::Encode`] when dicom-rs refuses the object.
+pub fn measurement_report(
+    source: &SourceSeries,
+    findings: &[Finding],
+    algorithm: &Algorithm,
+    stamp: &Stamp,
+) -> Result<DicomObject, DicomOutError> {
+    if findings.is_empty() {
+        return Err(DicomOutError::Invalid {
+            what: "measurement report".into(),
+            reason: "no finding to report: TID 1500 needs at least one measurement group".into(),
+        });
+    }
+    for f in findings {
+        f.check()?;
+    }
+    let mut o = base(
+        source,
+        algorithm,
+        stamp,
+        uids::COMPREHENSIVE3_DSR_STORAGE,
+        "SR",
+        SR_SERIES_NUMBER,
+        "Speck nodule report",
+    )?;
+    let frame_uid = source
+        .frame_of_reference_uid()
+        .unwrap_or_default()
+        .to_string();
+
+    // SR Document General Module (PS3.3 C.17.2).
+    put(&mut o, tags::COMPLETION_FLAG, VR::CS, "COMPLETE");
+    put(&mut o, tags::VERIFICATION_FLAG, VR::CS, "UNVERIFIED");
+    put(&mut o, tags::PRELIMINARY_FLAG, VR::CS, "PRELIMINARY");
+    // SR Document Series Module (C.17.1): no performed procedure step is known.
+    put_seq(
+        &mut o,
+        tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE,
+        Vec::new(),
+    );
+    put_seq(&mut o, tags::PERFORMED_PROCEDURE_CODE_SEQUENCE, Vec::new());
+    let mut series = InMemDicomObject::new_empty();
+    put(
+        &mut series,
+        tags::SERIES_INSTANCE_UID,
+        VR::UI,
+        source.series_uid(),
+    );
+    put_seq(
+        &mut series,
+        tags::REFERENCED_SOP_SEQUENCE,
+        source
+            .instances()
+            .iter()
+            .map(|i| sop_ref(&i.sop_class_uid, &i.sop_instance_uid))
+            .collect(),
+    );
+    let mut study = InMemDicomObject::new_empty();
+    put(
+        &mut study,
+        tags::STUDY_INSTANCE_UID,
+        VR::UI,
+        source.study_uid(),
+    );
+    put_seq(&mut study, tags::REFERENCED_SERIES_SEQUENCE, vec![series]);
+    put_seq(
+        &mut o,
+        tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE,
+        vec![study],
+    );
+
+    // SR Document Content Module (PS3.3 C.17.3): the root container.
+    put(&mut o, tags::VALUE_TYPE, VR::CS, "CONTAINER");
+    put_code(
+        &mut o,
+        tags::CONCEPT_NAME_CODE_SEQUENCE,
+        codes::IMAGING_MEASUREMENT_REPORT,
+    );
+    put(&mut o, tags::CONTINUITY_OF_CONTENT, VR::CS, "SEPARATE");
+    put_template(&mut o, "1500");
+
+    let device = format!("{} {}", algorithm.name, algorithm.version);
+    let mut root = vec![
+        items::code(
+            Rel::HasConceptMod,
+            codes::LANGUAGE_OF_CONTENT,
+            codes::ENGLISH_US,
+            Vec::new(),
+        ),
+        items::code(
+            Rel::HasObsContext,
+            codes::OBSERVER_TYPE,
+            codes::DEVICE,
+            Vec::new(),
+        ),
+        items::uidref(
+            Rel::HasObsContext,
+            codes::DEVICE_OBSERVER_UID,
+            &name_uid(&device),
+        ),
+        items::text(
+            Rel::HasObsContext,
+            codes::DEVICE_OBSERVER_NAME,
+            &algorithm.name,
+        ),
+        items::text(
+            Rel::HasObsContext,
+            codes::DEVICE_OBSERVER_MANUFACTURER,
+            &algorithm.manufacturer,
+        ),
+        items::text(
+            Rel::HasObsContext,
+            codes::DEVICE_OBSERVER_MODEL_NAME,
+            &device,
+        ),
+        items::code(
+            Rel::HasConceptMod,
+            codes::PROCEDURE_REPORTED,
+            codes::CT_UNSPECIFIED_BODY_REGION,
+            Vec::new(),
+        ),
+    ];
+    let groups: Vec<InMemDicomObject> = findings
+        .iter()
+        .map(|f| group(source, f, algorithm, &frame_uid))
+        .collect();
+    root.push(items::container(
+        Rel::Contains,
+        codes::IMAGING_MEASUREMENTS,
+        None,
+        groups,
+    ));
+    put_seq(&mut o, tags::CONTENT_SEQUENCE, root);
+    DicomObject::new(o, "measurement report")
+}
+
+/// One finding's TID 1410 measurement group.
+fn group(
+    source: &SourceSeries,
+    f: &Finding,
+    algorithm: &Algorithm,
+    frame_uid: &str,
+) -> InMemDicomObject {
+    let mut c = vec![
+        items::text(Rel::HasObsContext, codes::TRACKING_IDENTIFIER, &f.label()),
+        items::uidref(
+            Rel::HasObsContext,
+            codes::TRACKING_UNIQUE_IDENTIFIER,
+            &f.tracking_uid,
+        ),
+        items::code(Rel::Contains, codes::FINDING, codes::NODULE, Vec::new()),
+    ];
+    let laterality: Vec<InMemDicomObject> = f
+        .side
+        .map(|s| {
+            let side = match s {
+                Side::Left => codes::LEFT,
+                Side::Right => codes::RIGHT,
+            };
+            items::code(Rel::HasConceptMod, codes::LATERALITY, side, Vec::new())
+        })
+        .into_iter()
+        .collect();
+    c.push(items::code(
+        Rel::HasConceptMod,
+        codes::FINDING_SITE,
+        codes::LUNG,
+        laterality,
+    ));
+    c.push(items::text(
+        Rel::HasConceptMod,
+        codes::ALGORITHM_NAME,
+        &algorithm.name,
+    ));
+    c.push(items::text(
+        Rel::HasConceptMod,
+        codes::ALGORITHM_VERSION,
+        &algorithm.version,
+    ));
+    for p in &algorithm.parameters {
+        c.push(items::text(
+            Rel::HasConceptMod,
+            codes::ALGORITHM_PARAMETERS,
+            p,
+        ));
+    }
+    let p = f.centre;
+    c.push(items::scoord3d_point(
+        Rel::Contains,
+        codes::IMAGE_REGION,
+        [p.x_mm, p.y_mm, p.z_mm],
+        frame_uid,
+    ));
+    let slice = source.nearest_instance(p);
+    let source_of = || -> Vec<InMemDicomObject> {
+        slice
+            .map(|i| {
+                items::image(
+                    Rel::InferredFrom,
+                    codes::SOURCE_OF_MEASUREMENT,
+                    &i.sop_class_uid,
+                    &i.sop_instance_uid,
+                )
+            })
+            .into_iter()
+            .collect()
+    };
+    let mut measure = |name: Code, value: Option<f64>, unit: Code| {
+        if let Some(v) = value {
+            c.push(items::num(Rel::Contains, name, v, unit, source_of()));
+        }
+    };
+    measure(codes::DIAMETER, f.diameter_mm, codes::UNIT_MM);
+    measure(codes::VOLUME, f.volume_mm3, codes::UNIT_MM3);
+    measure(
+        codes::CERTAINTY_OF_FINDING,
+        Some(f.probability * 100.0),
+        codes::UNIT_PERCENT,
+    );
+    items::container(Rel::Contains, codes::MEASUREMENT_GROUP, Some("1410"), c)
+}
