@@ -37,6 +37,8 @@ fn bundled_models_load_and_honour_the_contract() -> Result<(), speck::Error> {
     // The card's operating point is measured with flip TTA, and the fine model says so.
     assert_eq!(fine.contract().flip_tta, Some(true));
     assert_eq!(coarse.contract().flip_tta, None);
+    // The coarse net is fully convolutional, so the engine may fit its tiles to the lungs.
+    assert_eq!(coarse.contract().tile_multiple, Some([4, 8, 8]));
     for m in [&coarse, &fine] {
         let len =
             std::fs::metadata(m.path()).map_err(|e| speck::volume::VolumeError::io(m.path(), e))?;

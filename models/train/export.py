@@ -21,6 +21,7 @@ COARSE_THRESHOLD = 0.2           # suggested candidate threshold on the coarse h
 FINE_THRESHOLD = 0.9863          # 1 FP/scan on the 20 held-out phantoms, flip TTA (see models/README.md)
 MEMBER_TAG = "v7"                # the bundled pair (train.py::member): models/coarse-v7.onnx, fine-v7.onnx
 MEMBER_VERSION = "7.0.0"         # the v3 coarse model, the mean of two fine nets
+MEMBER_COARSE_VERSION = "7.1.0"  # the same coarse weights, input axes freed (speck.tile_multiple)
 MEMBER_THRESHOLD = 0.96824       # its 1 FP/scan point on the 20 held-out phantoms, flip TTA (models/README.md)
 
 
@@ -28,11 +29,17 @@ def fmt(v):
     return ",".join(f"{x:g}" for x in v)
 
 
-def _export(model, shape, path, meta):
+COARSE_TILE_MULTIPLE = (4, 8, 8)  # the coarse net is fully convolutional: any multiple of this runs
+
+
+def _export(model, shape, path, meta, spatial_dynamic=False):
     model.eval()
     x = torch.rand((2, 1) + tuple(shape))
+    axes = {0: "N"}
+    if spatial_dynamic:  # a fully convolutional dense net: the engine may feed larger tiles
+        axes = {0: "N", 2: "D", 3: "H", 4: "W"}
     torch.onnx.export(model, (x,), path, dynamo=False, opset_version=17, input_names=["input"],
-                      output_names=["output"], dynamic_axes={"input": {0: "N"}, "output": {0: "N"}},
+                      output_names=["output"], dynamic_axes={"input": axes, "output": axes},
                       do_constant_folding=True)
     m = onnx.load(path)
     del m.metadata_props[:]
@@ -68,7 +75,8 @@ def export_all(work, out):
     c = Coarse()
     c.load_state_dict(torch.load(os.path.join(work, "coarse.pt")))
     _export(CoarseExport(c), COARSE_PATCH, os.path.join(out, f"coarse-{TAG}.onnx"),
-            common_meta("coarse", COARSE_PATCH, COARSE_STRIDE, "prob", COARSE_THRESHOLD))
+            {**common_meta("coarse", COARSE_PATCH, COARSE_STRIDE, "prob", COARSE_THRESHOLD),
+             "speck.tile_multiple": fmt(COARSE_TILE_MULTIPLE)}, spatial_dynamic=True)
     export_fine(work, os.path.join(out, f"fine-{TAG}.onnx"))
 
 
@@ -140,3 +148,16 @@ def average_fine(paths, out, meta_from):
 
 if __name__ == "__main__":
     export_all(sys.argv[1], sys.argv[2])
+
+
+def make_fully_convolutional(path, version):
+    """Free the D, H, W input axes of an exported coarse model and add `speck.tile_multiple`
+    (weights and graph untouched), so the engine may run tiles larger than the patch. How the
+    bundled coarse-v7.onnx (7.1.0) was made from the v3 coarse export (7.0.0)."""
+    m = onnx.load(path)
+    dims = m.graph.input[0].type.tensor_type.shape.dim
+    for i, name in zip((2, 3, 4), ("D", "H", "W")):
+        dims[i].ClearField("dim_value")
+        dims[i].dim_param = name
+    onnx.save(m, path)
+    set_metadata(path, {"speck.tile_multiple": fmt(COARSE_TILE_MULTIPLE), "speck.version": version})

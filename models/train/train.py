@@ -715,7 +715,7 @@ def member(out, base, fine_batch=16):
     coarse7 = os.path.join(out, f"coarse-{export.MEMBER_TAG}.onnx")
     fine7 = os.path.join(out, f"fine-{export.MEMBER_TAG}.onnx")
     shutil.copy(base_coarse, coarse7)
-    export.set_metadata(coarse7, {"speck.version": export.MEMBER_VERSION})
+    export.make_fully_convolutional(coarse7, export.MEMBER_COARSE_VERSION)
     export.average_fine([base_fine, new_fine], fine7, meta_from=new_fine)
     export.set_metadata(fine7, {"speck.version": export.MEMBER_VERSION,
                                 "speck.threshold": f"{export.MEMBER_THRESHOLD:g}"})
