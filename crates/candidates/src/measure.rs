@@ -1,33 +1,38 @@
 //! Measured size: a candidate's volume and diameters from the image itself.
 //!
 //! The fine model regresses a diameter, which runs 10–22 % large on real nodules. [`measure`]
-//! instead segments the lesion around a world position and measures the segmentation:
+//! instead measures the lesion around a world position from the image:
 //!
 //! 1. **Region of interest.** A box of a few cm around the seed (half-width
 //!    `clamp(1.5 · hint + 12, 20, 45)` mm, 30 mm without a hint), clipped to the volume.
 //! 2. **Levels.** The parenchyma level `B` is the median of the ROI voxels in the lung range
-//!    (−990 … −600 HU). A radial profile (0.5 mm shells around the seed, world mm) gives the
-//!    lesion's outer edge `r_b`: the first shell whose 30th percentile falls below
-//!    `B + ½·min(peak − B, 250)` (a ground-glass halo around a solid core still counts, and a
-//!    wall or vessel filling part of a shell does not push the edge out). The lesion level `L`
-//!    is the median 1.0–1.5 mm inside that edge (the centre for small lesions): for a
-//!    part-solid nodule the halo, not the core.
-//! 3. **Threshold** `T = (B + L) / 2`: half-way between parenchyma and lesion, where the
-//!    scanner's blur puts the true surface of a lesion larger than the blur.
-//! 4. **Thick structures.** Everything above `T` that a ball of radius
-//!    `r_b + max(1.5, 0.25 · r_b)` mm fits into (chest wall, mediastinum, diaphragm, hilar
-//!    vessels: thicker than the lesion; outside the ROI counts as above `T`) is removed, a
-//!    white top-hat. The part of a juxtapleural nodule that lies in the wall cannot be told
-//!    from the wall and is not counted.
-//! 5. **Region growing** (6-connected) from the seed (or the nearest remaining voxel within
-//!    1.5 mm), limited to `1.4 · r_b + 1` mm from the seed (a compact lesion's reach, which
-//!    bounds any leak); then a morphological opening with a ball of radius `0.4 · r_b` cuts
-//!    vessels thinner than that and the component around the seed is kept. A result that
-//!    fills more than 12 % of the outer shell of that reach has run into something and is
-//!    [`Reliability::Leaked`].
-//! 6. **Measures.** Volume = voxel count × voxel volume; equivalent diameter `(6V/π)^⅓`; the
-//!    longest in-plane (axial slice) diameter and the longest diameter perpendicular to it in
-//!    the same slice; [`Reliability`] says when the result should not be trusted.
+//!    (−990 … −600 HU). A radial profile (0.5 mm shells around the seed, 30th percentile of each)
+//!    gives a first reach `r_b`: the first shell below the edge level
+//!    `B + ½·min(peak − B, 250)`, where `peak` is the median within 1 mm of the seed. Rays go
+//!    at most `2 · r_b + 3` mm.
+//! 3. **Rays.** 400 rays leave the seed (or the nearest voxel above the threshold within 1.5 mm)
+//!    evenly over the sphere; each ends where the trilinearly interpolated image first stays
+//!    below the threshold for 0.4 mm, the crossing interpolated between samples (sub-voxel,
+//!    which is what keeps 4–6 mm nodules within a few per cent). A lesion is star-shaped about
+//!    its centre; what touches it is not: a ray into the chest wall never exits, one along a
+//!    vessel exits well beyond its neighbours. A free-centre ellipsoid (quadric) is fitted to the
+//!    exits by least squares, exits beyond `1.1 · fit + 0.25 mm` (vessel or wall bumps) or
+//!    inside `0.5 · fit` (noise) are dropped and the fit repeated; dropped and blocked rays take
+//!    the ellipsoid's radius. So a juxtapleural nodule is completed across the pleura as a reader
+//!    outlines it, and a vessel is cut where the lesion's own surface runs. When the fitted
+//!    centre lies more than 0.5 mm from the seed, the rays are cast once more from it (a
+//!    detector's centre is approximate).
+//! 4. **Threshold.** Rays are cast first at the edge level; the values inward from every exit
+//!    are averaged by depth (the lesion's edge profile, free of its shape), and the lesion level
+//!    `L` is the profile's flattest point within the outer half of the median radius (at most
+//!    3 mm): the halo of a part-solid nodule, the inside of a solid one, past the blurred margin
+//!    of a real one. The threshold is `T = (B + L) / 2`, where the scanner's blur puts the
+//!    surface of a lesion larger than the blur, and the rays are cast again at `T`.
+//! 5. **Measures.** Volume = the rays' radii integrated over the sphere (`Σ 4π/n · r³/3`);
+//!    equivalent diameter `(6V/π)^⅓`; the longest in-plane (axial slice) diameter and the longest
+//!    diameter perpendicular to it in the same slice, on the voxels inside the rays' radii;
+//!    [`Reliability`] says when the result should not be trusted (fewer than half of the rays
+//!    kept their own exit: [`Reliability::Leaked`]).
 //!
 //! All distances are world millimetres (anisotropic spacing is honoured); they are computed as
 //! index offsets times spacing, exact for the orthonormal directions every reader produces.
@@ -55,12 +60,22 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::VecDeque;
 use std::fmt;
 
-use ndarray::{s, Array3, Axis};
+use ndarray::{s, Array3};
 use serde::{Deserialize, Serialize};
 use speck_volume::{Volume, WorldPoint};
+
+mod rays;
+
+/// Rays cast from the lesion's centre.
+const N_RAYS: usize = 400;
+/// A fitted centre this far (mm) from the seed is worth casting again from.
+const RECENTRE_MM: f64 = 0.5;
+/// A lesion this little above the parenchyma (HU) is nothing lesion-like.
+const MIN_CONTRAST_HU: f64 = 100.0;
+/// Below this fraction of rays with their own exit, the result is [`Reliability::Leaked`].
+const MIN_KEPT: f64 = 0.5;
 
 /// Why a lesion could not be measured at all.
 #[derive(Debug, thiserror::Error)]
@@ -96,12 +111,12 @@ pub enum Reliability {
     /// The segmented region reaches the border of the region of interest (or of the volume):
     /// the lesion may be larger than measured.
     RoiBorder,
-    /// The region runs on beyond a compact lesion's reach (it fills more than 12 % of the
-    /// outer shell of the region it may grow in), or is over 2.5 times the hint's diameter or
-    /// [`MeasureOptions::max_diameter_mm`]: it has probably run into a vessel or the wall.
+    /// Fewer than half of the rays ended on the lesion's own surface (the wall or vessels cover
+    /// most of it, so the ellipsoid completing them has too little to go on), or the result is
+    /// over 2.5 times the hint's diameter or [`MeasureOptions::max_diameter_mm`].
     Leaked,
-    /// Nothing lesion-like at the seed: no contrast against the parenchyma, or the region
-    /// vanished when attachments were cut. The sizes are then 0.
+    /// Nothing lesion-like at the seed: no contrast against the parenchyma, or nothing above
+    /// the threshold within [`MeasureOptions::seed_search_mm`]. The sizes are then 0.
     Empty,
 }
 
@@ -254,7 +269,7 @@ impl MeasureOptions {
 /// A lesion's size measured from the image.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {
-    /// Volume of the segmentation, mm³ (voxel count × voxel volume).
+    /// Volume, mm³: the lesion's radius along 400 rays integrated over the sphere (sub-voxel).
     pub volume_mm3: f64,
     /// Diameter of the sphere of that volume, `(6V/π)^⅓`, mm.
     pub equivalent_diameter_mm: f64,
@@ -263,7 +278,7 @@ pub struct Measurement {
     pub longest_axial_mm: f64,
     /// Longest diameter perpendicular to the long axis, in the same slice, mm.
     pub short_axial_mm: f64,
-    /// Number of voxels in the segmentation.
+    /// Number of voxels inside the rays' radii (the segmentation the axial diameters use).
     pub voxels: usize,
     /// Parenchyma level used, HU.
     pub parenchyma_hu: f64,
@@ -424,77 +439,100 @@ pub fn measure_with(
         .position(|m| *m < edge_level)
         .unwrap_or(n_shells);
     let r_b = (edge_shell as f64 * SHELL_MM).max(SHELL_MM);
-    let r_l = (r_b - 1.0).max(0.0);
-    let mut inner: Vec<f64> = roi
-        .iter()
-        .zip(dist.iter())
-        .filter(|(_, d)| **d >= (r_l - 0.5).max(0.0) && **d <= r_l.max(core_r))
-        .map(|(v, _)| *v)
-        .collect();
-    let l = median(&mut inner).unwrap_or(peak);
-    let t = 0.5 * (b + l);
-    if l - b < 100.0 {
-        return Ok(Measurement::empty(b, l, t));
+    if peak - b < MIN_CONTRAST_HU {
+        return Ok(Measurement::empty(b, peak, 0.5 * (b + peak)));
     }
 
-    // 4. Region growing from the seed, after removing what is thicker than the lesion.
-    let seed_vox = [
-        (seed_local[0].round().max(0.0) as usize).min(dims.0 - 1),
-        (seed_local[1].round().max(0.0) as usize).min(dims.1 - 1),
-        (seed_local[2].round().max(0.0) as usize).min(dims.2 - 1),
-    ];
-    let above = roi.mapv(|v| v >= t);
-    // Chest wall, mediastinum, diaphragm, hilar vessels: every voxel a ball of radius `r2`
-    // fits into (outside the ROI counts as above the threshold).
-    let r2 = r_b + (0.25 * r_b).max(1.5);
-    let thick = opening(&above, sp, r2);
-    // Everything that can belong to the lesion: not thick, and within the reach of a compact
-    // lesion of this size.
-    let reach = 1.4 * r_b + 1.0;
-    let mut cand = above.clone();
-    ndarray::Zip::from(&mut cand)
-        .and(&thick)
-        .and(&dist)
-        .for_each(|c, &w, &d| *c = *c && !w && d <= reach);
-    let start = if cand[seed_vox] {
-        Some(seed_vox)
-    } else {
-        nearest_set(&cand, &dist, options.seed_search_mm)
-    };
-    let Some(start) = start else {
-        return Ok(Measurement::empty(b, l, t));
-    };
-    let grown = component(&cand, start);
-
-    // 5. Vessels: an opening cuts those thinner than `r1`; keep the part around the seed.
-    let r1 = 0.4 * r_b;
-    let opened = opening(&grown, sp, r1);
-    let Some(s1) = nearest_set(&opened, &dist, r_b.max(options.seed_search_mm)) else {
-        return Ok(Measurement::empty(b, l, t));
-    };
-    let lesion = component(&opened, s1);
-    // Leak test: a lesion that fills much of the outer shell of its reach runs on into
-    // something (a wall the top-hat missed, a thick vessel).
-    let shell_w = sp.iter().copied().fold(0.0, f64::max);
-    let (mut shell_n, mut shell_set) = (0usize, 0usize);
-    for (m, d) in lesion.iter().zip(dist.iter()) {
-        if *d > reach - shell_w && *d <= reach {
-            shell_n += 1;
-            shell_set += usize::from(*m);
+    // 4. Rays from the seed (or the nearest voxel above the threshold), completed by a robust
+    //    ellipsoid where the wall blocks them or a vessel bumps them out.
+    let dirs = rays::directions(N_RAYS);
+    let max_mm = (2.0 * r_b + 3.0).min(half);
+    let pass = |t: f64| -> Option<([f64; 3], rays::Radii)> {
+        let mut origin = if rays::sample(&roi, seed_local).is_some_and(|v| v >= t) {
+            seed_local
+        } else {
+            let above = roi.mapv(|v| v >= t);
+            nearest_set(&above, &dist, options.seed_search_mm)?.map(|i| i as f64)
+        };
+        let mut fitted = rays::radii(&dirs, &rays::cast(&roi, sp, origin, &dirs, t, max_mm));
+        // A seed off the lesion's centre (a detector's estimate) sees it from the side: cast
+        // once more from the fitted centre when that lies well inside the lesion.
+        if let Some(c) = fitted.centre {
+            let shift = (c[0] * c[0] + c[1] * c[1] + c[2] * c[2]).sqrt();
+            let moved = [
+                origin[0] + c[0] / sp[0],
+                origin[1] + c[1] / sp[1],
+                origin[2] + c[2] / sp[2],
+            ];
+            if shift > RECENTRE_MM
+                && shift < 0.5 * r_b
+                && rays::sample(&roi, moved).is_some_and(|v| v >= t)
+            {
+                origin = moved;
+                fitted = rays::radii(&dirs, &rays::cast(&roi, sp, origin, &dirs, t, max_mm));
+            }
         }
+        Some((origin, fitted))
+    };
+    // The lesion level from the rays: cast at the edge level, then average the values inward
+    //    from each ray's exit (the edge profile, free of the lesion's shape) and take the
+    //    flattest point of its outer half (of the median radius, at most 3 mm): the halo of a
+    //    part-solid nodule, the inside of a solid one, past the blurred margin of a real one.
+    let Some((o0, f0)) = pass(edge_level) else {
+        return Ok(Measurement::empty(b, peak, edge_level));
+    };
+    let mut r0 = f0.r.clone();
+    r0.sort_by(f64::total_cmp);
+    let r_med = r0.get(r0.len() / 2).copied().unwrap_or(0.0);
+    let profile_in = rays::inward_profile(&roi, sp, o0, &dirs, &f0, (0.5 * r_med).min(3.0));
+    let l = plateau(&profile_in).unwrap_or(peak);
+    let t = 0.5 * (b + l);
+    if l - b < MIN_CONTRAST_HU {
+        return Ok(Measurement::empty(b, l, t));
     }
-    let leaked_shell = shell_n > 0 && shell_set as f64 > 0.12 * shell_n as f64;
+    let Some((origin, fitted)) = pass(t) else {
+        return Ok(Measurement::empty(b, l, t));
+    };
 
-    // 6. Measures.
-    let voxels = lesion.iter().filter(|v| **v).count();
-    let vol = voxels as f64 * sp[0] * sp[1] * sp[2];
+    // 5. Measures. The volume integrates the radii over the sphere (sub-voxel); the axial
+    //    diameters come from the voxels inside those radii.
+    let solid_angle = 4.0 * std::f64::consts::PI / dirs.len() as f64;
+    let vol: f64 = fitted.r.iter().map(|r| solid_angle * r.powi(3) / 3.0).sum();
     let eq = (6.0 * vol / std::f64::consts::PI).cbrt();
+    let r_max = fitted.r.iter().copied().fold(0.0, f64::max);
+    let lesion = Array3::from_shape_fn(dims, |(z, y, x)| {
+        let d = [
+            (z as f64 - origin[0]) * sp[0],
+            (y as f64 - origin[1]) * sp[1],
+            (x as f64 - origin[2]) * sp[2],
+        ];
+        let n = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt();
+        if n > r_max {
+            return false;
+        }
+        if n == 0.0 {
+            return true;
+        }
+        let nearest = dirs
+            .iter()
+            .enumerate()
+            .max_by(|a, b| {
+                let da = a.1[0] * d[0] + a.1[1] * d[1] + a.1[2] * d[2];
+                let db = b.1[0] * d[0] + b.1[1] * d[1] + b.1[2] * d[2];
+                da.total_cmp(&db)
+            })
+            .map_or(0, |(k, _)| k);
+        n <= fitted.r[nearest]
+    });
+    let voxels = lesion.iter().filter(|v| **v).count();
     let (long, short) = axial_diameters(&lesion, sp);
-    let roi_border = touches_border(&lesion);
+    let roi_border = fitted.border > 0 || touches_border(&lesion);
     let leak_limit = hint_diameter_mm
         .map_or(f64::INFINITY, |h| 2.5 * h)
         .min(options.max_diameter_mm);
-    let reliability = if leaked_shell || eq > leak_limit {
+    // Attachments covering most of the lesion leave the ellipsoid too little to go on.
+    let leaked = (fitted.kept as f64) < MIN_KEPT * dirs.len() as f64;
+    let reliability = if leaked || eq > leak_limit {
         Reliability::Leaked
     } else if roi_border {
         Reliability::RoiBorder
@@ -514,6 +552,20 @@ pub fn measure_with(
     })
 }
 
+/// The level of a lesion's outer layer from its inward edge profile (one value per 0.1 mm of
+/// depth): the value where the profile is flattest beyond the first 0.5 mm (the halo of a
+/// part-solid nodule, the inside of a solid one); `None` when the profile is too short.
+fn plateau(profile: &[f64]) -> Option<f64> {
+    const FIRST: usize = 5;
+    const HALF: usize = 2;
+    if profile.len() < FIRST + HALF + 1 {
+        return profile.last().copied();
+    }
+    let slope = |k: usize| profile[(k + HALF).min(profile.len() - 1)] - profile[k - HALF];
+    let k = (FIRST..profile.len()).min_by(|a, b| slope(*a).abs().total_cmp(&slope(*b).abs()))?;
+    Some(profile[k])
+}
+
 /// Median of a slice (reordered in place); `None` when empty.
 fn median(v: &mut [f64]) -> Option<f64> {
     quantile(v, 0.5)
@@ -529,131 +581,12 @@ fn quantile(v: &mut [f64], q: f64) -> Option<f64> {
     Some(*m)
 }
 
-/// The 6-connected component of `mask` containing `start` (empty if `start` is not set).
-fn component(mask: &Array3<bool>, start: [usize; 3]) -> Array3<bool> {
-    let dims = mask.dim();
-    let mut out = Array3::from_elem(dims, false);
-    if !mask[start] {
-        return out;
-    }
-    let mut queue = VecDeque::from([start]);
-    out[start] = true;
-    let n = [dims.0, dims.1, dims.2];
-    while let Some(p) = queue.pop_front() {
-        for a in 0..3 {
-            for up in [false, true] {
-                let mut q = p;
-                if up {
-                    if p[a] + 1 >= n[a] {
-                        continue;
-                    }
-                    q[a] += 1;
-                } else {
-                    if p[a] == 0 {
-                        continue;
-                    }
-                    q[a] -= 1;
-                }
-                if mask[q] && !out[q] {
-                    out[q] = true;
-                    queue.push_back(q);
-                }
-            }
-        }
-    }
-    out
-}
-
 /// The set voxel nearest the seed within `max_mm`, if any.
 fn nearest_set(mask: &Array3<bool>, dist: &Array3<f64>, max_mm: f64) -> Option<[usize; 3]> {
     mask.indexed_iter()
         .filter(|(i, m)| **m && dist[*i] <= max_mm)
         .min_by(|a, b| dist[a.0].total_cmp(&dist[b.0]))
         .map(|((z, y, x), _)| [z, y, x])
-}
-
-/// Squared Euclidean distance (mm²) from every voxel centre to the nearest `source` voxel
-/// centre (`f64::INFINITY` when there is none), exact, separable (Felzenszwalb–Huttenlocher).
-fn edt_sq(source: &Array3<bool>, sp: [f64; 3]) -> Array3<f64> {
-    let mut d = source.mapv(|s| if s { 0.0 } else { f64::INFINITY });
-    let mut f = Vec::new();
-    let mut out = Vec::new();
-    let mut v = Vec::new();
-    let mut zb = Vec::new();
-    for (axis, s) in sp.iter().enumerate() {
-        let s2 = s * s;
-        for mut lane in d.lanes_mut(Axis(axis)) {
-            f.clear();
-            f.extend(lane.iter().copied());
-            out.resize(f.len(), 0.0);
-            edt_1d(&f, s2, &mut out, &mut v, &mut zb);
-            for (o, n) in lane.iter_mut().zip(out.iter()) {
-                *o = *n;
-            }
-        }
-    }
-    d
-}
-
-/// One pass of the lower envelope of parabolas `s2 (q − p)² + f[p]`.
-fn edt_1d(f: &[f64], s2: f64, out: &mut [f64], v: &mut Vec<usize>, z: &mut Vec<f64>) {
-    v.clear();
-    z.clear();
-    for (q, fq) in f.iter().enumerate() {
-        if !fq.is_finite() {
-            continue;
-        }
-        let qf = q as f64;
-        loop {
-            let Some(&p) = v.last() else {
-                v.push(q);
-                z.push(f64::NEG_INFINITY);
-                break;
-            };
-            let pf = p as f64;
-            let s = ((fq + s2 * qf * qf) - (f[p] + s2 * pf * pf)) / (2.0 * s2 * (qf - pf));
-            if z.last().is_some_and(|zk| s <= *zk) {
-                v.pop();
-                z.pop();
-                continue;
-            }
-            v.push(q);
-            z.push(s);
-            break;
-        }
-    }
-    if v.is_empty() {
-        out.iter_mut().for_each(|o| *o = f64::INFINITY);
-        return;
-    }
-    let mut k = 0;
-    for (q, o) in out.iter_mut().enumerate() {
-        let qf = q as f64;
-        while k + 1 < v.len() && z[k + 1] < qf {
-            k += 1;
-        }
-        let p = v[k];
-        let dq = qf - p as f64;
-        *o = s2 * dq * dq + f[p];
-    }
-}
-
-/// Morphological opening of `mask` by a ball of radius `r_mm` (world mm). Outside the array
-/// counts as set, so structures running out of the ROI are not eroded from its border.
-fn opening(mask: &Array3<bool>, sp: [f64; 3], r_mm: f64) -> Array3<bool> {
-    if r_mm < sp.iter().copied().fold(f64::INFINITY, f64::min) {
-        return mask.clone();
-    }
-    let r2 = r_mm * r_mm;
-    let background = mask.mapv(|m| !m);
-    let to_bg = edt_sq(&background, sp);
-    let eroded = to_bg.mapv(|d| d > r2);
-    let to_core = edt_sq(&eroded, sp);
-    let mut out = to_core.mapv(|d| d <= r2);
-    ndarray::Zip::from(&mut out)
-        .and(mask)
-        .for_each(|o, &m| *o = *o && m);
-    out
 }
 
 /// Whether any set voxel lies on a face of the array.
@@ -758,26 +691,6 @@ mod tests {
     }
 
     #[test]
-    fn edt_matches_brute_force() {
-        let mut src = Array3::from_elem((5, 6, 7), false);
-        src[[1, 2, 3]] = true;
-        src[[4, 0, 6]] = true;
-        let sp = [2.0, 0.7, 0.5];
-        let d = edt_sq(&src, sp);
-        for ((z, y, x), v) in d.indexed_iter() {
-            let brute = [[1usize, 2, 3], [4, 0, 6]]
-                .iter()
-                .map(|p| {
-                    ((z as f64 - p[0] as f64) * sp[0]).powi(2)
-                        + ((y as f64 - p[1] as f64) * sp[1]).powi(2)
-                        + ((x as f64 - p[2] as f64) * sp[2]).powi(2)
-                })
-                .fold(f64::INFINITY, f64::min);
-            assert!((v - brute).abs() < 1e-9, "{z} {y} {x}: {v} vs {brute}");
-        }
-    }
-
-    #[test]
     fn spheres_measure_their_size() {
         for (sp, d) in [
             ([1.0, 0.7, 0.7], 6.0),
@@ -791,6 +704,44 @@ mod tests {
             assert!(rel.abs() < 0.06, "d {d} at {sp:?}: {m:?}");
             assert!((m.longest_axial_mm - d).abs() < 1.5, "{m:?}");
             assert!((m.short_axial_mm - d).abs() < 1.5, "{m:?}");
+        }
+    }
+
+    /// A 7 mm solid ball 2.8 mm from a wall (a +40 HU half-space: a cap of the ball lies in
+    /// it), and the same ball touching a 2 mm-thick vessel that runs on across the ROI.
+    #[test]
+    fn attached_balls_measure_the_ball_alone() {
+        let sp = [1.0, 0.7, 0.7];
+        let (n, c, d) = ([48usize, 80, 80], [24.0, 40.0, 40.0], 7.0);
+        let make = |wall: bool| {
+            let voxels = Array3::from_shape_fn((n[0], n[1], n[2]), |(z, y, x)| {
+                let p = [
+                    (z as f64 - c[0]) * sp[0],
+                    (y as f64 - c[1]) * sp[1],
+                    (x as f64 - c[2]) * sp[2],
+                ];
+                let ball = (p[0] * p[0] + p[1] * p[1] + p[2] * p[2]).sqrt() <= 0.5 * d;
+                let other = if wall {
+                    p[1] >= 2.8
+                } else {
+                    // Vessel along z, axis 3.5 + 0.2 mm from the centre, radius 1 mm.
+                    ((p[1] - 3.7).powi(2) + p[2] * p[2]).sqrt() <= 1.0
+                };
+                if ball || other {
+                    40
+                } else {
+                    -870
+                }
+            });
+            let spacing = Spacing::new(sp[2], sp[1], sp[0]).expect("sp");
+            let g = Geometry::new(spacing, WorldPoint::new(0.0, 0.0, 0.0), Direction::IDENTITY);
+            Volume::new(voxels, g, Provenance::default()).expect("volume")
+        };
+        for wall in [true, false] {
+            let m = measure(&make(wall), centre(sp), None).expect("measure");
+            let rel = m.equivalent_diameter_mm / d - 1.0;
+            assert!(rel.abs() < 0.08, "wall {wall}: {m:?}");
+            assert!(m.longest_axial_mm < 1.2 * d, "wall {wall}: {m:?}");
         }
     }
 

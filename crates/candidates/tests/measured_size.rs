@@ -55,7 +55,9 @@ fn rows_for(seeds: std::ops::Range<u64>, shape: [usize; 3], spacing: [f64; 3]) -
                 Ok(m) => m,
                 Err(e) => panic!("seed {seed} nodule {}: {e}", n.id),
             };
-            eprintln!(
+            let rel = m.equivalent_diameter_mm / n.diameter_mm - 1.0;
+            if verbose() || rel.abs() > 0.15 {
+                eprintln!(
                 "seed {seed:3} id {} {:>12} {:>8} {:>9} truth {:5.2} measured {:5.2} ({:+5.1} %) B {:.0} L {:.0} T {:.0} {}",
                 n.id,
                 n.density,
@@ -69,6 +71,7 @@ fn rows_for(seeds: std::ops::Range<u64>, shape: [usize; 3], spacing: [f64; 3]) -
                 m.threshold_hu,
                 m.reliability
             );
+            }
             rows.push(Row {
                 truth_mm: n.diameter_mm,
                 measured_mm: m.equivalent_diameter_mm,
@@ -80,6 +83,11 @@ fn rows_for(seeds: std::ops::Range<u64>, shape: [usize; 3], spacing: [f64; 3]) -
         }
     }
     rows
+}
+
+/// `MEASURED_SIZE_VERBOSE=1` prints every nodule, not only those off by more than 15 %.
+fn verbose() -> bool {
+    std::env::var_os("MEASURED_SIZE_VERBOSE").is_some()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -170,8 +178,9 @@ fn table(rows: &[Row]) -> Vec<(String, (usize, f64, f64))> {
 
 #[test]
 fn equivalent_diameter_matches_phantom_truth() {
-    // Seeds the method was never tuned on (it was developed on 0-14 and 100-109, where the median
-    // error of nodules >= 4 mm is 9.9 %); docs/evaluation.md gives both tables.
+    // Seeds the method was never tuned on (the ray method was tuned on 400-429 and 500-514, see
+    // `tuning_seeds_table`; the earlier one on 0-14 and 100-109); docs/evaluation.md gives the
+    // tables.
     let mut rows = rows_for(200..215, [64, 160, 160], [1.0, 0.7, 0.7]);
     rows.extend(rows_for(300..310, [40, 160, 160], [2.0, 0.7, 0.7]));
     let groups = table(&rows);
@@ -182,24 +191,33 @@ fn equivalent_diameter_matches_phantom_truth() {
             .map(|g| g.1)
             .unwrap_or((0, f64::NAN, f64::NAN))
     };
-    // Issue 16 asks for a median |error| <= 10 % and no bias above 5 % for nodules >= 4 mm. On
-    // these seeds the method has no bias but misses the 10 % (13.3 % when written): this guards
-    // what it does reach, and the NOTE lines below say what misses.
+    // Issue 16 asks for a median |error| <= 10 % and no bias above 5 % for nodules >= 4 mm
+    // (4.7 % and +2.6 % when written).
     let (n, abs, signed) = get("all >= 4 mm");
     assert!(n >= 50, "only {n} nodules >= 4 mm");
-    assert!(abs <= 15.0, "median |error| {abs:.1} % > 15 %");
+    assert!(abs <= 10.0, "median |error| {abs:.1} % > 10 %");
     assert!(signed.abs() <= 5.0, "median signed error {signed:+.1} %");
-    // Nodules of 10 mm and more, and isolated ones, are measured within the target.
-    for label in ["size >=10 mm", "attachment isolated (>= 4 mm)"] {
-        let (_, abs, _) = get(label);
-        assert!(abs <= 10.0, "{label}: {abs:.1} %");
-    }
-    // The others are reported, not asserted: juxtapleural nodules lose the part inside the
-    // wall and gain wall fringe, vessel-attached ones keep a vessel stub, and the halo level of
-    // small part-solid and ground-glass nodules is the least certain (docs/evaluation.md).
+    // Every size >= 4 mm, density and attachment within the 10 %; the bias of a group is
+    // reported (4-6 mm nodules ran +5.5 % when written: a one-voxel margin is 12-17 % there).
     for (label, (n, abs, signed)) in &groups {
-        if label.ends_with("(>= 4 mm)") && (*abs > 10.0 || signed.abs() > 5.0) {
-            eprintln!("NOTE: {label} misses the target: n {n}, {abs:.1} %, {signed:+.1} %");
+        let held = label.starts_with("size ") && label != "size <4 mm"
+            || label.starts_with("density ")
+            || label.starts_with("attachment ");
+        if held {
+            assert!(*abs <= 10.0, "{label}: n {n}, {abs:.1} %");
+        }
+        if held && signed.abs() > 5.0 {
+            eprintln!("NOTE: {label}: n {n}, {abs:.1} %, signed {signed:+.1} %");
         }
     }
+}
+
+/// The seeds the method is tuned on (never the ones above): run with
+/// `cargo test -p speck-candidates --release --test measured_size -- --ignored --nocapture`.
+#[test]
+#[ignore = "tuning set: prints its table, asserts nothing"]
+fn tuning_seeds_table() {
+    let mut rows = rows_for(400..430, [64, 160, 160], [1.0, 0.7, 0.7]);
+    rows.extend(rows_for(500..515, [40, 160, 160], [2.0, 0.7, 0.7]));
+    table(&rows);
 }
