@@ -30,11 +30,12 @@ fn lidc_0001_nodule_measures_within_10_percent_of_its_luna16_diameter() {
     let rel = (m.equivalent_diameter_mm - luna_d) / luna_d;
     eprintln!(
         "LIDC-IDRI-0001: LUNA16 {luna_d:.1} mm; measured equivalent {:.1} mm ({:+.1} %), longest \
-         axial {:.1} mm, volume {:.0} mm3, {}",
+         axial {:.1} mm, volume {:.0} mm3, threshold {:.0} HU, {}",
         m.equivalent_diameter_mm,
         100.0 * rel,
         m.longest_axial_mm,
         m.volume_mm3,
+        m.threshold_hu,
         m.reliability
     );
     assert_ne!(m.reliability, Reliability::Empty);
