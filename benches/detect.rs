@@ -10,14 +10,20 @@
 //!    1 mm model densely over the whole volume: model input voxels (compute), time, and the
 //!    sensitivity on the planted blobs. Target: >= 5x less compute at the same sensitivity.
 //!
-//! Run (release; about 5 minutes on 2 cores at the default size):
+//! 3. **Fitted vs patch-sized coarse tiles.** The bundled coarse model (lung mask on, no fine
+//!    stage) with tiles fitted to the lungs (`DenseTiles::Fit`, the default) against tiles of its
+//!    32x128x128 patch, in the same run: input voxels, coarse-stage time and their ratio, peak
+//!    RSS. Guards the speed-up in models/README.md ("coarse tiles fitted to the lungs").
+//!
+//! Run (release; about 6 minutes on 2 cores at the default size):
 //!
 //! ```text
 //! cargo bench -p speck-benches --bench detect
 //! SPECK_BENCH_SHAPE=150,256,256 SPECK_BENCH_THREADS=2 cargo bench -p speck-benches --bench detect
 //! ```
 //!
-//! Environment: `SPECK_BENCH_SHAPE` (z,y,x, default 300,512,512; 1 mm voxels),
+//! Environment: `SPECK_BENCH_PARTS` (which of the three, default `1,2,3`),
+//! `SPECK_BENCH_SHAPE` (z,y,x, default 300,512,512; 1 mm voxels),
 //! `SPECK_BENCH_THREADS` (2), `SPECK_BENCH_OVERLAP` (0.25), `SPECK_BENCH_BATCH` (2),
 //! `SPECK_BENCH_MODEL` (dense model, default models/test/blob_coarse_1mm.onnx),
 //! `SPECK_BENCH_PEER_PYTHON` (default .venv-train/bin/python, needs monai + torch + onnxruntime;
@@ -32,7 +38,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use ndarray::Array3;
-use speck_detect::{Detections, Detector};
+use speck_detect::{DenseTiles, Detections, Detector};
 use speck_volume::{Direction, Geometry, Provenance, Spacing, Volume, WorldPoint};
 
 fn env_or(key: &str, default: &str) -> String {
@@ -220,6 +226,13 @@ fn child(args: &[String]) {
         "c2f" => builder
             .coarse(root().join("models/test/blob_coarse_2mm.onnx"))
             .fine(root().join("models/test/blob_fine_1mm.onnx")),
+        // The bundled coarse model alone (lung mask on), patch-sized or fitted tiles.
+        "tiles-patch" => builder
+            .coarse(root().join("models/coarse-v7.onnx"))
+            .dense_tiles(DenseTiles::Patch),
+        "tiles-fit" => builder
+            .coarse(root().join("models/coarse-v7.onnx"))
+            .dense_tiles(DenseTiles::default()),
         other => panic!("unknown mode {other}"),
     };
     let det = builder.build().unwrap_or_else(|e| panic!("{e}"));
@@ -327,6 +340,37 @@ fn main() {
         )
     };
 
+    let parts = env_or("SPECK_BENCH_PARTS", "1,2,3");
+    let part = |n: &str| parts.split(',').any(|p| p.trim() == n);
+    if part("1") || part("2") {
+        dense_and_c2f(
+            &speck,
+            &dense_model,
+            &shape_s,
+            &threads,
+            &overlap,
+            &batch,
+            &raw,
+            &blobs_path,
+        );
+    }
+    if part("3") {
+        fitted_tiles(&speck);
+    }
+}
+
+/// Parts 1 and 2 (part 2 compares with part 1's dense run).
+#[allow(clippy::too_many_arguments)]
+fn dense_and_c2f(
+    speck: &dyn Fn(&str) -> Option<serde_json::Value>,
+    dense_model: &str,
+    shape_s: &str,
+    threads: &str,
+    overlap: &str,
+    batch: &str,
+    raw: &Path,
+    blobs_path: &Path,
+) {
     println!("\n== 1. dense: Speck vs MONAI sliding_window_inference (same model, patch, overlap, batch, threads)");
     let dense = speck("dense");
     if let Some(d) = &dense {
@@ -339,13 +383,13 @@ fn main() {
     let monai = run_json(
         Command::new(&python)
             .arg(root().join("benches/peer/monai_sliding_window.py"))
-            .arg(&raw)
-            .arg(&shape_s)
-            .arg(&dense_model)
-            .arg(&threads)
-            .arg(&overlap)
-            .arg(&batch)
-            .arg(&blobs_path),
+            .arg(raw)
+            .arg(shape_s)
+            .arg(dense_model)
+            .arg(threads)
+            .arg(overlap)
+            .arg(batch)
+            .arg(blobs_path),
     );
     match (&dense, &monai) {
         (Some(s), Some(m)) => {
@@ -381,6 +425,25 @@ fn main() {
             "RESULT c2f: input voxels {:.2e} vs dense {:.2e} ({:.1}x less); time {tc:.1} s vs {td:.1} s ({:.1}x faster); found {}/{} (dense {}/{}), false positives {} (dense {}); peak RSS {:.0} MB",
             vc, vd, vd / vc, td / tc, c["found"], c["planted"], d["found"], d["planted"],
             c["false_positives"], d["false_positives"], c["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+}
+
+/// Part 3.
+fn fitted_tiles(speck: &dyn Fn(&str) -> Option<serde_json::Value>) {
+    println!("\n== 3. the bundled coarse model: tiles fitted to the lungs vs patch-sized tiles");
+    let patch = speck("tiles-patch");
+    let fit = speck("tiles-fit");
+    if let (Some(p), Some(f)) = (&patch, &fit) {
+        println!("patch tiles : {p}");
+        println!("fitted tiles: {f}");
+        let num = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+        let dense = |v: &serde_json::Value| v["timings_s"]["dense"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "RESULT tiles: input voxels {:.2e} vs {:.2e} ({:.2}x); coarse stage {:.1} s vs {:.1} s (patch / fitted {:.2}x); tiles {} vs {}; peak RSS {:.0} MB vs {:.0} MB",
+            num(f, "input_voxels"), num(p, "input_voxels"), num(p, "input_voxels") / num(f, "input_voxels"),
+            dense(f), dense(p), dense(p) / dense(f), f["tiles_run"], p["tiles_run"],
+            num(f, "peak_rss_mb"), num(p, "peak_rss_mb"),
         );
     }
 }
