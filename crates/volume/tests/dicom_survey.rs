@@ -121,3 +121,73 @@ fn survey_sorts_images_objects_unreadable_and_other_files() {
     );
     assert_eq!(s.not_dicom, [license]);
 }
+
+/// A flat export: the files of several series (two image sizes, one series in two orientations)
+/// interleaved in one folder. The survey groups them per series, orientation and size; each series
+/// read from its surveyed files equals the series read from the folder by its SeriesInstanceUID,
+/// and an unreadable file among the files is an error naming it, as in the folder.
+#[test]
+fn a_flat_export_of_interleaved_series_groups_and_loads_from_its_files() {
+    use speck_volume::dicom::read_series_files;
+    use speck_volume::{open_with, LoadOptions};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flat = dir.path().join("export");
+    std::fs::create_dir_all(&flat).expect("mkdir");
+    let mut uids = Vec::new();
+    for s in 0..6usize {
+        let n = 4 + s;
+        let (ny, nx) = if s % 2 == 0 { (8, 9) } else { (10, 6) };
+        let voxels = ndarray::Array3::from_shape_fn((n, ny, nx), |(z, y, x)| {
+            (s * 100 + z * 10 + y + x) as i16
+        });
+        let geometry = Geometry::new(
+            Spacing::new(0.8, 0.8, 2.0).expect("spacing"),
+            WorldPoint::new(-10.0, -20.0, -30.0 + s as f64),
+            Direction::IDENTITY,
+        );
+        let volume = Volume::new(voxels, geometry, Provenance::default()).expect("volume");
+        let uid = format!("1.2.826.9.{s}");
+        let staging = dir.path().join(format!("s{s}"));
+        let options = DicomWriteOptions {
+            series_uid: Some(uid.clone()),
+            ..DicomWriteOptions::default()
+        };
+        write_series(&volume, &staging, &options).expect("write");
+        // Interleave: file k of series s is named so that series alternate in the listing.
+        for (k, p) in files_in(&staging).iter().enumerate() {
+            std::fs::rename(p, flat.join(format!("IM{k:03}_{s}.dcm"))).expect("mv");
+        }
+        uids.push((uid, n));
+    }
+    let s = survey_files(&files_in(&flat));
+    assert_eq!(s.series.len(), 6, "{:?}", s.series);
+    assert!(s.unreadable.is_empty() && s.not_dicom.is_empty());
+    for (uid, n) in &uids {
+        let info = s
+            .series
+            .iter()
+            .find(|i| &i.series_uid == uid)
+            .expect("series surveyed");
+        assert_eq!(info.files.len(), *n, "{uid}");
+        assert!(info.files.iter().all(|f| f
+            .to_string_lossy()
+            .ends_with(&format!("_{}.dcm", &uid[uid.len() - 1..]))));
+        let opts = LoadOptions {
+            series_uid: Some(uid.clone()),
+            ..LoadOptions::default()
+        };
+        let from_files = read_series_files(&flat, &info.files, &opts).expect("from files");
+        let from_folder = open_with(&flat, &opts).expect("from folder");
+        assert_eq!(from_files.voxels(), from_folder.voxels(), "{uid}");
+        assert_eq!(from_files.geometry(), from_folder.geometry(), "{uid}");
+    }
+    // An unreadable DICOM file among a series' files fails the load, naming it.
+    let first = &s.series[0];
+    let cut = flat.join("cut.dcm");
+    let bytes = std::fs::read(&first.files[0]).expect("read");
+    std::fs::write(&cut, &bytes[..300]).expect("write");
+    let mut files = first.files.clone();
+    files.push(cut.clone());
+    let err = read_series_files(&flat, &files, &LoadOptions::default()).expect_err("cut file");
+    assert!(err.to_string().contains("cut.dcm"), "{err}");
+}

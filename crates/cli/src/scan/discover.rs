@@ -21,7 +21,7 @@
 //! Item ids are unique safe file names (see [`super::names`]), assigned after sorting, so every
 //! shard of a job array computes the same ids.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::header;
@@ -52,7 +52,9 @@ pub enum Plan {
         series_uid: Option<String>,
         /// Voxels and stored bytes per voxel from the header, when it could be read.
         size: Option<header::HeaderSize>,
-        /// For DICOM: the files of the series (for its [`super::identity::InputIdentity`]).
+        /// For DICOM: the files of the series, every stack of its SeriesInstanceUID, and the
+        /// unreadable DICOM files under `path`. A scan reads these, not the whole folder, and its
+        /// [`super::identity::InputIdentity`] covers them.
         files: Vec<PathBuf>,
     },
     /// The input should have been a scan but cannot be; `reason` goes to `errors.csv`.
@@ -436,15 +438,41 @@ fn dicom_items(input: &Path, files: &[PathBuf], dicomdirs: &[PathBuf], out: &mut
         out.push(skip(input, d, file_name(d), SkipReason::DicomDir));
     }
     let survey = speck_volume::dicom::survey_files(files);
-    // Image stacks.
-    let mut scan_dirs: Vec<PathBuf> = Vec::new();
-    for s in survey.series {
+    let dir_of = |s: &speck_volume::dicom::SeriesInfo| {
         let dir = if files.len() == 1 && s.files.len() == 1 {
             Some(s.files[0].clone())
         } else {
             common_dir(&s.files)
         };
-        let dir = dir.unwrap_or_else(|| input.to_path_buf());
+        dir.unwrap_or_else(|| input.to_path_buf())
+    };
+    // What a scan of a series reads: the files of every stack of its SeriesInstanceUID (the reader
+    // checks them against each other), and the unreadable DICOM files under its folder (the reader
+    // refuses a folder holding one, so the scan fails naming it, as a scan of the folder would).
+    // Loading these files, not the folder, keeps a flat export of many series from being read
+    // once per series.
+    let mut series_files: HashMap<&str, BTreeSet<&PathBuf>> = HashMap::new();
+    for s in &survey.series {
+        let entry = series_files.entry(s.series_uid.as_str()).or_default();
+        entry.extend(s.files.iter());
+        let dir = dir_of(s);
+        entry.extend(
+            survey
+                .unreadable
+                .iter()
+                .filter(|u| u.path.starts_with(&dir))
+                .map(|u| &u.path),
+        );
+    }
+    let series_files: HashMap<&str, Vec<PathBuf>> = series_files
+        .into_iter()
+        .map(|(uid, set)| (uid, set.into_iter().cloned().collect()))
+        .collect();
+    // Image stacks.
+    let mut scan_dirs: Vec<PathBuf> = Vec::new();
+    for s in &survey.series {
+        let s = s.clone();
+        let dir = dir_of(&s);
         if let Some(reason) = classify_series(&s) {
             out.push(Raw {
                 series: Some(s.series_uid.clone()),
@@ -474,7 +502,10 @@ fn dicom_items(input: &Path, files: &[PathBuf], dicomdirs: &[PathBuf], out: &mut
                     voxels,
                     bytes_per_voxel: 2,
                 }),
-                files: s.files.clone(),
+                files: series_files
+                    .get(s.series_uid.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| s.files.clone()),
             },
             facts: Some(Box::new(s)),
         });

@@ -427,7 +427,14 @@ fn process(item: &Item, ctx: &Ctx<'_>, on_progress: &(dyn Fn(f32) + Sync)) -> Ou
     let mut load_opts = LoadOptions::default();
     load_opts.limits = limits;
     load_opts.series_uid = series_uid.clone();
-    let volume = match speck_volume::open_with(path, &load_opts) {
+    // A DICOM series in a folder is read from the files discovery found for it, so that a flat
+    // export of many series is not read once per series.
+    let loaded = if format == Format::Dicom && !files.is_empty() && path.is_dir() {
+        speck_volume::dicom::read_series_files(path, files, &load_opts)
+    } else {
+        speck_volume::open_with(path, &load_opts)
+    };
+    let volume = match loaded {
         Ok(v) => v,
         Err(e) => return failed(item, "load", e.to_string(), secs(t0)),
     };

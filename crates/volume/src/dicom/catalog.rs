@@ -1,11 +1,12 @@
 //! Finding DICOM files, reading their headers in parallel, and grouping frames into stacks
 //! (one SeriesInstanceUID, one orientation, one image size).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::header::{read_header, read_object, sniff, FileHeader};
+use super::header::{read_header_framed, read_object_framed, sniff, FileHeader};
 use super::{DicomObjectInfo, Orientation, SeriesInfo, Survey, UnreadableFile};
 use crate::VolumeError;
 
@@ -92,11 +93,11 @@ impl Catalog {
         let headers: Vec<Option<FileHeader>> = files
             .par_iter()
             .map(|p| {
-                if sniff(p).is_none() {
+                let Some(framing) = sniff(p) else {
                     tracing::debug!(path = %p.display(), "not DICOM (no DICM magic at byte 128 or 0, not a bare data set); skipped");
                     return Ok(None);
-                }
-                match read_header(p) {
+                };
+                match read_header_framed(p, framing) {
                     Err(e) if lenient => {
                         tracing::warn!(path = %p.display(), "unreadable DICOM file skipped: {e}");
                         Ok(None)
@@ -126,12 +127,12 @@ impl Catalog {
         let kinds: Vec<Kind> = files
             .par_iter()
             .map(|p| {
-                if sniff(p).is_none() {
+                let Some(framing) = sniff(p) else {
                     return Kind::NotDicom(p.clone());
-                }
-                match read_header(p) {
+                };
+                match read_header_framed(p, framing) {
                     Ok(Some(h)) => Kind::Image(Box::new(h)),
-                    Ok(None) => match read_object(p) {
+                    Ok(None) => match read_object_framed(p, framing) {
                         Ok(o) => Kind::Object(DicomObjectInfo {
                             path: p.clone(),
                             sop_class_uid: o.sop_class_uid,
@@ -162,9 +163,13 @@ impl Catalog {
         (catalog, survey)
     }
 
-    /// Group the frames of image files into stacks.
+    /// Group the frames of image files into stacks, in one pass: each frame is compared only with
+    /// the stacks of its own series and image size (a hash lookup), so a flat export of thousands
+    /// of series groups in time linear in its files.
     fn group(files: Vec<FileHeader>) -> Self {
         let mut stacks: Vec<Stack> = Vec::new();
+        // (SeriesInstanceUID, rows, columns) -> the supported stacks with them, oldest first.
+        let mut by_key: HashMap<(&str, u32, u32), Vec<usize>> = HashMap::new();
         for (fi, h) in files.iter().enumerate() {
             if let Some(reason) = &h.unsupported {
                 stacks.push(Stack {
@@ -177,29 +182,32 @@ impl Catalog {
                 });
                 continue;
             }
+            let candidates = by_key
+                .entry((h.series_uid.as_str(), h.rows, h.cols))
+                .or_default();
             for (k, f) in h.frames.iter().enumerate() {
                 let r = FrameRef { file: fi, frame: k };
-                let found = stacks.iter_mut().find(|s| {
-                    s.unsupported.is_none()
-                        && s.series_uid == h.series_uid
-                        && s.rows == h.rows
-                        && s.cols == h.cols
-                        && match (&s.iop, &f.iop) {
-                            (Some(a), Some(b)) => iop_distance(a, b) < SAME_ORIENTATION,
-                            (None, None) => true,
-                            _ => false,
-                        }
-                });
+                let found = candidates
+                    .iter()
+                    .copied()
+                    .find(|&i| match (&stacks[i].iop, &f.iop) {
+                        (Some(a), Some(b)) => iop_distance(a, b) < SAME_ORIENTATION,
+                        (None, None) => true,
+                        _ => false,
+                    });
                 match found {
-                    Some(s) => s.frames.push(r),
-                    None => stacks.push(Stack {
-                        series_uid: h.series_uid.clone(),
-                        rows: h.rows,
-                        cols: h.cols,
-                        iop: f.iop,
-                        frames: vec![r],
-                        unsupported: None,
-                    }),
+                    Some(i) => stacks[i].frames.push(r),
+                    None => {
+                        candidates.push(stacks.len());
+                        stacks.push(Stack {
+                            series_uid: h.series_uid.clone(),
+                            rows: h.rows,
+                            cols: h.cols,
+                            iop: f.iop,
+                            frames: vec![r],
+                            unsupported: None,
+                        });
+                    }
                 }
             }
         }

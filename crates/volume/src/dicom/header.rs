@@ -280,8 +280,15 @@ fn read_raw(path: &Path, ts: &str) -> Result<Obj, VolumeError> {
 ///
 /// `Ok(None)` for a DICOM file that is not an image (DICOMDIR, structured report, ...).
 pub(crate) fn read_header(path: &Path) -> Result<Option<FileHeader>, VolumeError> {
+    read_header_framed(path, sniff(path).unwrap_or(Framing::Preamble))
+}
+
+/// [`read_header`] of a file whose framing [`sniff`] already gave (so it is not sniffed again).
+pub(crate) fn read_header_framed(
+    path: &Path,
+    framing: Framing,
+) -> Result<Option<FileHeader>, VolumeError> {
     // No declared length may exceed what the file holds, before dicom-object allocates it.
-    let framing = sniff(path).unwrap_or(Framing::Preamble);
     let layout = super::guard::check_lengths(path, framing, crate::Limits::default().max_bytes)?;
     let bad = |e: dicom_object::ReadError| {
         VolumeError::malformed(path, format!("not a readable DICOM file: {e}"))
@@ -437,7 +444,7 @@ pub(crate) fn read_header(path: &Path) -> Result<Option<FileHeader>, VolumeError
     }))
 }
 
-/// What identifies a DICOM file that holds no image (see [`read_object`]).
+/// What identifies a DICOM file that holds no image (see [`read_object_framed`]).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ObjectHeader {
     pub sop_class_uid: Option<String>,
@@ -448,14 +455,16 @@ pub(crate) struct ObjectHeader {
     pub description: Option<String>,
 }
 
-/// The identifying attributes of a DICOM file (which has passed [`sniff`]) that is not an image:
+/// The identifying attributes of a DICOM file that is not an image, framed as [`sniff`] found:
 /// a DICOMDIR, a structured report, a presentation state, ... The SOP class comes from the data
 /// set, else from the file meta group's MediaStorageSOPClassUID (a DICOMDIR has only the latter).
 ///
 /// # Errors
 /// [`VolumeError::Malformed`] when the header does not parse; [`VolumeError::Io`].
-pub(crate) fn read_object(path: &Path) -> Result<ObjectHeader, VolumeError> {
-    let framing = sniff(path).unwrap_or(Framing::Preamble);
+pub(crate) fn read_object_framed(
+    path: &Path,
+    framing: Framing,
+) -> Result<ObjectHeader, VolumeError> {
     super::guard::check_lengths(path, framing, crate::Limits::default().max_bytes)?;
     let bad = |e: dicom_object::ReadError| {
         VolumeError::malformed(path, format!("not a readable DICOM file: {e}"))

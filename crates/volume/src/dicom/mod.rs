@@ -283,6 +283,26 @@ pub fn read_series(path: &Path, options: &LoadOptions) -> Result<Volume, VolumeE
     read::read_series(path, options)
 }
 
+/// Read one series from `files`, the files discovery found for it (for example the
+/// [`SeriesInfo::files`] of [`survey_files`]), instead of listing a folder and reading every
+/// header in it again: in a flat export of many series, loading each series by its folder would
+/// read the whole folder's headers once per series.
+///
+/// The stack is chosen and checked as [`read_series`] does among these files
+/// (`options.series_uid`, else the largest axial CT stack); a file that looks like DICOM but cannot
+/// be read is an error, as in a folder. `path` (the series' folder) names the input in messages
+/// and in the volume's provenance.
+///
+/// # Errors
+/// As [`read_series`]; [`VolumeError::NotFound`] when none of `files` is a DICOM image.
+pub fn read_series_files(
+    path: &Path,
+    files: &[std::path::PathBuf],
+    options: &LoadOptions,
+) -> Result<Volume, VolumeError> {
+    read::read_series_files(path, files, options)
+}
+
 /// The modality values (`RescaleSlope * stored + RescaleIntercept`, per frame) of every frame of
 /// one DICOM image file, indexed `[frame, row, column]`, without geometry and without rounding.
 ///

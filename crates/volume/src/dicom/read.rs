@@ -1,7 +1,7 @@
 //! `read_series`: choose a stack, plan its grid, decode its frames in parallel, build the volume.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, Array3, ArrayViewMut2, Axis};
 use rayon::prelude::*;
@@ -54,15 +54,33 @@ pub(crate) fn read_series(path: &Path, options: &LoadOptions) -> Result<Volume, 
             )
         }
     };
+    from_catalog(&catalog, options, path, must_contain.as_deref())
+}
+
+pub(crate) fn read_series_files(
+    path: &Path,
+    files: &[PathBuf],
+    options: &LoadOptions,
+) -> Result<Volume, VolumeError> {
+    from_catalog(&Catalog::build(files, false)?, options, path, None)
+}
+
+/// Choose a stack of `catalog`, check it and read it; `path` names the input in messages.
+fn from_catalog(
+    catalog: &Catalog,
+    options: &LoadOptions,
+    path: &Path,
+    must_contain: Option<&Path>,
+) -> Result<Volume, VolumeError> {
     if catalog.stacks.is_empty() {
         return Err(VolumeError::NotFound {
             path: path.to_path_buf(),
             reason: "no DICOM image found".into(),
         });
     }
-    let (chosen, mut warnings) = select(&catalog, options, path, must_contain.as_deref())?;
-    check_consistency(&catalog, chosen)?;
-    let mut volume = assemble(&catalog, chosen, options, path)?;
+    let (chosen, mut warnings) = select(catalog, options, path, must_contain)?;
+    check_consistency(catalog, chosen)?;
+    let mut volume = assemble(catalog, chosen, options, path)?;
     let p = volume.provenance_mut();
     warnings.append(&mut p.warnings);
     p.warnings = warnings;
