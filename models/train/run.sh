@@ -29,7 +29,8 @@ export SPECK_PHANTOM_GEN=${SPECK_PHANTOM_GEN-$TGT/release/speck-train-phantom-ge
 cargo build --release -p speck-cli
 export SPECK_BIN="${CARGO_TARGET_DIR:-target}/release/speck"
 export SPECK_TRAIN_DETECT="$TGT/release/speck-train-detect"
-# Lesion insertion into the real LIDC-IDRI-0001 lungs (skips with a message without ../shared/data).
+# Lesion insertion into the real LIDC-IDRI-0001 lungs (skips with a message without ../shared/data;
+# train.py then stops with a message: pass --without-real-data to train without it on purpose).
 "$VENV/bin/python" models/train/lidc_insert.py
 if [ "${1:-}" = --from-scratch ]; then
   shift

@@ -652,6 +652,20 @@ def fine_phases(t0, lidc, val_dir, real, rounds, pair, export_pair, fine_batch):
     return mined, real_mined
 
 
+def require_real_data(allow_missing):
+    """Stop before any training when the real-CT data (the nodules lidc_insert.py inserts into
+    LIDC-IDRI-0001's lungs, and that scan as a source of hard negatives) is missing: without it
+    the recipe would quietly train other models than the bundled ones."""
+    truth = os.path.join(WORK, "lidc-insert", "val", "truth.json")
+    if os.path.exists(truth) or allow_missing:
+        return
+    raise SystemExit(
+        f"train.py: the real-CT data is missing ({truth} does not exist). Run "
+        "models/train/lidc_insert.py first (run.sh does); it needs ../shared/data/lidc-idri-0001 "
+        "and LUNA16's annotations.csv. To train without real backgrounds on purpose (other models "
+        "than the bundled ones), pass --without-real-data.")
+
+
 def recipe(out, coarse_batch=8, fine_batch=16):
     """The whole v3 recipe into `out` (models/coarse-v3.onnx, fine-v3.onnx): data (the training
     phantoms kept for mining, the validation phantoms, the LIDC insertion banks when
@@ -732,6 +746,8 @@ def main():
     ap.add_argument("--member", metavar="BASE", default=None,
                     help="the v7 recipe instead: train a second fine net for the pair in BASE (coarse-v3.onnx, "
                          "fine-v3.onnx) and write coarse-v7.onnx and fine-v7.onnx (the mean of both fine nets)")
+    ap.add_argument("--without-real-data", action="store_true",
+                    help="train even when the LIDC-IDRI-0001 insertion data is missing (not the bundled recipe)")
     a = ap.parse_args()
     if not (a.all or a.smoke):
         ap.error("say --all (the recipe) or --smoke (the recipe at toy scale)")
@@ -745,6 +761,8 @@ def main():
         COARSE_STEPS = 20
         FINE_PHASES = [(20, lr, rnd) for _, lr, rnd in FINE_PHASES[:2]]
         out = a.out or os.path.join(WORK, "models")
+    # The toy-scale smoke run checks the code path, not the models: it may run without real data.
+    require_real_data(a.without_real_data or a.smoke)
     if a.member:
         member(out, os.path.abspath(a.member))
     else:
