@@ -666,7 +666,7 @@ mod tests {
                 voxels_run(&plain)
             );
         }
-        // The LIDC-like region: one tile in-plane, about a third less work.
+        // The LIDC-like region: about a third less work.
         let fit = DenseGrid::new(
             [0; 3],
             [300, 300, 420],
@@ -683,8 +683,19 @@ mod tests {
             0.25,
             DenseTiles::Patch,
         );
-        assert_eq!(fit.tile_starts()[1].len() * fit.tile_starts()[2].len(), 1);
-        assert!(voxels_run(&fit) * 3 < voxels_run(&plain) * 2);
+        // A few tiles in-plane under the default 2 Mi voxels (one would be 32 x 304 x 424),
+        // against 15 patches.
+        assert!(fit.tile_starts()[1].len() * fit.tile_starts()[2].len() <= 4);
+        assert_eq!(
+            plain.tile_starts()[1].len() * plain.tile_starts()[2].len(),
+            15
+        );
+        assert!(
+            voxels_run(&fit) * 3 < voxels_run(&plain) * 2,
+            "{} vs {}",
+            voxels_run(&fit),
+            voxels_run(&plain)
+        );
         // A model without the key always runs its patch.
         let fixed = contract(patch, stride, None);
         let g = DenseGrid::new(
