@@ -93,6 +93,39 @@ pub struct ModelContract {
     pub tile_multiple: Option<[usize; 3]>,
 }
 
+/// Why a model's metadata breaks the contract: which key, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContractError {
+    /// A required key is absent.
+    #[error("metadata key `{key}` is missing")]
+    Missing {
+        /// The key (one of [`keys`]).
+        key: &'static str,
+    },
+    /// A key's value is malformed, out of range, or inconsistent with another key.
+    #[error("{reason}")]
+    Invalid {
+        /// The key (one of [`keys`]) whose value is refused.
+        key: &'static str,
+        /// The key, what was expected and what was found, in words.
+        reason: String,
+    },
+}
+
+impl ContractError {
+    fn invalid(key: &'static str, reason: String) -> Self {
+        ContractError::Invalid { key, reason }
+    }
+
+    /// The metadata key at fault.
+    pub fn key(&self) -> &'static str {
+        match self {
+            ContractError::Missing { key } | ContractError::Invalid { key, .. } => key,
+        }
+    }
+}
+
 /// Metadata keys of the contract.
 pub mod keys {
     /// `coarse` | `fine` | `segmentation`.
@@ -126,62 +159,77 @@ impl ModelContract {
     /// Read and validate the contract from a metadata lookup (`key -> value`).
     ///
     /// # Errors
-    /// A precise reason (which key, expected vs found) when a key is missing or malformed.
-    pub fn from_metadata(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let req = |k: &str| -> Result<String, String> {
-            get(k)
+    /// [`ContractError`]: which key, and (for a malformed one) expected vs found.
+    pub fn from_metadata(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ContractError> {
+        let req = |key: &'static str| -> Result<String, ContractError> {
+            get(key)
                 .map(|v| v.trim().to_string())
-                .ok_or_else(|| format!("metadata key `{k}` is missing"))
+                .ok_or(ContractError::Missing { key })
         };
         let role = match req(keys::ROLE)?.as_str() {
             "coarse" => ModelRole::Coarse,
             "fine" => ModelRole::Fine,
             "segmentation" => ModelRole::Segmentation,
             other => {
-                return Err(format!(
-                    "`{}` must be coarse, fine or segmentation, found {other:?}",
-                    keys::ROLE
+                return Err(ContractError::invalid(
+                    keys::ROLE,
+                    format!(
+                        "`{}` must be coarse, fine or segmentation, found {other:?}",
+                        keys::ROLE
+                    ),
                 ))
             }
         };
         let version = req(keys::VERSION)?;
         if version.is_empty() {
-            return Err(format!("`{}` is empty", keys::VERSION));
+            return Err(ContractError::invalid(
+                keys::VERSION,
+                format!("`{}` is empty", keys::VERSION),
+            ));
         }
         let spacing = parse_list::<f64>(keys::SPACING, &req(keys::SPACING)?, 3, "z,y,x mm")?;
         if spacing
             .iter()
             .any(|s| !s.is_finite() || *s <= 0.0 || *s > 100.0)
         {
-            return Err(format!(
-                "`{}` must be three positive spacings in mm (at most 100), found {spacing:?}",
-                keys::SPACING
+            return Err(ContractError::invalid(
+                keys::SPACING,
+                format!(
+                    "`{}` must be three positive spacings in mm (at most 100), found {spacing:?}",
+                    keys::SPACING
+                ),
             ));
         }
         let patch = parse_list::<usize>(keys::PATCH, &req(keys::PATCH)?, 3, "z,y,x voxels")?;
         if patch.iter().any(|p| *p == 0 || *p > MAX_PATCH) {
-            return Err(format!(
-                "`{}` must be three sizes in 1..={MAX_PATCH}, found {patch:?}",
-                keys::PATCH
+            return Err(ContractError::invalid(
+                keys::PATCH,
+                format!(
+                    "`{}` must be three sizes in 1..={MAX_PATCH}, found {patch:?}",
+                    keys::PATCH
+                ),
             ));
         }
         let stride = parse_list::<usize>(keys::STRIDE, &req(keys::STRIDE)?, 3, "z,y,x voxels")?;
         if stride.contains(&0) {
-            return Err(format!(
-                "`{}` must be positive, found {stride:?}",
-                keys::STRIDE
+            return Err(ContractError::invalid(
+                keys::STRIDE,
+                format!("`{}` must be positive, found {stride:?}", keys::STRIDE),
             ));
         }
         if role.is_dense() {
             for a in 0..3 {
                 if patch[a] % stride[a] != 0 {
-                    return Err(format!(
-                        "`{}` {:?} is not a multiple of `{}` {:?} on axis {}",
+                    return Err(ContractError::invalid(
                         keys::PATCH,
-                        patch,
-                        keys::STRIDE,
-                        stride,
-                        ["z", "y", "x"][a]
+                        format!(
+                            "`{}` {:?} is not a multiple of `{}` {:?} on axis {}",
+                            keys::PATCH,
+                            patch,
+                            keys::STRIDE,
+                            stride,
+                            ["z", "y", "x"][a]
+                        ),
                     ));
                 }
             }
@@ -189,19 +237,25 @@ impl ModelContract {
         // Whatever the role, a stride larger than the patch leaves an empty output tile
         // (`output_patch` would be 0; fuzz: regression_model_contract_1).
         if (0..3).any(|a| stride[a] > patch[a]) {
-            return Err(format!(
-                "`{}` {:?} is larger than `{}` {:?}",
+            return Err(ContractError::invalid(
                 keys::STRIDE,
-                stride,
-                keys::PATCH,
-                patch
+                format!(
+                    "`{}` {:?} is larger than `{}` {:?}",
+                    keys::STRIDE,
+                    stride,
+                    keys::PATCH,
+                    patch
+                ),
             ));
         }
         let window = parse_list::<f32>(keys::WINDOW, &req(keys::WINDOW)?, 2, "lo,hi HU")?;
         if !(window[0].is_finite() && window[1].is_finite() && window[0] < window[1]) {
-            return Err(format!(
-                "`{}` must be lo,hi with lo < hi, found {window:?}",
-                keys::WINDOW
+            return Err(ContractError::invalid(
+                keys::WINDOW,
+                format!(
+                    "`{}` must be lo,hi with lo < hi, found {window:?}",
+                    keys::WINDOW
+                ),
             ));
         }
         let norm_s = req(keys::NORMALIZATION)?;
@@ -210,9 +264,12 @@ impl ModelContract {
         } else if let Some(rest) = norm_s.strip_prefix("zscore:") {
             let v = parse_list::<f32>(keys::NORMALIZATION, rest, 2, "zscore:MEAN,STD")?;
             if !(v[0].is_finite() && v[1].is_finite() && v[1] > 0.0) {
-                return Err(format!(
-                    "`{}` zscore needs a finite mean and a positive std, found {v:?}",
-                    keys::NORMALIZATION
+                return Err(ContractError::invalid(
+                    keys::NORMALIZATION,
+                    format!(
+                        "`{}` zscore needs a finite mean and a positive std, found {v:?}",
+                        keys::NORMALIZATION
+                    ),
                 ));
             }
             Normalization::ZScore {
@@ -220,9 +277,12 @@ impl ModelContract {
                 std: v[1],
             }
         } else {
-            return Err(format!(
-                "`{}` must be window_to_unit or zscore:MEAN,STD, found {norm_s:?}",
-                keys::NORMALIZATION
+            return Err(ContractError::invalid(
+                keys::NORMALIZATION,
+                format!(
+                    "`{}` must be window_to_unit or zscore:MEAN,STD, found {norm_s:?}",
+                    keys::NORMALIZATION
+                ),
             ));
         };
         let channels: Vec<String> = req(keys::CHANNELS)?
@@ -230,9 +290,12 @@ impl ModelContract {
             .map(|c| c.trim().to_string())
             .collect();
         if channels.first().map(String::as_str) != Some("prob") {
-            return Err(format!(
-                "`{}` must start with `prob`, found {channels:?}",
-                keys::CHANNELS
+            return Err(ContractError::invalid(
+                keys::CHANNELS,
+                format!(
+                    "`{}` must start with `prob`, found {channels:?}",
+                    keys::CHANNELS
+                ),
             ));
         }
         if let Some(bad) = channels.iter().find(|c| {
@@ -241,27 +304,39 @@ impl ModelContract {
                     .chars()
                     .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
         }) {
-            return Err(format!(
-                "`{}` has an invalid channel name {bad:?} (use [a-z0-9_]+)",
-                keys::CHANNELS
+            return Err(ContractError::invalid(
+                keys::CHANNELS,
+                format!(
+                    "`{}` has an invalid channel name {bad:?} (use [a-z0-9_]+)",
+                    keys::CHANNELS
+                ),
             ));
         }
         for (i, c) in channels.iter().enumerate() {
             if channels[..i].contains(c) {
-                return Err(format!("`{}` repeats channel {c:?}", keys::CHANNELS));
+                return Err(ContractError::invalid(
+                    keys::CHANNELS,
+                    format!("`{}` repeats channel {c:?}", keys::CHANNELS),
+                ));
             }
         }
         let threshold = match get(keys::THRESHOLD) {
             None => None,
             Some(t) => {
                 let v = t.trim().parse::<f32>().map_err(|_| {
-                    format!(
-                        "`{}` must be a number in [0,1], found {t:?}",
-                        keys::THRESHOLD
+                    ContractError::invalid(
+                        keys::THRESHOLD,
+                        format!(
+                            "`{}` must be a number in [0,1], found {t:?}",
+                            keys::THRESHOLD
+                        ),
                     )
                 })?;
                 if !(0.0..=1.0).contains(&v) {
-                    return Err(format!("`{}` must be in [0,1], found {v}", keys::THRESHOLD));
+                    return Err(ContractError::invalid(
+                        keys::THRESHOLD,
+                        format!("`{}` must be in [0,1], found {v}", keys::THRESHOLD),
+                    ));
                 }
                 Some(v)
             }
@@ -271,17 +346,23 @@ impl ModelContract {
             Some("true") => Some(true),
             Some("false") => Some(false),
             Some(other) => {
-                return Err(format!(
-                    "`{}` must be `true` or `false`, found {other:?}",
-                    keys::FLIP_TTA
+                return Err(ContractError::invalid(
+                    keys::FLIP_TTA,
+                    format!(
+                        "`{}` must be `true` or `false`, found {other:?}",
+                        keys::FLIP_TTA
+                    ),
                 ))
             }
         };
         if flip_tta == Some(true) && role != ModelRole::Fine {
-            return Err(format!(
-                "`{}` is for fine models; this one is `{}`",
+            return Err(ContractError::invalid(
                 keys::FLIP_TTA,
-                role.as_str()
+                format!(
+                    "`{}` is for fine models; this one is `{}`",
+                    keys::FLIP_TTA,
+                    role.as_str()
+                ),
             ));
         }
         let tile_multiple = match get(keys::TILE_MULTIPLE) {
@@ -289,20 +370,23 @@ impl ModelContract {
             Some(v) => {
                 let m = parse_list::<usize>(keys::TILE_MULTIPLE, &v, 3, "z,y,x voxels")?;
                 if !role.is_dense() {
-                    return Err(format!(
-                        "`{}` is for dense models; this one is `{}`",
+                    return Err(ContractError::invalid(
                         keys::TILE_MULTIPLE,
-                        role.as_str()
+                        format!(
+                            "`{}` is for dense models; this one is `{}`",
+                            keys::TILE_MULTIPLE,
+                            role.as_str()
+                        ),
                     ));
                 }
                 // Every accepted tile must give whole output voxels and include the patch size.
                 if (0..3).any(|a| m[a] == 0 || m[a] % stride[a] != 0 || patch[a] % m[a] != 0) {
-                    return Err(format!(
+                    return Err(ContractError::invalid(keys::TILE_MULTIPLE, format!(
                         "`{}` {m:?} must be positive multiples of `{}` {stride:?} that divide `{}` {patch:?}",
                         keys::TILE_MULTIPLE,
                         keys::STRIDE,
                         keys::PATCH
-                    ));
+                    )));
                 }
                 Some([m[0], m[1], m[2]])
             }
@@ -345,22 +429,26 @@ impl ModelContract {
 }
 
 fn parse_list<T: std::str::FromStr>(
-    key: &str,
+    key: &'static str,
     value: &str,
     n: usize,
     what: &str,
-) -> Result<Vec<T>, String> {
+) -> Result<Vec<T>, ContractError> {
     let parts: Vec<&str> = value.split(',').map(str::trim).collect();
     if parts.len() != n {
-        return Err(format!(
-            "`{key}` must have {n} comma-separated values ({what}), found {value:?}"
+        return Err(ContractError::invalid(
+            key,
+            format!("`{key}` must have {n} comma-separated values ({what}), found {value:?}"),
         ));
     }
     parts
         .iter()
         .map(|p| {
             p.parse::<T>().map_err(|_| {
-                format!("`{key}` must be {what}, found {value:?} ({p:?} is not a number)")
+                ContractError::invalid(
+                    key,
+                    format!("`{key}` must be {what}, found {value:?} ({p:?} is not a number)"),
+                )
             })
         })
         .collect()
@@ -388,7 +476,7 @@ mod tests {
     }
 
     fn parse(m: &HashMap<String, String>) -> Result<ModelContract, String> {
-        ModelContract::from_metadata(&|k| m.get(k).cloned())
+        ModelContract::from_metadata(&|k| m.get(k).cloned()).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -452,6 +540,19 @@ mod tests {
             assert!(err.contains(key), "{err} should name {key}");
             assert!(err.contains(expect), "{err} should contain {expect}");
         }
+    }
+
+    #[test]
+    fn errors_name_their_key() {
+        let mut m = good();
+        m.remove(keys::WINDOW);
+        let e = ModelContract::from_metadata(&|k| m.get(k).cloned()).expect_err("missing");
+        assert_eq!(e, ContractError::Missing { key: keys::WINDOW });
+        let mut m = good();
+        m.insert(keys::PATCH.into(), "32,63,64".into());
+        let e = ModelContract::from_metadata(&|k| m.get(k).cloned()).expect_err("invalid");
+        assert_eq!(e.key(), keys::PATCH);
+        assert!(matches!(e, ContractError::Invalid { .. }));
     }
 
     #[test]

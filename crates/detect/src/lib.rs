@@ -48,7 +48,7 @@ pub mod runtime;
 mod sample;
 pub mod tiling;
 
-pub use contract::{ModelContract, ModelRole, Normalization};
+pub use contract::{ContractError, ModelContract, ModelRole, Normalization};
 pub use detector::{
     Detection, Detections, Detector, DetectorBuilder, DetectorConfig, OutsideLung, ProbabilityMap,
     Progress, StageCounts, StageTimings,

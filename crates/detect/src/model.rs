@@ -95,7 +95,7 @@ impl Model {
                 .metadata()
                 .map_err(|e| DetectError::runtime(ctx("reading metadata"), e))?;
             ModelContract::from_metadata(&|k| meta.custom(k))
-                .map_err(|r| DetectError::contract(path, r))?
+                .map_err(|r| DetectError::contract(path, r.to_string()))?
         };
         let (input_name, input_f16) =
             check_input(session.inputs(), &contract).map_err(|r| DetectError::contract(path, r))?;

@@ -123,8 +123,9 @@ fn regression_model_contract_1() {
             .map(|(_, v)| v.to_string())
     };
     let err = ModelContract::from_metadata(&get).expect_err("stride larger than the patch");
+    assert_eq!(err.key(), "speck.output_stride");
     assert_eq!(
-        err,
+        err.to_string(),
         "`speck.output_stride` [4, 2, 2] is larger than `speck.patch_size` [3, 64, 64]"
     );
 }
