@@ -22,26 +22,8 @@ pub(crate) fn put_empty(obj: &mut InMemDicomObject, tag: Tag, vr: VR) {
     obj.put(DataElement::new(tag, vr, PrimitiveValue::Empty));
 }
 
-/// A decimal string (VR DS) of at most 16 characters, as precise as fits, never `-0`.
-pub(crate) fn ds(v: f64) -> String {
-    let v = if v == 0.0 { 0.0 } else { v };
-    let s = format!("{v}");
-    if s.len() <= 16 && !s.contains('e') {
-        return s;
-    }
-    for prec in (0..=15).rev() {
-        let s = format!("{v:.prec$}");
-        let s = if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            s
-        };
-        if s.len() <= 16 {
-            return if s == "-0" { "0".to_string() } else { s };
-        }
-    }
-    format!("{v:.6e}")
-}
+/// A decimal string (VR DS): the rule lives in `speck_volume`.
+pub(crate) use speck_volume::dicom::decimal_string as ds;
 
 /// Several decimal strings (one multi-valued DS).
 pub(crate) fn ds_multi(values: &[f64]) -> PrimitiveValue {
@@ -218,31 +200,4 @@ pub(crate) fn image(rel: Rel, name: Code, class_uid: &str, instance_uid: &str) -
         vec![sop_ref(class_uid, instance_uid)],
     );
     o
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ds_fits_sixteen_characters_and_keeps_precision() {
-        for v in [
-            0.0,
-            -0.0,
-            0.703125,
-            -175.5,
-            12.345678901234567,
-            -123456.789012345,
-        ] {
-            let s = ds(v);
-            assert!(s.len() <= 16, "{v} -> {s}");
-            let back: f64 = s.parse().expect("parses");
-            assert!(
-                (back - v).abs() <= 1e-9 * v.abs().max(1.0) * 1e4,
-                "{v} -> {s}"
-            );
-        }
-        assert_eq!(ds(-0.0), "0");
-        assert_eq!(ds(2.5), "2.5");
-    }
 }

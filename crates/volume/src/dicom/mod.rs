@@ -78,6 +78,8 @@ mod read;
 mod uid;
 mod write;
 
+pub use write::ds as decimal_string;
+
 /// True when `path` looks like a DICOM file Speck reads: Part 10 with or without the 128-byte
 /// preamble before `DICM`, or a bare data set (no preamble, no file meta group) in implicit or
 /// explicit VR little endian starting with a group 0008 element.

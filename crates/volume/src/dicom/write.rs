@@ -56,8 +56,9 @@ impl Storage {
     }
 }
 
-/// A decimal string (VR DS) of at most 16 characters, as precise as fits.
-pub(crate) fn ds(v: f64) -> String {
+/// A decimal string (VR DS, PS3.5 6.2) of at most 16 characters, as precise as fits, never `-0`
+/// (the one home of this rule: the phantom writer here and `speck-dicom-out` use it).
+pub fn ds(v: f64) -> String {
     let v = if v == 0.0 { 0.0 } else { v }; // no "-0"
     let s = format!("{v}");
     if s.len() <= 16 && !s.contains('e') {
