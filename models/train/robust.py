@@ -264,10 +264,15 @@ def scanner_aug(x, rng):
     return ((hu - lo) / (hi - lo)).clamp_(0, 1)
 
 
-def batch(P, M, idx, rng, aug=True):
+def batch(P, M, idx, rng, aug=True, aug_p=1.0):
+    """A training batch; `scanner_aug` on each patch with probability `aug_p` (the rest keep only
+    the geometric augmentation of train.fine_batch)."""
     x, lab, diam, off, w = T.fine_batch(P, M, idx, rng, aug=aug)
-    if aug:
-        x = scanner_aug(x, rng)
+    if aug and aug_p > 0:
+        pick = [i for i in range(x.shape[0]) if rng.random() < aug_p]
+        if pick:
+            x = x.clone()
+            x[pick] = scanner_aug(x[pick], rng)
     return x, lab, diam, off, w
 
 
@@ -304,14 +309,41 @@ def freeze_bn(net):
             mod.eval()
 
 
-def train(net, P, M, steps, batch_size, lr, seed=81):
+def train(net, P, M, steps, batch_size, lr, seed=81, aug_p=1.0):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     draw = T.fine_picker(M, nod_frac=0.35, mined_frac=0.2, real_frac=0.3, out_frac=0.03)
     net = T.fast(net)
     net.train()
     freeze_bn(net)
-    return T.fine_steps(net, steps, lr, lambda: batch(P, M, draw(rng, batch_size), rng))
+    return T.fine_steps(net, steps, lr, lambda: batch(P, M, draw(rng, batch_size), rng, aug_p=aug_p))
+
+
+def train_pair(fine7, P, M, a, out):
+    """Both members of the v7 pair (`m0_`, `m1_`), each fine-tuned as `train` does (seeds 81, 82),
+    exported as one averaged fine model `out`/fine-TAG.onnx (operating point provisional: v7's,
+    to be chosen on validation) beside the v7 coarse model as `out`/coarse-TAG.onnx."""
+    import export
+
+    os.makedirs(out, exist_ok=True)
+    members = []
+    for i, prefix in enumerate(("m0_", "m1_")):
+        net = load_member(fine7, prefix)
+        train(net, P, M, a.steps, a.batch, a.lr, seed=81 + i, aug_p=a.aug_p)
+        f = Fine(T.FINE_PATCH)
+        f.load_state_dict(torch.load(os.path.join(WORK, "fine.pt")))
+        path = os.path.join(out, f"member{i}.onnx")
+        export._export(export.FineExport(f), T.FINE_PATCH, path,
+                       export.common_meta("fine", T.FINE_PATCH, (1, 1, 1), "prob,diameter_mm,dz,dy,dx", 0.96824))
+        members.append(path)
+        log(f"member {prefix} done")
+    version = a.version
+    coarse = os.path.join(out, f"coarse-{a.tag}.onnx")
+    shutil.copy(os.path.join(REPO, "models", "coarse-v7.onnx"), coarse)
+    export.set_metadata(coarse, {"speck.version": version})
+    fine = os.path.join(out, f"fine-{a.tag}.onnx")
+    export.average_fine(members, fine, fine7)
+    export.set_metadata(fine, {"speck.version": version})
 
 
 # ---- export ------------------------------------------------------------------------------------
@@ -516,6 +548,10 @@ def main():
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--out", default=os.path.join(WORK, "robust"))
     ap.add_argument("--data-only", action="store_true")
+    ap.add_argument("--pair", action="store_true",
+                    help="fine-tune both members of the v7 pair and export their mean (else one net, v8)")
+    ap.add_argument("--aug-p", type=float, default=1.0, help="share of patches that get scanner_aug")
+    ap.add_argument("--version", default="9.0.0-exp", help="with --pair: the models' speck.version")
     ap.add_argument("--validate", metavar="DIR", help="only validate the pair DIR/{coarse,fine}-TAG.onnx")
     ap.add_argument("--tag", default="v8")
     ap.add_argument("--sets", default="real,domain,suite")
@@ -565,8 +601,12 @@ def main():
     log(f"bank: {len(P)} patches {kinds} ({time.time() - t0:.0f}s)")
     if a.data_only:
         return
+    if a.pair:
+        train_pair(fine7, P, Ms, a, a.out)
+        log(f"exported {a.out} ({time.time() - t0:.0f}s)")
+        return
     net = load_member(fine7, "m1_")
-    train(net, P, Ms, a.steps, a.batch, a.lr)
+    train(net, P, Ms, a.steps, a.batch, a.lr, aug_p=a.aug_p)
     os.makedirs(a.out, exist_ok=True)
     export_pair(a.out)
     log(f"exported {a.out} ({time.time() - t0:.0f}s)")

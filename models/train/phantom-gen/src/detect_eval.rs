@@ -1,5 +1,5 @@
 //! `speck-train-detect COARSE FINE OUT_PREFIX DENSE_T FINE_T TTA THREADS SCAN...`
-//! (TTA: `1` flip TTA on, `0` off, `model` as the fine model's `speck.flip_tta` says)
+//! (FINE `-`: the coarse stage alone; TTA: `1` flip TTA on, `0` off, `model` as the fine model's `speck.flip_tta` says)
 //!
 //! Runs Speck's engine (speck-detect, both models) on each scan and writes
 //! `OUT_PREFIX.candidates.csv` (`seriesuid,coordX,coordY,coordZ,probability,diameter_mm,in_lung`,
@@ -21,9 +21,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .into(),
         );
     }
-    let mut builder = Detector::builder()
-        .coarse(&a[1])
-        .fine(&a[2])
+    let mut builder = Detector::builder().coarse(&a[1]);
+    // FINE `-`: the coarse stage alone (its peaks and probabilities), for diagnosing misses.
+    if a[2] != "-" {
+        builder = builder.fine(&a[2]);
+    }
+    builder = builder
         .dense_threshold(a[4].parse()?)
         .fine_threshold(a[5].parse()?)
         .threads(a[7].parse()?)
