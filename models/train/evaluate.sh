@@ -2,8 +2,8 @@
 # Whole-pipeline evaluation of the bundled models on 20 held-out phantoms (seeds 9001-9020, never
 # used in training), through Speck's engine (speck-detect) and `speck eval`.
 #   models/train/evaluate.sh [N_SCANS] [SIZE_Z,Y,X]     (defaults: 20, 300,512,512)
-# Writes $SPECK_TRAIN_WORK/eval/[$SPECK_EVAL_NAME/]{candidates,timings,annotations,excluded,series}.csv and
-# eval.json; SPECK_EVAL_MODELS names the folder of the pair (default models/). SPECK_EVAL_SUITE=confirm
+# Writes $SPECK_TRAIN_WORK/eval/[$SPECK_EVAL_NAME/]{candidates,timings,annotations,excluded,series}.csv,
+# froc.csv (threshold, FP/scan, sensitivity) and eval.json; SPECK_EVAL_MODELS names the folder of the pair (default models/). SPECK_EVAL_SUITE=confirm
 # uses the confirmation suite instead (seeds 9101-9120 in $SPECK_TRAIN_WORK/confirm), which no
 # choice between models has looked at (models/README.md).
 set -euo pipefail
@@ -52,7 +52,7 @@ mkdir -p "$OUT"
 # in-lung candidates only (Speck's default drops the others)
 awk -F, 'NR==1 || $7==1' "$OUT/run.candidates.csv" > "$OUT/candidates.csv"
 "$TGT/release/speck" eval --annotations "$WORK/annotations.csv" --excluded "$WORK/excluded.csv" \
-  --candidates "$OUT/candidates.csv" --series "$WORK/series.csv" --json --plot "$OUT/froc.svg" > "$OUT/eval.json"
+  --candidates "$OUT/candidates.csv" --series "$WORK/series.csv" --json --plot "$OUT/froc.svg" --csv "$OUT/froc.csv" > "$OUT/eval.json"
 "$TGT/release/speck" eval --annotations "$WORK/annotations.csv" --excluded "$WORK/excluded.csv" \
   --candidates "$OUT/candidates.csv" --series "$WORK/series.csv" | tee "$OUT/eval.txt"
 # report.py reads the truth from the results folder

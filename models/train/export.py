@@ -146,8 +146,32 @@ def average_fine(paths, out, meta_from):
         raise SystemExit(f"averaged fine model {out} differs from the mean of its members by {diff}")
 
 
+def operating_point(froc_csv, fp_per_scan=1.0):
+    """The lowest threshold of a `speck eval --csv` FROC curve (`threshold,fp_per_scan,sensitivity`,
+    thresholds descending) at which false positives per scan stay at or under `fp_per_scan`: how
+    every bundled operating point was read off the validation suite."""
+    import csv
+    best = None
+    for r in csv.DictReader(open(froc_csv)):
+        if r["threshold"] == "inf":
+            continue
+        if float(r["fp_per_scan"]) > fp_per_scan:
+            break
+        best = float(r["threshold"])
+    if best is None:
+        raise SystemExit(f"{froc_csv}: no threshold keeps false positives at or under {fp_per_scan} per scan")
+    return best
+
+
 if __name__ == "__main__":
-    export_all(sys.argv[1], sys.argv[2])
+    if len(sys.argv) == 4 and sys.argv[1] == "--operating-point":
+        # export.py --operating-point FROC_CSV FINE_ONNX: set the fine model's speck.threshold to the
+        # validation suite's 1 FP/scan point (weights untouched)
+        t = operating_point(sys.argv[2])
+        set_metadata(sys.argv[3], {"speck.threshold": f"{t:g}"})
+        print(f"{sys.argv[3]}: speck.threshold {t:g} (1 FP/scan on {sys.argv[2]})")
+    else:
+        export_all(sys.argv[1], sys.argv[2])
 
 
 def make_fully_convolutional(path, version):

@@ -746,6 +746,9 @@ def main():
     ap.add_argument("--member", metavar="BASE", default=None,
                     help="the v7 recipe instead: train a second fine net for the pair in BASE (coarse-v3.onnx, "
                          "fine-v3.onnx) and write coarse-v7.onnx and fine-v7.onnx (the mean of both fine nets)")
+    ap.add_argument("--from-scratch", action="store_true",
+                    help="the bundled pair from nothing, in one run: the v3 recipe into WORK/base (no committed "
+                         "weights), then the v7 recipe on that pair")
     ap.add_argument("--without-real-data", action="store_true",
                     help="train even when the LIDC-IDRI-0001 insertion data is missing (not the bundled recipe)")
     a = ap.parse_args()
@@ -763,7 +766,15 @@ def main():
         out = a.out or os.path.join(WORK, "models")
     # The toy-scale smoke run checks the code path, not the models: it may run without real data.
     require_real_data(a.without_real_data or a.smoke)
-    if a.member:
+    if a.from_scratch and a.member:
+        ap.error("--from-scratch trains its own base pair: leave out --member")
+    if a.from_scratch:
+        t0 = time.time()
+        base = os.path.join(WORK, "base")
+        recipe(base)
+        member(out, base)
+        log(f"from-scratch recipe done ({time.time() - t0:.0f}s)")
+    elif a.member:
         member(out, os.path.abspath(a.member))
     else:
         recipe(out)
