@@ -43,6 +43,7 @@ pub mod contract;
 mod detector;
 mod error;
 pub mod lung;
+pub mod memory;
 pub mod model;
 pub mod runtime;
 mod sample;
