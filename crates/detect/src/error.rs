@@ -56,6 +56,25 @@ pub enum DetectError {
     #[error("{0}")]
     DeviceUnavailable(String),
 
+    /// A model file given explicitly does not exist (from
+    /// [`ModelSearch::locate`](crate::models::ModelSearch::locate)).
+    #[error("model {} does not exist", path.display())]
+    ModelMissing {
+        /// The model file.
+        path: PathBuf,
+    },
+
+    /// No searched folder holds a `coarse-*.onnx` (from
+    /// [`ModelSearch::locate`](crate::models::ModelSearch::locate)).
+    #[error(
+        "no bundled models (coarse-*.onnx) found; searched: {}",
+        paths_list(searched)
+    )]
+    NoModels {
+        /// The folders searched, in order.
+        searched: Vec<PathBuf>,
+    },
+
     /// The input volume cannot be processed (too large for the limits, degenerate geometry...).
     #[error("cannot process volume: {0}")]
     Volume(String),
@@ -63,6 +82,15 @@ pub enum DetectError {
 
 /// Result alias for this crate.
 pub type Result<T, E = DetectError> = std::result::Result<T, E>;
+
+/// `a, b, c`.
+fn paths_list(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 impl DetectError {
     pub(crate) fn runtime(context: impl Into<String>, e: impl std::fmt::Display) -> Self {

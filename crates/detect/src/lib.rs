@@ -45,6 +45,7 @@ mod error;
 pub mod lung;
 pub mod memory;
 pub mod model;
+pub mod models;
 pub mod runtime;
 mod sample;
 pub mod tiling;
