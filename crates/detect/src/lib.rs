@@ -55,7 +55,7 @@ pub use detector::{
     Detection, Detections, Detector, DetectorBuilder, DetectorConfig, OutsideLung, ProbabilityMap,
     Progress, StageCounts, StageTimings,
 };
-pub use error::{DetectError, Result};
+pub use error::{DetectError, ModelLoadError, Result};
 pub use lung::{LungMask, LungMaskOptions};
 pub use model::{Model, SessionOptions};
 pub use runtime::{find_ort_library, Device};
