@@ -91,7 +91,9 @@ where
             c,
         ),
         Border::Clamp(c) => {
-            if n.contains(&0) || (0..3).any(|a| !(p[a] > -0.5) || p[a] > n[a] as f64 - 0.5) {
+            if n.contains(&0)
+                || (0..3).any(|a| p[a].is_nan() || p[a] <= -0.5 || p[a] > n[a] as f64 - 0.5)
+            {
                 return c;
             }
             (
@@ -152,7 +154,7 @@ mod tests {
         fn coord(&mut self, lo: f64, hi: f64) -> f64 {
             let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
             let v = lo + u * (hi - lo);
-            if self.next() % 8 == 0 {
+            if self.next().is_multiple_of(8) {
                 (v * 2.0).round() / 2.0
             } else {
                 v
