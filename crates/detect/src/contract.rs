@@ -111,6 +111,20 @@ pub enum ContractError {
         /// The key, what was expected and what was found, in words.
         reason: String,
     },
+    /// The model's input tensor disagrees with the contract (count, element type, rank, channels,
+    /// or a static size the metadata contradicts).
+    #[error("{reason}")]
+    Input {
+        /// What was expected and what was found, in words.
+        reason: String,
+    },
+    /// The model's output tensor disagrees with the contract (element type, rank, channels or
+    /// size).
+    #[error("{reason}")]
+    Output {
+        /// What was expected and what was found, in words.
+        reason: String,
+    },
 }
 
 impl ContractError {
@@ -118,10 +132,13 @@ impl ContractError {
         ContractError::Invalid { key, reason }
     }
 
-    /// The metadata key at fault.
+    /// The metadata key at fault; `"input"` or `"output"` when the model's input or output
+    /// tensor is.
     pub fn key(&self) -> &'static str {
         match self {
             ContractError::Missing { key } | ContractError::Invalid { key, .. } => key,
+            ContractError::Input { .. } => "input",
+            ContractError::Output { .. } => "output",
         }
     }
 }

@@ -43,7 +43,9 @@ pub mod contract;
 mod detector;
 mod error;
 pub mod lung;
+pub mod memory;
 pub mod model;
+pub mod models;
 pub mod runtime;
 mod sample;
 pub mod tiling;
@@ -53,7 +55,7 @@ pub use detector::{
     Detection, Detections, Detector, DetectorBuilder, DetectorConfig, OutsideLung, ProbabilityMap,
     Progress, StageCounts, StageTimings,
 };
-pub use error::{DetectError, Result};
+pub use error::{DetectError, ModelLoadError, Result};
 pub use lung::{LungMask, LungMaskOptions};
 pub use model::{Model, SessionOptions};
 pub use runtime::{find_ort_library, Device};

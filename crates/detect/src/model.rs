@@ -9,8 +9,8 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
-use crate::contract::{ModelContract, ModelRole};
-use crate::error::{DetectError, Result};
+use crate::contract::{ContractError, ModelContract, ModelRole};
+use crate::error::{DetectError, ModelLoadError, Result};
 use crate::runtime::{self, Device};
 
 /// How to create sessions: which library, which device, how many threads.
@@ -68,7 +68,7 @@ impl Model {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| DetectError::ModelLoad {
             path: path.to_path_buf(),
-            reason: e.to_string(),
+            source: ModelLoadError::Read(e),
         })?;
         let rt = runtime::runtime(options.ort_library.as_deref())?;
         let ctx = |what: &str| format!("{what} for {}", path.display());
@@ -88,19 +88,19 @@ impl Model {
             .commit_from_memory(&bytes)
             .map_err(|e| DetectError::ModelLoad {
                 path: path.to_path_buf(),
-                reason: format!("not a valid ONNX model: {e}"),
+                source: ModelLoadError::NotOnnx(e),
             })?;
         let contract = {
             let meta = session
                 .metadata()
                 .map_err(|e| DetectError::runtime(ctx("reading metadata"), e))?;
             ModelContract::from_metadata(&|k| meta.custom(k))
-                .map_err(|r| DetectError::contract(path, r.to_string()))?
+                .map_err(|r| DetectError::contract(path, r))?
         };
-        let (input_name, input_f16) =
-            check_input(session.inputs(), &contract).map_err(|r| DetectError::contract(path, r))?;
+        let (input_name, input_f16) = check_input(session.inputs(), &contract)
+            .map_err(|reason| DetectError::contract(path, ContractError::Input { reason }))?;
         let (output_name, output_f16) = check_output(session.outputs(), &contract)
-            .map_err(|r| DetectError::contract(path, r))?;
+            .map_err(|reason| DetectError::contract(path, ContractError::Output { reason }))?;
         tracing::debug!(
             model = %path.display(),
             role = contract.role.as_str(),
@@ -169,7 +169,9 @@ impl Model {
         };
         let value = outputs
             .get(&self.output_name)
-            .ok_or_else(|| DetectError::runtime(ctx(), "the output is missing"))?;
+            .ok_or_else(|| DetectError::OutputMissing {
+                path: self.path.clone(),
+            })?;
         let out: ArrayD<f32> = if self.output_f16 {
             value
                 .try_extract_array::<f16>()

@@ -2,6 +2,7 @@
 //! model's spacing and normalise, in one pass and without a whole-volume float copy.
 
 use ndarray::ArrayView3;
+use speck_volume::sample::{trilinear, Border};
 
 use crate::contract::ModelContract;
 
@@ -45,7 +46,8 @@ pub(crate) struct SampleGrid {
 /// Fill `out` (`dims` in `[z, y, x]` order, C-contiguous) with normalised samples.
 ///
 /// - `step == 1` on every axis with an integer origin: a plain crop (the common case).
-/// - Otherwise trilinear interpolation; when `step > 1` on an axis (downsampling) each sample is
+/// - Otherwise trilinear interpolation ([`speck_volume::sample::trilinear`], padded with
+///   [`PAD_HU`] neighbour by neighbour); when `step > 1` on an axis (downsampling) each sample is
 ///   the mean of `ceil(step)` trilinear sub-samples spread over its footprint on that axis, so a
 ///   small bright object is averaged in, not skipped.
 ///
@@ -103,40 +105,7 @@ pub(crate) fn sample_patch(
         }
     });
     let count = (subs[0].len() * subs[1].len() * subs[2].len()) as f32;
-    let at = |z: i64, y: i64, x: i64| -> f32 {
-        if z < 0 || y < 0 || x < 0 || z >= nz as i64 || y >= ny as i64 || x >= nx as i64 {
-            f32::from(PAD_HU)
-        } else {
-            f32::from(vox[[z as usize, y as usize, x as usize]])
-        }
-    };
-    let trilinear = |p: [f64; 3]| -> f32 {
-        let f = p.map(f64::floor);
-        let t = [
-            (p[0] - f[0]) as f32,
-            (p[1] - f[1]) as f32,
-            (p[2] - f[2]) as f32,
-        ];
-        let i = f.map(|v| v as i64);
-        let mut acc = 0.0f32;
-        for (cz, wz) in [(0, 1.0 - t[0]), (1, t[0])] {
-            if wz == 0.0 {
-                continue;
-            }
-            for (cy, wy) in [(0, 1.0 - t[1]), (1, t[1])] {
-                if wy == 0.0 {
-                    continue;
-                }
-                for (cx, wx) in [(0, 1.0 - t[2]), (1, t[2])] {
-                    if wx == 0.0 {
-                        continue;
-                    }
-                    acc += wz * wy * wx * at(i[0] + cz, i[1] + cy, i[2] + cx);
-                }
-            }
-        }
-        acc
-    };
+    let trilinear = |p: [f64; 3]| -> f32 { trilinear(vox, p, Border::Constant(f32::from(PAD_HU))) };
     for z in 0..dz {
         let pz = grid.origin[0] + z as f64 * grid.step[0];
         for y in 0..dy {

@@ -150,8 +150,10 @@ impl DenseGrid {
             volume.index_to_world(ContinuousIndex::new(origin_v[0], origin_v[1], origin_v[2]));
         let s = volume.spacing.zyx();
         let m: [f64; 3] = std::array::from_fn(|a| s[a] * self.ratio[a] * self.stride[a] as f64);
-        let spacing = Spacing::new(m[2], m[1], m[0])
-            .map_err(|e| DetectError::Volume(format!("output map spacing: {e}")))?;
+        let spacing = Spacing::new(m[2], m[1], m[0]).map_err(|source| DetectError::Volume {
+            what: "output map spacing",
+            source,
+        })?;
         Ok(Geometry::new(spacing, origin, volume.direction))
     }
 

@@ -1,5 +1,6 @@
 //! Model files that are not Speck models (the ONNX rows of `docs/reliability.md`): each must be
-//! refused by `Model::load` with exactly the error below (`{path}` is the file), through the real
+//! refused by `Model::load` with exactly the error below (`{path}` is the file; the error and its
+//! sources, as the `speck` command prints them), through the real
 //! ONNX Runtime (skipped, with a note, when the library cannot be found).
 //!
 //! The inputs are made at test time from `models/test/` (see `models/test/make_test_models.py`).
@@ -8,14 +9,14 @@ mod common;
 
 use std::path::Path;
 
-use common::{model, ort_available};
+use common::{chain, model, ort_available};
 use speck_detect::{DetectError, Model, SessionOptions};
 
 #[track_caller]
 fn expect(path: &Path, expected: &str) -> DetectError {
     let e = Model::load(path, &SessionOptions::default()).expect_err(expected);
     assert_eq!(
-        e.to_string(),
+        chain(&e),
         expected.replace("{path}", &path.display().to_string()),
         "{e:?}"
     );

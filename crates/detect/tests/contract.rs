@@ -72,7 +72,7 @@ fn invalid_models_are_refused_with_a_precise_reason() {
             matches!(err, DetectError::Contract { .. }),
             "{name}: {err:?}"
         );
-        let msg = err.to_string();
+        let msg = common::chain(&err);
         assert!(msg.contains(expect), "{name}: {msg}");
         assert!(msg.contains(name), "{name}: message names the file: {msg}");
     }
@@ -82,7 +82,10 @@ fn invalid_models_are_refused_with_a_precise_reason() {
         matches!(err, DetectError::ModelLoad { .. }),
         "garbage: {err:?}"
     );
-    assert!(err.to_string().contains("not a valid ONNX model"), "{err}");
+    assert!(
+        common::chain(&err).contains("not a valid ONNX model"),
+        "{err}"
+    );
     let err = load("does_not_exist.onnx").expect_err("missing");
     assert!(matches!(err, DetectError::ModelLoad { .. }), "{err:?}");
 }

@@ -6,30 +6,16 @@
 //!     [--coarse models/coarse-v7.onnx --fine models/fine-v7.onnx] [--series UID]
 //! ```
 //!
-//! Without `--coarse`, the newest `models/coarse-*.onnx` and `models/fine-*.onnx` of the current
-//! folder are used. ONNX Runtime is found as the `speck` command finds it (`ORT_DYLIB_PATH`, then a
+//! Without `--coarse` and `--fine`, the bundled models are found as the `speck` command finds them
+//! ([`speck::detect::models`]: `SPECK_MODELS_DIR`, else the newest `coarse-*.onnx` and
+//! `fine-*.onnx` of `models/` in the current folder or above the executable). ONNX Runtime is found as the `speck` command finds it (`ORT_DYLIB_PATH`, then a
 //! Python `onnxruntime` in `./.venv`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use speck::detect::models::ModelSearch;
 use speck::{Detector, Device, LoadOptions};
-
-/// The newest `models/<role>-*.onnx`.
-fn bundled(role: &str) -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir("models")
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&format!("{role}-")) && n.ends_with(".onnx"))
-        })
-        .collect();
-    found.sort();
-    found.pop()
-}
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -43,14 +29,21 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let input = input.ok_or("usage: detect_folder PATH [--coarse M] [--fine M] [--series UID]")?;
-    let coarse = coarse
-        .or_else(|| bundled("coarse"))
-        .ok_or("no --coarse model and no models/coarse-*.onnx")?;
-    let fine = fine.or_else(|| bundled("fine"));
-
-    // 1. Models, once.
+    // 1. Models, once: the ones given, else the bundled ones, found as the `speck` command finds
+    //    them.
+    let mut search = ModelSearch::new();
+    if let Some(c) = coarse {
+        search = search.coarse(c);
+    }
+    if let Some(f) = fine {
+        search = search.fine(f);
+    }
+    let models = search.locate()?;
+    let coarse = models
+        .coarse
+        .ok_or("--fine without --coarse: a coarse model is needed")?;
     let mut builder = Detector::builder().coarse(&coarse).device(Device::Cpu);
-    if let Some(f) = &fine {
+    if let Some(f) = &models.fine {
         builder = builder.fine(f);
     }
     let detector = builder.build()?;

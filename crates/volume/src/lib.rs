@@ -30,6 +30,7 @@ pub mod nifti;
 mod open;
 mod rawdata;
 pub mod resample;
+pub mod sample;
 mod volume;
 
 pub use error::VolumeError;

@@ -1,37 +1,14 @@
-//! The memory budget: estimate each scan's peak before loading it, refuse what can never fit, and
-//! let scans run in parallel only while their estimates fit together.
+//! The memory budget: with each scan's peak estimated before loading it
+//! ([`speck_detect::memory`]), refuse what can never fit, and let scans run in parallel only while
+//! their estimates fit together.
 
 use std::sync::{Condvar, Mutex};
 
 /// Bytes in one GiB.
 pub const GIB: u64 = 1 << 30;
 
-/// Fixed part of a scan's peak: the ONNX Runtime sessions, their arenas (a coarse tile of up to
-/// 2 Mi voxels needs about 200 MB) and the process itself.
-pub const BASE_BYTES: u64 = 448 << 20;
-
-/// Bytes per voxel on top of the stored data while a scan is processed: the `i16` volume (2) and
-/// the detector's working set — lung mask, region-of-interest tiles, slab accumulators, the heatmap
-/// when asked for (2, about twice what was measured).
-///
-/// Calibration (release build, bundled models with fitted coarse tiles): a 300 x 512 x 512 NIfTI
-/// phantom peaks at 575 MB RSS (estimate 941 MB), LIDC-IDRI-0001 (133 x 512 x 512 DICOM) at
-/// 553 MB (estimate 679 MB).
-pub const WORK_BYTES_PER_VOXEL: u64 = 4;
-
-/// Estimated peak memory (bytes) of scanning an image of `voxels` voxels stored with
-/// `stored_bytes_per_voxel` bytes each.
-pub fn estimate_peak_bytes(voxels: u64, stored_bytes_per_voxel: u32) -> u64 {
-    BASE_BYTES.saturating_add(
-        voxels.saturating_mul(WORK_BYTES_PER_VOXEL + u64::from(stored_bytes_per_voxel)),
-    )
-}
-
-/// Voxels whose estimate fits in `budget` bytes (the inverse of [`estimate_peak_bytes`], used to
-/// bound the loader when a header could not be read beforehand).
-pub fn voxels_within(budget: u64, stored_bytes_per_voxel: u32) -> u64 {
-    budget.saturating_sub(BASE_BYTES) / (WORK_BYTES_PER_VOXEL + u64::from(stored_bytes_per_voxel))
-}
+// The memory model of a scan is the detector's; the budget below only adds it up.
+pub use speck_detect::memory::{estimate_peak_bytes, voxels_within, BASE_BYTES};
 
 /// The memory this process may use: the cgroup limit (containers, Slurm, Kubernetes) or the
 /// machine's total memory, whichever is lower, times 0.8. `None` when neither can be read.
@@ -143,17 +120,6 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
-
-    #[test]
-    fn estimate_grows_with_voxels_and_inverts() {
-        let small = estimate_peak_bytes(48 * 128 * 128, 2);
-        let big = estimate_peak_bytes(300 * 512 * 512, 2);
-        assert!(small < big);
-        let v = voxels_within(big, 2);
-        assert!(estimate_peak_bytes(v, 2) <= big);
-        assert!(estimate_peak_bytes(v + 1, 2) > big);
-        assert_eq!(estimate_peak_bytes(u64::MAX, 8), u64::MAX);
-    }
 
     #[test]
     fn too_big_is_refused_and_reservations_never_overlap_beyond_total() {

@@ -10,6 +10,7 @@
 use std::io;
 use std::path::Path;
 
+use speck_volume::sample::{trilinear, Border};
 use speck_volume::{ContinuousIndex, Volume, WorldPoint};
 
 use super::atomic;
@@ -29,35 +30,14 @@ const RING_MARGIN_MM: f64 = 1.0;
 /// Diameter drawn when the detector gives none, mm (the circle is then dashed).
 const DEFAULT_DIAMETER_MM: f64 = 6.0;
 
-/// Trilinear interpolation of HU at a continuous index; air outside the volume.
+/// Trilinear interpolation of HU at a continuous index; within half a voxel of the volume the
+/// edge repeats, farther out it is air.
 fn sample(volume: &Volume, idx: ContinuousIndex) -> f64 {
-    let [nz, ny, nx] = volume.shape_zyx();
-    let v = volume.voxels();
-    let (z, y, x) = (idx.z, idx.y, idx.x);
-    if !(z > -0.5 && y > -0.5 && x > -0.5)
-        || z > nz as f64 - 0.5
-        || y > ny as f64 - 0.5
-        || x > nx as f64 - 0.5
-    {
-        return -1024.0;
-    }
-    let clampf = |t: f64, n: usize| t.clamp(0.0, (n - 1) as f64);
-    let (z, y, x) = (clampf(z, nz), clampf(y, ny), clampf(x, nx));
-    let (z0, y0, x0) = (z.floor() as usize, y.floor() as usize, x.floor() as usize);
-    let (z1, y1, x1) = (
-        (z0 + 1).min(nz - 1),
-        (y0 + 1).min(ny - 1),
-        (x0 + 1).min(nx - 1),
-    );
-    let (fz, fy, fx) = (z - z0 as f64, y - y0 as f64, x - x0 as f64);
-    let g = |a: usize, b: usize, c: usize| f64::from(v[[a, b, c]]);
-    let c00 = g(z0, y0, x0) * (1.0 - fx) + g(z0, y0, x1) * fx;
-    let c01 = g(z0, y1, x0) * (1.0 - fx) + g(z0, y1, x1) * fx;
-    let c10 = g(z1, y0, x0) * (1.0 - fx) + g(z1, y0, x1) * fx;
-    let c11 = g(z1, y1, x0) * (1.0 - fx) + g(z1, y1, x1) * fx;
-    let c0 = c00 * (1.0 - fy) + c01 * fy;
-    let c1 = c10 * (1.0 - fy) + c11 * fy;
-    c0 * (1.0 - fz) + c1 * fz
+    trilinear(
+        volume.voxels(),
+        [idx.z, idx.y, idx.x],
+        Border::Clamp(-1024.0),
+    )
 }
 
 fn window(hu: f64) -> u8 {

@@ -12,6 +12,18 @@ pub fn model(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// An error and its sources, joined by `: ` (as the `speck` command prints them with `{:#}`).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    s
+}
+
 /// True when ONNX Runtime can be found; otherwise prints why the test is skipped.
 pub fn ort_available() -> bool {
     match speck_detect::find_ort_library(None) {

@@ -10,6 +10,7 @@ use super::catalog::{iop_distance, list_files, normal_of, Catalog, Stack, AXIAL_
 use super::decode::PixelSource;
 use super::header::{read_header, sniff};
 use super::plan::{plan, Plan, SliceGeom};
+use crate::sample::{trilinear, Border};
 use crate::{
     Direction, Geometry, Limits, LoadOptions, Provenance, SliceSource, Spacing, Volume,
     VolumeError, WorldPoint,
@@ -606,19 +607,8 @@ impl Pixels {
 
 /// Bilinear sample of `img` at (row `y`, column `x`); outside the image: [`OUTSIDE_HU`].
 fn bilinear(img: &Array2<f32>, y: f64, x: f64) -> f32 {
-    let (ny, nx) = img.dim();
-    let (y0, x0) = (y.floor(), x.floor());
-    let (fy, fx) = ((y - y0) as f32, (x - x0) as f32);
-    let at = |yy: f64, xx: f64| -> f32 {
-        if yy < 0.0 || xx < 0.0 || yy >= ny as f64 || xx >= nx as f64 {
-            OUTSIDE_HU
-        } else {
-            img[[yy as usize, xx as usize]]
-        }
-    };
-    let a = at(y0, x0) * (1.0 - fx) + at(y0, x0 + 1.0) * fx;
-    let b = at(y0 + 1.0, x0) * (1.0 - fx) + at(y0 + 1.0, x0 + 1.0) * fx;
-    a * (1.0 - fy) + b * fy
+    let plane = img.view().insert_axis(Axis(0));
+    trilinear(plane, [0.0, y, x], Border::Constant(OUTSIDE_HU))
 }
 
 /// Fill output slice `k` from its one or two sources; returns the number of clamped voxels.
