@@ -23,7 +23,7 @@ pub const SR_SERIES_NUMBER: i32 = 9901;
 ///   HAS OBS CONTEXT  CODE Observer Type = Device; UIDREF Device Observer UID;
 ///                    TEXT Device Observer Name / Manufacturer / Model Name
 ///   HAS CONCEPT MOD  CODE Procedure reported = CT unspecified body region (25045-6, LN)
-///   CONTAINS CONTAINER Imaging Measurements (126010, DCM)
+///   CONTAINS CONTAINER Imaging Measurements (126010, DCM)             (no children: no finding)
 ///     CONTAINS CONTAINER Measurement Group (125007, DCM)           TID 1410, one per finding
 ///       HAS OBS CONTEXT  TEXT Tracking Identifier = "Nodule <rank>"
 ///       HAS OBS CONTEXT  UIDREF Tracking Unique Identifier
@@ -34,15 +34,24 @@ pub const SR_SERIES_NUMBER: i32 = 9901;
 ///       CONTAINS         SCOORD3D Image Region: POINT (x, y, z) in the series' frame of reference
 ///       CONTAINS         NUM Diameter (mm), NUM Volume (mm3), NUM Certainty of Finding (%)
 ///                          INFERRED FROM IMAGE Source of Measurement = the nearest source slice
+///                          (with its Referenced Frame Number when it is a frame of a multi-frame
+///                          image, e.g. Enhanced CT)
 /// ```
 ///
 /// The evidence (Current Requested Procedure Evidence Sequence) lists every instance of the
 /// source series: the detector used them all.
 ///
+/// **No finding** gives a report too, so that every scanned series has one in the PACS: the
+/// Imaging Measurements container is present and empty (no TID 1410 group): "looked, nothing to
+/// measure". The measurement groups are optional children of that container; what a report must
+/// hold is the container itself (or a Qualitative Evaluations container). DCMTK's TID 1500
+/// implementation checks the same (`TID1500_MeasurementReport::isValid` asks for Imaging
+/// Measurements or Qualitative Evaluations, not for a group), dciodvfy finds no error, and
+/// highdicom reads it as a report with no measurement groups.
+///
 /// # Errors
-/// [`DicomOutError::Invalid`] for no finding at all (TID 1500 requires at least one measurement
-/// group, so "nothing found" is not a measurement report), or a finding with a non-finite centre
-/// or a probability outside `[0, 1]`; [`DicomOutError::Series`] when the source has no FrameOfReferenceUID;
+/// [`DicomOutError::Invalid`] for a finding with a non-finite centre or a probability outside
+/// `[0, 1]`; [`DicomOutError::Series`] when the source has no FrameOfReferenceUID;
 /// [`DicomOutError::Encode`] when dicom-rs refuses the object.
 pub fn measurement_report(
     source: &SourceSeries,
@@ -50,12 +59,6 @@ pub fn measurement_report(
     algorithm: &Algorithm,
     stamp: &Stamp,
 ) -> Result<DicomObject, DicomOutError> {
-    if findings.is_empty() {
-        return Err(DicomOutError::Invalid {
-            what: "measurement report".into(),
-            reason: "no finding to report: TID 1500 needs at least one measurement group".into(),
-        });
-    }
     for f in findings {
         f.check()?;
     }
@@ -236,15 +239,18 @@ fn group(
         [p.x_mm, p.y_mm, p.z_mm],
         frame_uid,
     ));
-    let slice = source.nearest_instance(p);
+    let slice = source
+        .nearest_frame(p)
+        .and_then(|f| Some((source.instances().get(f.instance)?, f.frame_number)));
     let source_of = || -> Vec<InMemDicomObject> {
         slice
-            .map(|i| {
+            .map(|(i, frame)| {
                 items::image(
                     Rel::InferredFrom,
                     codes::SOURCE_OF_MEASUREMENT,
                     &i.sop_class_uid,
                     &i.sop_instance_uid,
+                    frame,
                 )
             })
             .into_iter()
