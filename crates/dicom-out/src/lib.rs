@@ -20,8 +20,8 @@
 //!   diameter, volume and detection probability (as Certainty of Finding in %) each inferred
 //!   from the nearest source slice, and the algorithm's name, version and parameters (TID 4019);
 //!   the evidence lists every instance of the series. See [`codes`] for every coded concept.
-//!   With no finding the report is still written, its Imaging Measurements container empty, so
-//!   that every scanned series has a report saying so.
+//!   With no finding the report is still written, so that every scanned series has one: a
+//!   Qualitative Evaluations container saying Nodule = Absent, in code and words.
 //! - **The segmentation** ([`segmentation`], Segmentation Storage 1.2.840.10008.5.1.4.1.1.66.4,
 //!   PS3.3 A.51): one segment per finding on the source slices' geometry, binary and
 //!   bit-packed, only the frames a finding touches, each frame referencing its source slice;
@@ -80,5 +80,5 @@ pub use error::DicomOutError;
 pub use object::{Algorithm, DicomObject, Finding, Side};
 pub use seg::{segmentation, DEFAULT_DIAMETER_MM, SEG_SERIES_NUMBER};
 pub use source::{SourceFrame, SourceInstance, SourceSeries};
-pub use sr::{measurement_report, SR_SERIES_NUMBER};
+pub use sr::{measurement_report, NO_FINDING_TEXT, SR_SERIES_NUMBER};
 pub use stamp::Stamp;

@@ -405,13 +405,23 @@ fn no_finding_gives_a_report_with_no_measurement_group_and_no_segmentation() {
     let sr = measurement_report(&source, &[], &algorithm(), &stamp).expect("an empty report");
     let (p, obj) = read(&sr.to_bytes().expect("bytes"), dir.path(), "sr.dcm");
     assert_eq!(text(&obj, tags::COMPLETION_FLAG), "COMPLETE");
-    // The root holds the Imaging Measurements container (126010, DCM), and it holds nothing.
+    // No Imaging Measurements container (126010, DCM); Qualitative Evaluations (C0034375, UMLS)
+    // saying Nodule = Absent, in code and in words.
     let root = items(&obj, tags::CONTENT_SEQUENCE);
-    let measurements: Vec<&InMemDicomObject> =
-        root.iter().filter(|i| concept(i) == "126010").collect();
-    assert_eq!(measurements.len(), 1);
-    assert_eq!(text(measurements[0], tags::VALUE_TYPE), "CONTAINER");
-    assert!(items(measurements[0], tags::CONTENT_SEQUENCE).is_empty());
+    assert!(!root.iter().any(|i| concept(i) == "126010"));
+    let qualitative: Vec<&InMemDicomObject> =
+        root.iter().filter(|i| concept(i) == "C0034375").collect();
+    assert_eq!(qualitative.len(), 1);
+    assert_eq!(text(qualitative[0], tags::VALUE_TYPE), "CONTAINER");
+    let said = items(qualitative[0], tags::CONTENT_SEQUENCE);
+    assert_eq!(said.len(), 2);
+    assert_eq!(concept(&said[0]), "27925004");
+    let value = items(&said[0], tags::CONCEPT_CODE_SEQUENCE);
+    assert_eq!(text(&value[0], tags::CODE_VALUE), "272519000");
+    assert_eq!(
+        text(&said[1], tags::TEXT_VALUE),
+        speck_dicom_out::NO_FINDING_TEXT
+    );
     // The evidence still lists every instance the detector looked at.
     let study = items(&obj, tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE);
     let series = items(&study[0], tags::REFERENCED_SERIES_SEQUENCE);

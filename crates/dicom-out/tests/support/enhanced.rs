@@ -8,8 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use dicom_core::value::DataSetSequence;
 use dicom_core::header::Header;
+use dicom_core::value::DataSetSequence;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject, OpenFileOptions};
