@@ -7,16 +7,18 @@ Usage: dicom_out_crosscheck.py SCAN_DIR SERIES_DIR
 
 Checks, failing with exit code 1 and a message naming the first difference:
 - the report reads as a highdicom MeasurementReport whose TID 1410 measurement groups are the
-  candidates at or above the operating point, in rank order: tracking identifier, finding
+  candidates at or above the operating point, in rank order (none: a Qualitative Evaluation
+  Nodule = Absent instead): tracking identifier, finding
   (Nodule) and site (Lung, laterality = side), the SCOORD3D POINT within 0.01 mm of
   coordX/Y/Z, in the series' frame of reference;
 - the diameter (measured_diameter_mm, else diameter_mm), volume (measured_volume_mm3) and the
   probability (Certainty of Finding / 100) agree; each measurement's source image is the slice
-  whose plane is nearest to the point;
+  whose plane is nearest to the point (for a multi-frame source such as one Enhanced CT image:
+  that image and the Referenced Frame Number of the nearest frame);
 - the evidence references exactly the instances of the series, and the same study and patient;
 - the segmentation reads with highdicom; segment k carries group k's tracking UID; the centroid
   of each segment lies within half a voxel diagonal of its finding; every frame references a
-  slice of the series.
+  slice (or a frame of a multi-frame image) of the series at its own position.
 Prints one summary line when everything agrees.
 """
 import csv
@@ -47,14 +49,27 @@ def main(scan_dir, series_dir):
     uids = {s.SOPInstanceUID for s in slices}
     ct = slices[0]
 
+    # The planes of the series: (SOP Instance UID, frame number or None, position, orientation);
+    # a multi-frame image gives one per frame, from its functional groups (PS3.3 C.7.6.16).
+    planes = []
+    for s in slices:
+        if int(s.get("NumberOfFrames", 1) or 1) > 1 and "PerFrameFunctionalGroupsSequence" in s:
+            shared = s.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in s else None
+            for k, fr in enumerate(s.PerFrameFunctionalGroupsSequence, start=1):
+                group = lambda name: fr.get(name) or (shared.get(name) if shared is not None else None)
+                ipp = group("PlanePositionSequence")[0].ImagePositionPatient
+                iop = group("PlaneOrientationSequence")[0].ImageOrientationPatient
+                planes.append((s.SOPInstanceUID, k, np.array(ipp, float), np.array(iop, float)))
+        else:
+            planes.append((s.SOPInstanceUID, None, np.array(s.ImagePositionPatient, float), np.array(s.ImageOrientationPatient, float)))
+    frame_of_reference = ct.get("FrameOfReferenceUID")
+
     def nearest(point):
         best = None
-        for s in slices:
-            o = np.array(s.ImageOrientationPatient, float)
-            n = np.cross(o[:3], o[3:])
-            d = abs(np.dot(point - np.array(s.ImagePositionPatient, float), n))
+        for uid, frame, ipp, o in planes:
+            d = abs(np.dot(point - ipp, np.cross(o[:3], o[3:])))
             if best is None or d < best[0]:
-                best = (d, s)
+                best = (d, (uid, frame))
         return best[1]
 
     sr = hd.sr.srread(os.path.join(scan_dir, "sr.dcm"))
@@ -87,7 +102,7 @@ def main(scan_dir, series_dir):
         if side != r["side"]:
             fail(f"rank {r['rank']}: laterality {side!r}, side {r['side']!r}")
         roi = g.roi
-        if roi.GraphicType != "POINT" or roi.ReferencedFrameOfReferenceUID != ct.FrameOfReferenceUID:
+        if roi.GraphicType != "POINT" or roi.ReferencedFrameOfReferenceUID != frame_of_reference:
             fail(f"rank {r['rank']}: region {roi.GraphicType} in {roi.ReferencedFrameOfReferenceUID}")
         point = np.array(roi.value[0], float)
         want = np.array([float(r["coordX"]), float(r["coordY"]), float(r["coordZ"])])
@@ -108,15 +123,23 @@ def main(scan_dir, series_dir):
                 fail(f"rank {r['rank']}: no measurement {code}")
             if m.unit.value != unit or abs(float(m.value) / scale - float(value)) > 1e-6:
                 fail(f"rank {r['rank']}: {code} = {m.value} {m.unit.value}, candidates.csv {value}")
-            src = [i.referenced_sop_instance_uid for i in m.referenced_images]
-            if src != [nearest(point).SOPInstanceUID]:
-                fail(f"rank {r['rank']}: {code} inferred from {src}, nearest slice {nearest(point).SOPInstanceUID}")
+            src = [(i.referenced_sop_instance_uid, (i.referenced_frame_numbers or [None])[0]) for i in m.referenced_images]
+            if src != [nearest(point)]:
+                fail(f"rank {r['rank']}: {code} inferred from {src}, nearest slice (and frame) {nearest(point)}")
     summary = f"sr: {len(groups)} groups agree (max coordinate difference {worst:.4f} mm)"
+    if not rows:
+        # Nothing reported: the report says so under Qualitative Evaluations (TID 1500 row 12).
+        qe = [i for i in sr.ContentSequence if i.ConceptNameCodeSequence[0].CodeValue == "C0034375"]
+        said = {(i.ConceptNameCodeSequence[0].CodeValue, i.ConceptCodeSequence[0].CodeValue)
+                for q in qe for i in q.get("ContentSequence", []) if i.ValueType == "CODE"}
+        if ("27925004", "272519000") not in said:
+            fail(f"no finding, but no Qualitative Evaluation Nodule = Absent: {said}")
+        summary += "; no finding: Qualitative Evaluations say Nodule = Absent"
 
     seg_path = os.path.join(scan_dir, "seg.dcm")
     if os.path.exists(seg_path):
         seg = hd.seg.segread(seg_path)
-        if seg.StudyInstanceUID != ct.StudyInstanceUID or seg.FrameOfReferenceUID != ct.FrameOfReferenceUID:
+        if seg.StudyInstanceUID != ct.StudyInstanceUID or seg.FrameOfReferenceUID != frame_of_reference:
             fail("segmentation study or frame of reference")
         if list(seg.get_segment_numbers()) != list(range(1, len(rows) + 1)):
             fail(f"segments {seg.get_segment_numbers()} for {len(rows)} findings")
@@ -126,15 +149,19 @@ def main(scan_dir, series_dir):
         shared = seg.SharedFunctionalGroupsSequence[0]
         row_mm, col_mm = (float(v) for v in shared.PixelMeasuresSequence[0].PixelSpacing)
         o = np.array(shared.PlaneOrientationSequence[0].ImageOrientationPatient, float)
-        thickness = float(ct.get("SliceThickness", 1.0) or 1.0)
+        thickness = float(shared.PixelMeasuresSequence[0].get("SliceThickness", 1.0) or 1.0)
         half_diag = 0.5 * np.sqrt(row_mm**2 + col_mm**2 + thickness**2)
         sums = {}
         for k, fr in enumerate(seg.PerFrameFunctionalGroupsSequence):
             n = int(fr.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
-            ref = fr.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
-            if ref not in uids:
-                fail(f"frame {k + 1} references {ref}, not a slice of the series")
+            src = fr.DerivationImageSequence[0].SourceImageSequence[0]
+            ref = (src.ReferencedSOPInstanceUID, int(src.ReferencedFrameNumber) if "ReferencedFrameNumber" in src else None)
             ipp = np.array(fr.PlanePositionSequence[0].ImagePositionPatient, float)
+            cited = [p for p in planes if (p[0], p[1]) == ref]
+            if not cited:
+                fail(f"frame {k + 1} references {ref}, not a slice (or frame) of the series")
+            if np.max(np.abs(cited[0][2] - ipp)) > 1e-3:
+                fail(f"frame {k + 1} at {ipp} references {ref} at {cited[0][2]}")
             j, i = np.nonzero(px[k])
             pts = ipp + np.outer(i * col_mm, o[:3]) + np.outer(j * row_mm, o[3:])
             s = sums.setdefault(n, [np.zeros(3), 0])

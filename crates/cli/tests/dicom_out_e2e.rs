@@ -17,6 +17,9 @@
 
 mod scan_support;
 
+#[path = "../../dicom-out/tests/support/enhanced.rs"]
+mod enhanced;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -51,7 +54,12 @@ fn dciodvfy(path: &Path) -> Option<String> {
 
 /// dciodvfy reports no error for `sr.dcm` and `seg.dcm` of `scan_dir` (when installed).
 fn assert_dciodvfy_clean(scan_dir: &Path) {
-    for name in ["sr.dcm", "seg.dcm"] {
+    assert_dciodvfy_clean_of(scan_dir, &["sr.dcm", "seg.dcm"]);
+}
+
+/// dciodvfy reports no error for the files `names` of `scan_dir` (when installed).
+fn assert_dciodvfy_clean_of(scan_dir: &Path, names: &[&str]) {
+    for &name in names {
         let p = scan_dir.join(name);
         let Some(report) = dciodvfy(&p) else {
             eprintln!("SKIPPED dciodvfy: dicom3tools not installed (apt-get install dicom3tools)");
@@ -239,7 +247,7 @@ fn lidc_idri_0001_sr_and_seg_pass_dciodvfy_and_the_crosscheck() {
 }
 
 #[test]
-fn a_series_with_nothing_found_gets_no_dicom_objects_and_says_why() {
+fn a_series_with_nothing_found_gets_a_report_saying_so_and_no_segmentation() {
     if !ort_available() {
         return;
     }
@@ -265,11 +273,80 @@ fn a_series_with_nothing_found_gets_no_dicom_objects_and_says_why() {
     let id = read_csv(&out.join("summary.csv"))[0]["scan_id"].clone();
     let scan_dir = out.join("scans").join(id);
     assert!(read_csv(&scan_dir.join("candidates.csv")).is_empty());
-    assert!(!scan_dir.join("sr.dcm").exists() && !scan_dir.join("seg.dcm").exists());
-    let w = warnings(&record(&scan_dir));
+    // The report is written (an empty Imaging Measurements container: nothing to report), the
+    // segmentation is not (it needs a segment), and scan.json says why.
+    assert!(scan_dir.join("sr.dcm").is_file());
+    assert!(!scan_dir.join("seg.dcm").exists());
+    let rec = record(&scan_dir);
+    assert!(!rec["outputs"].to_string().contains("seg.dcm"));
+    assert!(rec["outputs"].to_string().contains("sr.dcm"));
+    let w = warnings(&rec);
     assert!(
         w.iter()
-            .any(|w| w == "--dicom-sr/--dicom-seg: nothing written: no finding to report"),
+            .any(|w| w.starts_with("--dicom-seg: no seg.dcm: no finding to segment")),
         "{w:?}"
     );
+    assert_dciodvfy_clean_of(&scan_dir, &["sr.dcm"]);
+    if let Some(summary) = crosscheck(&scan_dir, &series) {
+        assert!(summary.contains("sr: 0 groups agree"), "{summary}");
+    }
+
+    // A seg.dcm of an earlier run of this scan (here: a stand-in) does not outlive a rerun that
+    // finds nothing: it would describe other findings.
+    std::fs::write(scan_dir.join("seg.dcm"), b"stale").expect("write");
+    assert_eq!(
+        code(&scan(&[&series], &out, &["--dicom-sr", "--dicom-seg"], &[])),
+        0
+    );
+    assert!(!scan_dir.join("seg.dcm").exists());
+    assert!(scan_dir.join("sr.dcm").is_file());
+}
+
+#[test]
+fn an_enhanced_ct_series_gets_objects_that_cite_its_frames() {
+    if !ort_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = phantom(21);
+    let series = write(&p, &dir.path().join("slices"), OutputFormat::Dicom);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&series)
+        .expect("ls")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    // The whole series as one Enhanced CT image, frames stored in reverse order.
+    let input = dir.path().join("enhanced");
+    enhanced::enhanced_from_series(
+        &files,
+        &input.join("ct.dcm"),
+        "1.2.826.0.1.3680043.10.1234.88",
+    );
+    let out = dir.path().join("out");
+    assert_eq!(
+        code(&scan(&[&input], &out, &["--dicom-sr", "--dicom-seg"], &[])),
+        0
+    );
+    let id = read_csv(&out.join("summary.csv"))[0]["scan_id"].clone();
+    let scan_dir = out.join("scans").join(id);
+    let rows = read_csv(&scan_dir.join("candidates.csv"));
+    assert!(
+        rows.iter().any(|r| r["above_operating_point"] == "true"),
+        "{rows:?}"
+    );
+    let rec = record(&scan_dir);
+    assert!(
+        scan_dir.join("sr.dcm").is_file() && scan_dir.join("seg.dcm").is_file(),
+        "{:?}",
+        warnings(&rec)
+    );
+    assert_dciodvfy_clean(&scan_dir);
+    // The cross-check finds each measurement's source at the nearest frame's number and each
+    // segmentation frame's source frame at its position.
+    if let Some(summary) = crosscheck(&scan_dir, &input) {
+        assert!(
+            summary.contains("groups agree") && summary.contains("segments"),
+            "{summary}"
+        );
+    }
 }

@@ -4,7 +4,7 @@
 //!
 //! A coded concept is a triplet: code value, coding scheme designator and code meaning
 //! (PS3.3 §8.8, "Code Sequence Macro"). Schemes used here: `DCM` (DICOM's own, PS3.16 Annex D),
-//! `SCT` (SNOMED CT), `LN` (LOINC), `UCUM` (units), `RFC5646` (languages).
+//! `SCT` (SNOMED CT), `LN` (LOINC), `UCUM` (units), `RFC5646` (languages), `UMLS`.
 
 /// One coded concept: `(code value, coding scheme designator, code meaning)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,6 +43,13 @@ pub const IMAGING_MEASUREMENT_REPORT: Code =
 pub const IMAGING_MEASUREMENTS: Code = Code::new("126010", "DCM", "Imaging Measurements");
 /// (125007, DCM, "Measurement Group"): one finding's group (TID 1410).
 pub const MEASUREMENT_GROUP: Code = Code::new("125007", "DCM", "Measurement Group");
+/// (C0034375, UMLS, "Qualitative Evaluations"): the container of TID 1500 row 12, used by a report
+/// with no finding (pydicom 3.0's tables do not list it; this is the code of TID 1500 and of
+/// DCMTK's `CODE_UMLS_QualitativeEvaluations`).
+pub const QUALITATIVE_EVALUATIONS: Code = Code::new("C0034375", "UMLS", "Qualitative Evaluations");
+/// (272519000, SCT, "Absent") (CID 240 Present-Absent): the value of [`NODULE`] in a report with
+/// no finding.
+pub const ABSENT: Code = Code::new("272519000", "SCT", "Absent");
 
 // --- Document context (TID 1204, TID 1001/1004, TID 1500 row "Procedure reported") ---
 
@@ -152,6 +159,8 @@ mod tests {
             IMAGING_MEASUREMENT_REPORT,
             IMAGING_MEASUREMENTS,
             MEASUREMENT_GROUP,
+            QUALITATIVE_EVALUATIONS,
+            ABSENT,
             LANGUAGE_OF_CONTENT,
             ENGLISH_US,
             NODULE,

@@ -191,13 +191,34 @@ pub(crate) fn sop_ref(class_uid: &str, instance_uid: &str) -> InMemDicomObject {
     r
 }
 
-/// An IMAGE item referencing one instance.
-pub(crate) fn image(rel: Rel, name: Code, class_uid: &str, instance_uid: &str) -> InMemDicomObject {
+/// A Referenced SOP Sequence item citing one image, and one frame of it when `frame` is given
+/// (Image SOP Instance Reference Macro, PS3.3 Table 10-3: Referenced Frame Number (0008,1160)
+/// is required when the image is multi-frame and the reference is to some of its frames).
+pub(crate) fn image_ref(
+    class_uid: &str,
+    instance_uid: &str,
+    frame: Option<u32>,
+) -> InMemDicomObject {
+    let mut r = sop_ref(class_uid, instance_uid);
+    if let Some(n) = frame {
+        put(&mut r, tags::REFERENCED_FRAME_NUMBER, VR::IS, n.to_string());
+    }
+    r
+}
+
+/// An IMAGE item referencing one instance (one frame of it when `frame` is given).
+pub(crate) fn image(
+    rel: Rel,
+    name: Code,
+    class_uid: &str,
+    instance_uid: &str,
+    frame: Option<u32>,
+) -> InMemDicomObject {
     let mut o = item(rel, "IMAGE", name, Vec::new());
     put_seq(
         &mut o,
         tags::REFERENCED_SOP_SEQUENCE,
-        vec![sop_ref(class_uid, instance_uid)],
+        vec![image_ref(class_uid, instance_uid, frame)],
     );
     o
 }

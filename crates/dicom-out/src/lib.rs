@@ -20,10 +20,14 @@
 //!   diameter, volume and detection probability (as Certainty of Finding in %) each inferred
 //!   from the nearest source slice, and the algorithm's name, version and parameters (TID 4019);
 //!   the evidence lists every instance of the series. See [`codes`] for every coded concept.
+//!   With no finding the report is still written, so that every scanned series has one: a
+//!   Qualitative Evaluations container saying Nodule = Absent, in code and words.
 //! - **The segmentation** ([`segmentation`], Segmentation Storage 1.2.840.10008.5.1.4.1.1.66.4,
 //!   PS3.3 A.51): one segment per finding on the source slices' geometry, binary and
 //!   bit-packed, only the frames a finding touches, each frame referencing its source slice;
-//!   segment `k` carries the tracking UID of the report's `k`-th group.
+//!   segment `k` carries the tracking UID of the report's `k`-th group. A segmentation needs at
+//!   least one segment (PS3.3 C.8.20.2: Segment Sequence, one or more items), so with no finding
+//!   there is none.
 //!
 //! Determinism: the same source, findings, algorithm and [`Stamp::fixed`] give byte-identical
 //! objects; [`Stamp::now`] changes only the UIDs and the dates and times.
@@ -75,6 +79,6 @@ mod stamp;
 pub use error::DicomOutError;
 pub use object::{Algorithm, DicomObject, Finding, Side};
 pub use seg::{segmentation, DEFAULT_DIAMETER_MM, SEG_SERIES_NUMBER};
-pub use source::{SourceInstance, SourceSeries};
-pub use sr::{measurement_report, SR_SERIES_NUMBER};
+pub use source::{SourceFrame, SourceInstance, SourceSeries};
+pub use sr::{measurement_report, NO_FINDING_TEXT, SR_SERIES_NUMBER};
 pub use stamp::Stamp;

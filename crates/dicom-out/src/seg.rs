@@ -8,9 +8,9 @@ use dicom_dictionary_std::{tags, uids};
 use dicom_object::InMemDicomObject;
 
 use crate::codes;
-use crate::items::{code_item, ds_multi, put, put_code, put_empty, put_seq, sop_ref};
+use crate::items::{code_item, ds_multi, image_ref, put, put_code, put_empty, put_seq, sop_ref};
 use crate::object::{base, put_frame_of_reference, Algorithm, DicomObject, Finding, Side};
-use crate::source::SourceInstance;
+use crate::source::{SourceFrame, SourceInstance};
 use crate::stamp::Stamp;
 use crate::{DicomOutError, SourceSeries};
 
@@ -23,14 +23,20 @@ pub const DEFAULT_DIAMETER_MM: f64 = 6.0;
 /// Orientations agreeing within this (unit vector components) are the same.
 const ORIENTATION_TOLERANCE: f64 = 1e-4;
 
-/// One frame: a segment on one source slice.
+/// One frame: a segment on one source plane.
 struct Frame {
     segment: u16,
+    /// Index into the source planes ([`SourceSeries::frames`]).
     slice: usize,
     bits: Vec<bool>,
 }
 
 /// Build a binary Segmentation (PS3.3 A.51, C.8.20) of `findings` on the source series' slices.
+///
+/// The source planes are its single-frame slices, or the frames of a multi-frame image such as
+/// one Enhanced CT Image (PS3.3 A.38) holding the whole series; a frame derived from one of
+/// those cites it by SOP Instance UID and Referenced Frame Number (0008,1160) in its Derivation
+/// Image Sequence, so a viewer puts it on the right frame.
 ///
 /// Segment `k` (1-based, in the order of `findings`) is the ball of the finding's diameter
 /// ([`DEFAULT_DIAMETER_MM`] when it has none) around its centre, sampled at the centres of the
@@ -41,9 +47,10 @@ struct Frame {
 /// segment's Tracking UID is the finding's, as in the measurement report.
 ///
 /// # Errors
-/// [`DicomOutError::Series`] when the source slices are not one stack a segmentation can share
-/// (a multi-frame source, slices without position or orientation, of another orientation,
-/// spacing or size), or it has no FrameOfReferenceUID; [`DicomOutError::Invalid`] for a bad
+/// [`DicomOutError::Series`] when the source planes are not one stack a segmentation can share
+/// (images without position, orientation or pixel spacing, among them a multi-frame image
+/// without per-frame functional groups; planes of another orientation, spacing or size), or it
+/// has no FrameOfReferenceUID; [`DicomOutError::Invalid`] for a bad
 /// finding, none, or more than 65535 of them; [`DicomOutError::Encode`].
 pub fn segmentation(
     source: &SourceSeries,
@@ -69,10 +76,10 @@ pub fn segmentation(
             ),
         });
     }
-    let slices = stack(source)?;
+    let (slices, first_image) = stack(source)?;
     let first = slices[0];
-    let (rows, cols) = (first.rows, first.columns);
-    let [row_mm, col_mm] = first.pixel_spacing_mm.unwrap_or([1.0, 1.0]);
+    let (rows, cols) = (first_image.rows, first_image.columns);
+    let [row_mm, col_mm] = first.pixel_spacing_mm;
 
     let mut frames: Vec<Frame> = Vec::new();
     for (k, f) in findings.iter().enumerate() {
@@ -85,13 +92,11 @@ pub fn segmentation(
         let nearest = slices
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| s.distance_mm(f.centre).map(|d| (d.abs(), i)))
+            .map(|(i, s)| (s.distance_mm(f.centre).abs(), i))
             .min_by(|a, b| a.0.total_cmp(&b.0))
             .map(|(_, i)| i);
         for (si, s) in slices.iter().enumerate() {
-            let (Some(d), Some((u, v))) = (s.distance_mm(f.centre), s.pixel_of(f.centre)) else {
-                continue;
-            };
+            let (d, (u, v)) = (s.distance_mm(f.centre), s.pixel_of(f.centre));
             let mut bits = vec![false; usize::from(rows) * usize::from(cols)];
             let mut any = false;
             if d.abs() <= r {
@@ -241,7 +246,7 @@ pub fn segmentation(
         &mut orientation,
         tags::IMAGE_ORIENTATION_PATIENT,
         VR::DS,
-        ds_multi(&first.orientation.unwrap_or([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])),
+        ds_multi(&first.orientation),
     );
     let mut shared = InMemDicomObject::new_empty();
     put_seq(&mut shared, tags::PIXEL_MEASURES_SEQUENCE, vec![measures]);
@@ -256,9 +261,13 @@ pub fn segmentation(
         vec![shared],
     );
 
+    let image = |fr: &Frame| {
+        let plane = slices[fr.slice];
+        source.instances().get(plane.instance).map(|i| (plane, i))
+    };
     let per_frame: Vec<InMemDicomObject> = frames
         .iter()
-        .map(|fr| frame_item(fr, slices[fr.slice]))
+        .filter_map(|fr| image(fr).map(|(plane, i)| frame_item(fr, plane, i)))
         .collect();
     put_seq(
         &mut o,
@@ -321,8 +330,8 @@ pub fn segmentation(
         ],
     );
 
-    // Common Instance Reference Module (C.12.2): the slices the frames were derived from.
-    let used: BTreeSet<usize> = frames.iter().map(|f| f.slice).collect();
+    // Common Instance Reference Module (C.12.2): the images the frames were derived from.
+    let used: BTreeSet<usize> = frames.iter().map(|f| slices[f.slice].instance).collect();
     let mut series = InMemDicomObject::new_empty();
     put(
         &mut series,
@@ -334,7 +343,8 @@ pub fn segmentation(
         &mut series,
         tags::REFERENCED_INSTANCE_SEQUENCE,
         used.iter()
-            .map(|&i| sop_ref(&slices[i].sop_class_uid, &slices[i].sop_instance_uid))
+            .filter_map(|&i| source.instances().get(i))
+            .map(|i| sop_ref(&i.sop_class_uid, &i.sop_instance_uid))
             .collect(),
     );
     put_seq(&mut o, tags::REFERENCED_SERIES_SEQUENCE, vec![series]);
@@ -348,67 +358,76 @@ pub fn segmentation(
     DicomObject::new(o, "segmentation")
 }
 
-/// The single-frame slices, checked to form one stack of equal orientation, spacing and size.
-fn stack(source: &SourceSeries) -> Result<Vec<&SourceInstance>, DicomOutError> {
+/// The source planes, checked to form one stack of equal orientation, spacing and size, with
+/// the image of the first one (for Rows and Columns).
+fn stack(source: &SourceSeries) -> Result<(Vec<&SourceFrame>, &SourceInstance), DicomOutError> {
     let err = |reason: String| DicomOutError::Series {
         series_uid: source.series_uid().to_string(),
         reason,
     };
     let all = source.instances();
-    if let Some(m) = all.iter().find(|i| i.frames > 1) {
-        return Err(err(format!(
-            "{} is a multi-frame image ({} frames); segmentations are written for series of \
-             single-frame slices only",
-            m.path.display(),
-            m.frames
-        )));
+    let planes = source.frames();
+    // Every image must contribute its planes: one without geometry cannot be drawn on.
+    if let Some((_, m)) = all
+        .iter()
+        .enumerate()
+        .find(|(k, _)| !planes.iter().any(|p| p.instance == *k))
+    {
+        let why = if m.frames > 1 {
+            format!(
+                "is a multi-frame image ({} frames) without per-frame Plane Position in its \
+                 functional groups",
+                m.frames
+            )
+        } else {
+            "has no ImagePositionPatient, ImageOrientationPatient or PixelSpacing".to_string()
+        };
+        return Err(err(format!("{} {why}", m.path.display())));
     }
-    if let Some(m) = all.iter().find(|i| {
-        i.position_mm.is_none() || i.orientation.is_none() || i.pixel_spacing_mm.is_none()
-    }) {
-        return Err(err(format!(
-            "{} has no ImagePositionPatient, ImageOrientationPatient or PixelSpacing",
-            m.path.display()
-        )));
-    }
-    let Some(first) = all.first() else {
+    let Some((first, first_image)) = planes.first().and_then(|p| Some((p, all.get(p.instance)?)))
+    else {
         return Err(err("no instance".into()));
     };
-    for i in all {
-        let same_o = match (i.orientation, first.orientation) {
-            (Some(a), Some(b)) => a
-                .iter()
-                .zip(b.iter())
-                .all(|(x, y)| (x - y).abs() <= ORIENTATION_TOLERANCE),
-            _ => false,
+    for p in planes {
+        let Some(i) = all.get(p.instance) else {
+            return Err(err("a plane of no image".into()));
         };
-        let same_s = match (i.pixel_spacing_mm, first.pixel_spacing_mm) {
-            (Some(a), Some(b)) => (a[0] - b[0]).abs() <= 1e-6 && (a[1] - b[1]).abs() <= 1e-6,
-            _ => false,
-        };
-        if !same_o || !same_s || i.rows != first.rows || i.columns != first.columns {
+        let same_o = p
+            .orientation
+            .iter()
+            .zip(first.orientation.iter())
+            .all(|(x, y)| (x - y).abs() <= ORIENTATION_TOLERANCE);
+        let same_s = (p.pixel_spacing_mm[0] - first.pixel_spacing_mm[0]).abs() <= 1e-6
+            && (p.pixel_spacing_mm[1] - first.pixel_spacing_mm[1]).abs() <= 1e-6;
+        if !same_o || !same_s || i.rows != first_image.rows || i.columns != first_image.columns {
             return Err(err(format!(
-                "{} differs from {} in orientation, pixel spacing or size; one segmentation \
+                "{}{} differs from {} in orientation, pixel spacing or size; one segmentation \
                  cannot share their geometry",
                 i.path.display(),
-                first.path.display()
+                p.frame_number
+                    .map(|n| format!(" frame {n}"))
+                    .unwrap_or_default(),
+                first_image.path.display()
             )));
         }
     }
-    if first.rows == 0 || first.columns == 0 {
-        return Err(err(format!("{} has no Rows/Columns", first.path.display())));
+    if first_image.rows == 0 || first_image.columns == 0 {
+        return Err(err(format!(
+            "{} has no Rows/Columns",
+            first_image.path.display()
+        )));
     }
-    Ok(all.iter().collect())
+    Ok((planes.iter().collect(), first_image))
 }
 
-/// Mean distance between consecutive slice positions along the normal, mm.
-fn spacing_between(slices: &[&SourceInstance]) -> Option<f64> {
-    let n = slices.first()?.normal()?;
+/// Mean distance between consecutive plane positions along the normal, mm.
+fn spacing_between(slices: &[&SourceFrame]) -> Option<f64> {
+    let n = slices.first()?.normal();
     let pos: Vec<f64> = slices
         .iter()
-        .filter_map(|s| {
-            s.position_mm
-                .map(|p| p[0] * n[0] + p[1] * n[1] + p[2] * n[2])
+        .map(|s| {
+            let p = s.position_mm;
+            p[0] * n[0] + p[1] * n[1] + p[2] * n[2]
         })
         .collect();
     if pos.len() < 2 {
@@ -462,8 +481,12 @@ fn segment_item(number: u16, f: &Finding, algorithm: &Algorithm) -> InMemDicomOb
     s
 }
 
-fn frame_item(fr: &Frame, slice: &SourceInstance) -> InMemDicomObject {
-    let mut src = sop_ref(&slice.sop_class_uid, &slice.sop_instance_uid);
+fn frame_item(fr: &Frame, plane: &SourceFrame, image: &SourceInstance) -> InMemDicomObject {
+    let mut src = image_ref(
+        &image.sop_class_uid,
+        &image.sop_instance_uid,
+        plane.frame_number,
+    );
     put_code(
         &mut src,
         tags::PURPOSE_OF_REFERENCE_CODE_SEQUENCE,
@@ -489,7 +512,7 @@ fn frame_item(fr: &Frame, slice: &SourceInstance) -> InMemDicomObject {
         &mut position,
         tags::IMAGE_POSITION_PATIENT,
         VR::DS,
-        ds_multi(&slice.position_mm.unwrap_or([0.0; 3])),
+        ds_multi(&plane.position_mm),
     );
     let mut ident = InMemDicomObject::new_empty();
     put(

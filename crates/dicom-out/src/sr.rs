@@ -13,6 +13,9 @@ use crate::{DicomOutError, SourceSeries};
 /// Series Number of the report's series.
 pub const SR_SERIES_NUMBER: i32 = 9901;
 
+/// The words of a report with no finding (a TEXT item "Finding" under Qualitative Evaluations).
+pub const NO_FINDING_TEXT: &str = "No lung nodule at or above Speck's operating point";
+
 /// Build the TID 1500 measurement report of `findings` (in the order given) on `source`.
 ///
 /// The content tree (PS3.16 TID 1500, with TID 1204, 1001/1004, 1410, 4019, 1419/300):
@@ -23,7 +26,7 @@ pub const SR_SERIES_NUMBER: i32 = 9901;
 ///   HAS OBS CONTEXT  CODE Observer Type = Device; UIDREF Device Observer UID;
 ///                    TEXT Device Observer Name / Manufacturer / Model Name
 ///   HAS CONCEPT MOD  CODE Procedure reported = CT unspecified body region (25045-6, LN)
-///   CONTAINS CONTAINER Imaging Measurements (126010, DCM)
+///   CONTAINS CONTAINER Imaging Measurements (126010, DCM)             when there are findings
 ///     CONTAINS CONTAINER Measurement Group (125007, DCM)           TID 1410, one per finding
 ///       HAS OBS CONTEXT  TEXT Tracking Identifier = "Nodule <rank>"
 ///       HAS OBS CONTEXT  UIDREF Tracking Unique Identifier
@@ -34,15 +37,31 @@ pub const SR_SERIES_NUMBER: i32 = 9901;
 ///       CONTAINS         SCOORD3D Image Region: POINT (x, y, z) in the series' frame of reference
 ///       CONTAINS         NUM Diameter (mm), NUM Volume (mm3), NUM Certainty of Finding (%)
 ///                          INFERRED FROM IMAGE Source of Measurement = the nearest source slice
+///                          (with its Referenced Frame Number when it is a frame of a multi-frame
+///                          image, e.g. Enhanced CT)
 /// ```
 ///
 /// The evidence (Current Requested Procedure Evidence Sequence) lists every instance of the
 /// source series: the detector used them all.
 ///
+/// **No finding** gives a report too, so that every scanned series has one in the PACS. It has
+/// no Imaging Measurements container (a container without children would have to go without
+/// its Content Sequence, and highdicom cannot read that) but a Qualitative Evaluations one
+/// (TID 1500 row 12), saying it with a code and in words:
+///
+/// ```text
+///   CONTAINS CONTAINER Qualitative Evaluations (C0034375, UMLS)
+///     CONTAINS CODE Nodule (27925004, SCT) = Absent (272519000, SCT)
+///     CONTAINS TEXT Finding (121071, DCM) = "No lung nodule at or above Speck's operating point"
+/// ```
+///
+/// DCMTK's TID 1500 implementation (`TID1500_MeasurementReport::isValid`) accepts a report with
+/// either container, dciodvfy finds no error, and highdicom reads it as a report with no
+/// measurement groups.
+///
 /// # Errors
-/// [`DicomOutError::Invalid`] for no finding at all (TID 1500 requires at least one measurement
-/// group, so "nothing found" is not a measurement report), or a finding with a non-finite centre
-/// or a probability outside `[0, 1]`; [`DicomOutError::Series`] when the source has no FrameOfReferenceUID;
+/// [`DicomOutError::Invalid`] for a finding with a non-finite centre or a probability outside
+/// `[0, 1]`; [`DicomOutError::Series`] when the source has no FrameOfReferenceUID;
 /// [`DicomOutError::Encode`] when dicom-rs refuses the object.
 pub fn measurement_report(
     source: &SourceSeries,
@@ -50,12 +69,6 @@ pub fn measurement_report(
     algorithm: &Algorithm,
     stamp: &Stamp,
 ) -> Result<DicomObject, DicomOutError> {
-    if findings.is_empty() {
-        return Err(DicomOutError::Invalid {
-            what: "measurement report".into(),
-            reason: "no finding to report: TID 1500 needs at least one measurement group".into(),
-        });
-    }
     for f in findings {
         f.check()?;
     }
@@ -169,12 +182,24 @@ pub fn measurement_report(
         .iter()
         .map(|f| group(source, f, algorithm, &frame_uid))
         .collect();
-    root.push(items::container(
-        Rel::Contains,
-        codes::IMAGING_MEASUREMENTS,
-        None,
-        groups,
-    ));
+    if groups.is_empty() {
+        root.push(items::container(
+            Rel::Contains,
+            codes::QUALITATIVE_EVALUATIONS,
+            None,
+            vec![
+                items::code(Rel::Contains, codes::NODULE, codes::ABSENT, Vec::new()),
+                items::text(Rel::Contains, codes::FINDING, NO_FINDING_TEXT),
+            ],
+        ));
+    } else {
+        root.push(items::container(
+            Rel::Contains,
+            codes::IMAGING_MEASUREMENTS,
+            None,
+            groups,
+        ));
+    }
     put_seq(&mut o, tags::CONTENT_SEQUENCE, root);
     DicomObject::new(o, "measurement report")
 }
@@ -236,15 +261,18 @@ fn group(
         [p.x_mm, p.y_mm, p.z_mm],
         frame_uid,
     ));
-    let slice = source.nearest_instance(p);
+    let slice = source
+        .nearest_frame(p)
+        .and_then(|f| Some((source.instances().get(f.instance)?, f.frame_number)));
     let source_of = || -> Vec<InMemDicomObject> {
         slice
-            .map(|i| {
+            .map(|(i, frame)| {
                 items::image(
                     Rel::InferredFrom,
                     codes::SOURCE_OF_MEASUREMENT,
                     &i.sop_class_uid,
                     &i.sop_instance_uid,
+                    frame,
                 )
             })
             .into_iter()

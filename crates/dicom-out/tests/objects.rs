@@ -15,6 +15,9 @@ use speck_dicom_out::{
 use speck_volume::dicom::{write_series, DicomWriteOptions};
 use speck_volume::{Direction, Geometry, Provenance, Spacing, Volume, WorldPoint};
 
+#[path = "support/enhanced.rs"]
+mod enhanced;
+
 const SERIES: &str = "1.2.826.0.1.3680043.10.1234.1";
 
 /// A 12 x 40 x 48 series at 0.8 x 0.7 mm, 2 mm slices, into `dir`; its files.
@@ -353,8 +356,6 @@ fn bad_inputs_are_errors_that_say_why() {
     f[0].probability = 1.5;
     let err = measurement_report(&source, &f, &algorithm(), &stamp).expect_err("p > 1");
     assert!(err.to_string().contains("finding 1"), "{err}");
-    let err = measurement_report(&source, &[], &algorithm(), &stamp).expect_err("no finding");
-    assert!(err.to_string().contains("no finding"), "{err}");
     let err = segmentation(&source, &[], &algorithm(), &stamp).expect_err("no finding");
     assert!(err.to_string().contains("no finding"), "{err}");
     let mut f = findings(&stamp);
@@ -392,5 +393,167 @@ fn dciodvfy_finds_no_error_in_the_report_or_the_segmentation() {
         let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("Error")).collect();
         assert!(errors.is_empty(), "{name}:\n{report}");
         eprintln!("{name}: dciodvfy:\n{report}");
+    }
+}
+
+#[test]
+fn no_finding_gives_a_report_with_no_measurement_group_and_no_segmentation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = series(&dir.path().join("ct"));
+    let source = SourceSeries::read(&files, SERIES).expect("source");
+    let stamp = Stamp::now();
+    let sr = measurement_report(&source, &[], &algorithm(), &stamp).expect("an empty report");
+    let (p, obj) = read(&sr.to_bytes().expect("bytes"), dir.path(), "sr.dcm");
+    assert_eq!(text(&obj, tags::COMPLETION_FLAG), "COMPLETE");
+    // No Imaging Measurements container (126010, DCM); Qualitative Evaluations (C0034375, UMLS)
+    // saying Nodule = Absent, in code and in words.
+    let root = items(&obj, tags::CONTENT_SEQUENCE);
+    assert!(!root.iter().any(|i| concept(i) == "126010"));
+    let qualitative: Vec<&InMemDicomObject> =
+        root.iter().filter(|i| concept(i) == "C0034375").collect();
+    assert_eq!(qualitative.len(), 1);
+    assert_eq!(text(qualitative[0], tags::VALUE_TYPE), "CONTAINER");
+    let said = items(qualitative[0], tags::CONTENT_SEQUENCE);
+    assert_eq!(said.len(), 2);
+    assert_eq!(concept(&said[0]), "27925004");
+    let value = items(&said[0], tags::CONCEPT_CODE_SEQUENCE);
+    assert_eq!(text(&value[0], tags::CODE_VALUE), "272519000");
+    assert_eq!(
+        text(&said[1], tags::TEXT_VALUE),
+        speck_dicom_out::NO_FINDING_TEXT
+    );
+    // The evidence still lists every instance the detector looked at.
+    let study = items(&obj, tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE);
+    let series = items(&study[0], tags::REFERENCED_SERIES_SEQUENCE);
+    assert_eq!(items(&series[0], tags::REFERENCED_SOP_SEQUENCE).len(), 12);
+    if let Some(report) = dciodvfy(&p) {
+        let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("Error")).collect();
+        assert!(errors.is_empty(), "{report}");
+    }
+    // A segmentation of nothing is not valid DICOM (Segment Sequence: one or more items).
+    let err = segmentation(&source, &[], &algorithm(), &stamp).expect_err("no finding");
+    assert!(err.to_string().contains("no finding"), "{err}");
+}
+
+/// Referenced SOP Instance UID and Referenced Frame Number (0 when absent) of a reference item.
+fn cited(r: &InMemDicomObject) -> (String, u32) {
+    let frame = text(r, tags::REFERENCED_FRAME_NUMBER).parse().unwrap_or(0);
+    (text(r, tags::REFERENCED_SOP_INSTANCE_UID), frame)
+}
+
+fn position(obj: &InMemDicomObject) -> Vec<f64> {
+    let p = items(obj, tags::PLANE_POSITION_SEQUENCE);
+    p[0].element(tags::IMAGE_POSITION_PATIENT)
+        .expect("IPP")
+        .to_multi_float64()
+        .expect("IPP")
+}
+
+#[test]
+fn an_enhanced_ct_source_is_cited_by_frame_number() {
+    const ENHANCED: &str = "1.2.826.0.1.3680043.10.1234.77";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = series(&dir.path().join("ct"));
+    let file = enhanced::enhanced_from_series(&files, &dir.path().join("enh/ct.dcm"), ENHANCED);
+    let slices = SourceSeries::read(&files, SERIES).expect("slices");
+    let source = SourceSeries::read(std::slice::from_ref(&file), SERIES).expect("enhanced");
+    assert_eq!(source.instances().len(), 1);
+    assert_eq!(source.instances()[0].frames, 12);
+    // Twelve planes, sorted along the normal like the slices; stored in reverse, so the
+    // lowest plane is frame 12.
+    assert_eq!(source.frames().len(), 12);
+    for (k, (f, s)) in source.frames().iter().zip(slices.frames()).enumerate() {
+        assert_eq!(f.frame_number, Some(12 - k as u32));
+        assert_eq!(f.position_mm, s.position_mm);
+        assert_eq!(s.frame_number, None);
+    }
+
+    let stamp = Stamp::fixed(5, "20250101", "101010");
+    let f = findings(&stamp);
+    // The report: each measurement is inferred from the enhanced image, at the frame of the
+    // slice nearest to the finding.
+    let sr = measurement_report(&source, &f, &algorithm(), &stamp).expect("report");
+    let (sr_path, obj) = read(&sr.to_bytes().expect("bytes"), dir.path(), "sr.dcm");
+    let root = items(&obj, tags::CONTENT_SEQUENCE);
+    let measurements = root
+        .iter()
+        .find(|i| concept(i) == "126010")
+        .expect("126010");
+    let groups = items(measurements, tags::CONTENT_SEQUENCE);
+    assert_eq!(groups.len(), 2);
+    for (g, finding) in groups.iter().zip(&f) {
+        let want_z = slices
+            .nearest_frame(finding.centre)
+            .expect("slice")
+            .position_mm;
+        let want = source
+            .frames()
+            .iter()
+            .find(|p| p.position_mm == want_z)
+            .and_then(|p| p.frame_number)
+            .expect("frame");
+        let nums: Vec<InMemDicomObject> = items(g, tags::CONTENT_SEQUENCE)
+            .into_iter()
+            .filter(|i| text(i, tags::VALUE_TYPE) == "NUM")
+            .collect();
+        assert!(!nums.is_empty());
+        for n in nums {
+            let img = &items(&n, tags::CONTENT_SEQUENCE)[0];
+            let r = &items(img, tags::REFERENCED_SOP_SEQUENCE)[0];
+            assert_eq!(cited(r), (ENHANCED.to_string(), want));
+        }
+    }
+
+    // The segmentation: the same frames and bits as on the slices, each derived from the frame
+    // at its position.
+    let seg = segmentation(&source, &f, &algorithm(), &stamp).expect("seg");
+    let on_slices = segmentation(&slices, &f, &algorithm(), &stamp).expect("seg of slices");
+    let (seg_path, obj) = read(&seg.to_bytes().expect("bytes"), dir.path(), "seg.dcm");
+    let (_, other) = read(
+        &on_slices.to_bytes().expect("bytes"),
+        dir.path(),
+        "seg0.dcm",
+    );
+    let pixels = |o: &InMemDicomObject| {
+        o.element(tags::PIXEL_DATA)
+            .expect("px")
+            .to_bytes()
+            .expect("px")
+            .into_owned()
+    };
+    assert_eq!(pixels(&obj), pixels(&other));
+    let frames = items(&obj, tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE);
+    assert_eq!(
+        frames.len(),
+        items(&other, tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE).len()
+    );
+    for fr in &frames {
+        let d = &items(fr, tags::DERIVATION_IMAGE_SEQUENCE)[0];
+        let (uid, number) = cited(&items(d, tags::SOURCE_IMAGE_SEQUENCE)[0]);
+        assert_eq!(uid, ENHANCED);
+        let plane = source
+            .frames()
+            .iter()
+            .find(|p| p.frame_number == Some(number))
+            .expect("a frame of the source");
+        let at = position(fr);
+        for a in 0..3 {
+            assert!(
+                (plane.position_mm[a] - at[a]).abs() < 1e-6,
+                "{:?} vs {at:?}",
+                plane.position_mm
+            );
+        }
+    }
+    let series_refs = items(&obj, tags::REFERENCED_SERIES_SEQUENCE);
+    let refs = items(&series_refs[0], tags::REFERENCED_INSTANCE_SEQUENCE);
+    assert_eq!(refs.len(), 1);
+    assert_eq!(cited(&refs[0]).0, ENHANCED);
+
+    for p in [sr_path, seg_path] {
+        if let Some(report) = dciodvfy(&p) {
+            let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("Error")).collect();
+            assert!(errors.is_empty(), "{}:\n{report}", p.display());
+        }
     }
 }

@@ -710,12 +710,18 @@ fn reported_findings(
         .collect()
 }
 
+/// The `scan.json` note of a scan with `--dicom-seg` and no reported finding.
+const NO_SEG_WITHOUT_FINDINGS: &str = "--dicom-seg: no seg.dcm: no finding to segment (a DICOM \
+     Segmentation needs at least one segment); sr.dcm, when asked for, reports no findings";
+
 /// `--dicom-sr` / `--dicom-seg`: write `sr.dcm` / `seg.dcm` (atomically) for a DICOM series,
 /// or say in a warning why not; remove those of an earlier run that are not asked for now.
 ///
-/// An object that cannot be built (a source without frame of reference, a multi-frame series
-/// for the segmentation, a NIfTI or MetaImage input) is a warning of the scan, not a failure:
-/// the candidates stand. Only an I/O error fails the scan (stage `write`).
+/// With no reported finding the report is written (it says so) and the segmentation is not (it
+/// would have no segment); `scan.json` notes it. An object that cannot be built (a source without
+/// frame of reference, slices of mixed geometry for the segmentation, a NIfTI or MetaImage
+/// input) is a warning of the scan, not a failure: the candidates stand. Only an I/O error fails
+/// the scan (stage `write`).
 #[allow(clippy::too_many_arguments)]
 fn write_dicom(
     item: &Item,
@@ -740,6 +746,29 @@ fn write_dicom(
     if !ctx.opts.dicom_sr && !ctx.opts.dicom_seg {
         return Ok(());
     }
+    build_dicom(item, paths, ctx, format, files, rows, outputs, warnings)?;
+    // An object asked for but not written now (no finding to segment, or it could not be built:
+    // the warnings say why) must not stay from an earlier run: it would describe other findings.
+    for (path, name) in [(&paths.dicom_sr, "sr.dcm"), (&paths.dicom_seg, "seg.dcm")] {
+        if !outputs.iter().any(|o| o == name) && path.exists() {
+            std::fs::remove_file(path)?;
+        }
+    }
+    Ok(())
+}
+
+/// The building half of [`write_dicom`]: the objects asked for, or the warning why not.
+#[allow(clippy::too_many_arguments)]
+fn build_dicom(
+    item: &Item,
+    paths: &ScanPaths,
+    ctx: &Ctx<'_>,
+    format: Format,
+    files: &[PathBuf],
+    rows: &[CandidateRow],
+    outputs: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> std::io::Result<()> {
     let warn = |warnings: &mut Vec<String>, w: String| {
         tracing::warn!("scans/{}: {w}", item.id);
         warnings.push(w);
@@ -773,13 +802,9 @@ fn write_dicom(
     let algorithm = speck_dicom_out::Algorithm::speck(vec![
         serde_json::to_string(&ctx.models).unwrap_or_default()
     ]);
-    if findings.is_empty() {
-        // TID 1500 needs a measurement group and a segmentation a segment: "nothing found" is
-        // in candidates.csv and summary.csv, not in DICOM.
-        warnings.push(format!("{flags}: nothing written: no finding to report"));
-        return Ok(());
-    }
     if ctx.opts.dicom_sr {
+        // Written with no finding too: the report then says "nothing to measure" (an empty
+        // Imaging Measurements container), so every scanned series has one in the PACS.
         match speck_dicom_out::measurement_report(&source, &findings, &algorithm, &stamp)
             .and_then(|o| o.to_bytes())
         {
@@ -791,14 +816,21 @@ fn write_dicom(
         }
     }
     if ctx.opts.dicom_seg {
-        match speck_dicom_out::segmentation(&source, &findings, &algorithm, &stamp)
-            .and_then(|o| o.to_bytes())
-        {
-            Ok(bytes) => {
-                atomic::write_atomic(&paths.dicom_seg, &bytes)?;
-                outputs.push("seg.dcm".into());
+        if findings.is_empty() {
+            // A segmentation needs at least one segment: with nothing found there is none to
+            // write. Said in scan.json (not a warning on stderr: nothing is wrong).
+            tracing::info!("scans/{}: no seg.dcm: no finding to segment", item.id);
+            warnings.push(NO_SEG_WITHOUT_FINDINGS.into());
+        } else {
+            match speck_dicom_out::segmentation(&source, &findings, &algorithm, &stamp)
+                .and_then(|o| o.to_bytes())
+            {
+                Ok(bytes) => {
+                    atomic::write_atomic(&paths.dicom_seg, &bytes)?;
+                    outputs.push("seg.dcm".into());
+                }
+                Err(e) => warn(warnings, format!("no seg.dcm: {e}")),
             }
-            Err(e) => warn(warnings, format!("no seg.dcm: {e}")),
         }
     }
     Ok(())
