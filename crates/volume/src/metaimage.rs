@@ -49,7 +49,9 @@ use flate2::Compression;
 use ndarray::Array3;
 
 use crate::rawdata::{self, ElemType, Layout, Scale};
-use crate::{Direction, LoadOptions, Provenance, Spacing, Volume, VolumeError, WorldPoint};
+use crate::{
+    Direction, Format, LoadOptions, Probe, Provenance, Spacing, Volume, VolumeError, WorldPoint,
+};
 
 /// Largest header Speck reads (a real one is well under 1 KiB).
 const MAX_HEADER_BYTES: u64 = 1 << 20;
@@ -449,6 +451,21 @@ pub fn data_file(path: &Path) -> Result<PathBuf, VolumeError> {
     Ok(data_location(path, &h)?.0)
 }
 
+/// What the header of the MetaImage `path` says, for [`crate::probe`]: checked as
+/// [`read_metaimage`] checks it; the data file is not opened.
+pub(crate) fn probe_metaimage(path: &Path) -> Result<Probe, VolumeError> {
+    let is_mha = is_mha(path);
+    let h = parse_header(path, &read_header_bytes(path, is_mha)?, is_mha)?;
+    let [x, y, z] = h.dims_xyz;
+    Ok(Probe {
+        format: Format::MetaImage,
+        series_uid: Some(crate::stem_uid(path)),
+        shape_zyx: [z, y, x],
+        spacing: Some(h.geometry.spacing),
+        bytes_per_voxel: h.elem.size() as u32,
+    })
+}
+
 /// True for an `.mha` (header and data in one file).
 fn is_mha(path: &Path) -> bool {
     path.extension()
@@ -607,7 +624,7 @@ pub fn read_metaimage(path: &Path, options: &LoadOptions) -> Result<Volume, Volu
         .map_err(|e| VolumeError::malformed(path, format!("voxel count: {e}")))?;
     let provenance = Provenance {
         source: Some(path.to_path_buf()),
-        series_uid: Some(crate::open::stem_uid(path)),
+        series_uid: Some(crate::stem_uid(path)),
         warnings,
         ..Provenance::default()
     };
