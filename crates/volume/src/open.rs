@@ -9,14 +9,46 @@ use std::path::Path;
 
 use crate::{Limits, Volume, VolumeError};
 
-/// Options for [`open_with`].
+/// Options for [`open_with`], built by chaining setters on the defaults:
+///
+/// ```
+/// use speck_volume::{Limits, LoadOptions};
+/// let options = LoadOptions::new()
+///     .series_uid("1.2.840.113619.2.55.3".to_string())
+///     .limits(Limits { max_voxels: 1 << 28, ..Limits::default() });
+/// assert_eq!(options.series_uid.as_deref(), Some("1.2.840.113619.2.55.3"));
+/// ```
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct LoadOptions {
     /// Bounds on allocations, checked against each header before anything is allocated.
     pub limits: Limits,
     /// For DICOM folders: load this SeriesInstanceUID instead of the largest axial CT stack.
     /// Ignored for NIfTI and MetaImage files, which hold one image.
     pub series_uid: Option<String>,
+}
+
+impl LoadOptions {
+    /// The defaults: [`Limits::default`], and for DICOM folders the largest axial CT stack.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bound allocations by `limits` (checked against each header before anything is
+    /// allocated).
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// For DICOM folders: load this SeriesInstanceUID (`None`: the largest axial CT stack).
+    /// Ignored for NIfTI and MetaImage files, which hold one image.
+    #[must_use]
+    pub fn series_uid(mut self, series_uid: impl Into<Option<String>>) -> Self {
+        self.series_uid = series_uid.into();
+        self
+    }
 }
 
 /// The kind of file or folder [`open_with`] recognised.

@@ -83,10 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         // DICOM series only: the folder as before (the largest axial CT stack, the others listed).
     }
-    let options = LoadOptions {
-        series_uid: series,
-        ..LoadOptions::default()
-    };
+    let options = LoadOptions::new().series_uid(series);
     // VolumeError already names the file and the reason (its Display includes its source).
     let volume = open_with(&path, &options).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut report = report(&volume);

@@ -414,10 +414,9 @@ fn process(item: &Item, ctx: &Ctx<'_>, on_progress: &(dyn Fn(f32) + Sync)) -> Ou
     // Load.
     on_progress(0.0);
     let t_load = Instant::now();
-    // Field by field, so options the loader adds later keep their defaults.
-    let mut load_opts = LoadOptions::default();
-    load_opts.limits = limits;
-    load_opts.series_uid = series_uid.clone();
+    let load_opts = LoadOptions::new()
+        .limits(limits)
+        .series_uid(series_uid.clone());
     // A DICOM series in a folder is read from the files discovery found for it, so that a flat
     // export of many series is not read once per series.
     let loaded = if format == Format::Dicom && !files.is_empty() && path.is_dir() {

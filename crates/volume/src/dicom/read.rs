@@ -139,10 +139,7 @@ pub(crate) fn read_pixels(
     let h = read_header(path)?
         .ok_or_else(|| VolumeError::malformed(path, "this DICOM file holds no image"))?;
     let (n, rows, cols) = (h.n_frames as usize, h.rows as usize, h.cols as usize);
-    let options = LoadOptions {
-        limits: *limits,
-        series_uid: None,
-    };
+    let options = LoadOptions::new().limits(*limits);
     check_limits(&options, path, [n, rows, cols], 0, false)?;
     let bytes = (n as u64)
         .saturating_mul(rows as u64)
