@@ -153,10 +153,7 @@ fn main() {
 
     // Loading one series as a scan does: from its files, or from the folder by SeriesInstanceUID.
     let s0 = &survey.series[0];
-    let opts = LoadOptions {
-        series_uid: Some(s0.series_uid.clone()),
-        ..LoadOptions::default()
-    };
+    let opts = LoadOptions::new().series_uid(s0.series_uid.clone());
     let (by_files, v1) = best_of(repeats, || {
         read_series_files(&flat, &s0.files, &opts).unwrap_or_else(|e| panic!("{e}"))
     });

@@ -37,29 +37,20 @@ class Scan:
 
 
 def _read_mhd(path: str) -> Scan:
-    hdr = {}
-    with open(path) as f:
-        for line in f:
-            if "=" in line:
-                k, v = line.split("=", 1)
-                hdr[k.strip()] = v.strip()
-    dims = [int(v) for v in hdr["DimSize"].split()]  # x y z
-    sp = [float(v) for v in hdr["ElementSpacing"].split()]
-    off = [float(v) for v in hdr.get("Offset", hdr.get("Origin", "0 0 0")).split()]
-    tm = [float(v) for v in hdr.get("TransformMatrix", "1 0 0 0 1 0 0 0 1").split()]
-    etype = {"MET_SHORT": np.int16, "MET_USHORT": np.uint16, "MET_FLOAT": np.float32,
-             "MET_UCHAR": np.uint8, "MET_CHAR": np.int8, "MET_INT": np.int32}[hdr["ElementType"]]
-    raw = os.path.join(os.path.dirname(path), hdr["ElementDataFile"])
-    if raw.endswith(".gz") or hdr.get("CompressedData", "False").lower() == "true":
-        import zlib
-        with open(raw, "rb") as f:
-            data = np.frombuffer(zlib.decompress(f.read()), dtype=etype)
-    else:
-        data = np.fromfile(raw, dtype=etype)
-    hu = data.reshape(dims[::-1]).astype(np.int16)
-    # MetaImage TransformMatrix lists direction cosines column by column (ITK convention).
-    d = np.array(tm).reshape(3, 3).T
-    return Scan(hu, np.array(off), np.array(sp[::-1]), d)
+    """A MetaImage (.mhd + data file), read by SimpleITK (ITK's MetaImageIO and its geometry)."""
+    import SimpleITK as sitk
+
+    return _from_sitk(sitk.ReadImage(path))
+
+
+def _from_sitk(img) -> Scan:
+    """A SimpleITK image as a Scan (HU cast to int16)."""
+    import SimpleITK as sitk
+
+    hu = sitk.GetArrayFromImage(img).astype(np.int16)
+    # GetDirection is row-major with the x, y, z index axes as columns, as Scan.direction wants.
+    return Scan(hu, np.array(img.GetOrigin()), np.array(img.GetSpacing()[::-1]),
+                np.array(img.GetDirection()).reshape(3, 3))
 
 
 def _read_nifti(path: str) -> Scan:
@@ -91,10 +82,7 @@ def read_scan(path: str) -> Scan:
 
         r = sitk.ImageSeriesReader()
         r.SetFileNames(r.GetGDCMSeriesFileNames(path))
-        img = r.Execute()
-        hu = sitk.GetArrayFromImage(img).astype(np.int16)
-        return Scan(hu, np.array(img.GetOrigin()), np.array(img.GetSpacing()[::-1]),
-                    np.array(img.GetDirection()).reshape(3, 3))
+        return _from_sitk(r.Execute())
     raise ValueError(f"unsupported scan path {path}")
 
 

@@ -49,10 +49,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let detector = builder.build()?;
 
     // 2. The scan: a DICOM folder is searched recursively; one series is loaded.
-    let options = LoadOptions {
-        series_uid: series,
-        ..LoadOptions::default()
-    };
+    let options = LoadOptions::new().series_uid(series);
     let volume = speck::open_with(Path::new(&input), &options)?;
     let p = volume.provenance();
     eprintln!(

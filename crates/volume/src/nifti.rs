@@ -56,7 +56,8 @@ use ndarray::{Array3, ArrayView3};
 
 use crate::rawdata::{self, ElemType, Layout, Scale};
 use crate::{
-    Direction, Geometry, LoadOptions, Provenance, Spacing, Volume, VolumeError, WorldPoint,
+    Direction, Format, Geometry, LoadOptions, Probe, Provenance, Spacing, Volume, VolumeError,
+    WorldPoint,
 };
 
 const HEADER_BYTES: usize = 348;
@@ -87,6 +88,16 @@ struct Header {
     geometry: Geometry,
     affine_source: AffineSource,
     warnings: Vec<String>,
+}
+
+/// What the header declares about the image's size, checked as far as sizing it needs.
+struct Declared {
+    /// 348 (NIfTI-1) or 540 (NIfTI-2).
+    header_len: u64,
+    big_endian: bool,
+    dims_xyz: [u64; 3],
+    elem: ElemType,
+    raw: RawFields,
 }
 
 struct Fields<'a> {
@@ -222,7 +233,9 @@ fn header_len(first4: [u8; 4]) -> Option<usize> {
     })
 }
 
-fn parse_header(path: &Path, b: &[u8]) -> Result<Header, VolumeError> {
+/// The first checks of a header, enough to size the image: `sizeof_hdr`, magic, dimensions and
+/// data type.
+fn parse_declared(path: &Path, b: &[u8]) -> Result<Declared, VolumeError> {
     if b.len() < HEADER_BYTES {
         return Err(VolumeError::malformed(
             path,
@@ -282,7 +295,6 @@ fn parse_header(path: &Path, b: &[u8]) -> Result<Header, VolumeError> {
     } else {
         HEADER_BYTES
     };
-    let mut warnings = Vec::new();
 
     // Dimensions.
     let ndim = raw.ndim;
@@ -340,102 +352,129 @@ fn parse_header(path: &Path, b: &[u8]) -> Result<Header, VolumeError> {
             ))
         }
     };
-    let bitpix = raw.bitpix;
-    if bitpix as usize != elem.size() * 8 {
-        warnings.push(format!(
-            "bitpix is {bitpix} but datatype {datatype} has {} bits; the datatype was used",
-            elem.size() * 8
-        ));
-    }
-
-    // Data offset.
-    let vox_offset_f = raw.vox_offset;
-    if !vox_offset_f.is_finite() || vox_offset_f.fract() != 0.0 {
-        return Err(VolumeError::malformed(
-            path,
-            format!("vox_offset is {vox_offset_f}, expected a whole number of bytes"),
-        ));
-    }
-    if vox_offset_f < header_bytes as f64 {
-        return Err(VolumeError::malformed(
-            path,
-            format!("vox_offset is {vox_offset_f}, inside the {header_bytes}-byte header"),
-        ));
-    }
-    let vox_offset = vox_offset_f as u64;
-
-    // Intensity scaling.
-    let (slope, inter) = (raw.slope, raw.inter);
-    let scale = if slope.is_nan() || slope == 0.0 {
-        Scale::IDENTITY
-    } else if slope.is_infinite() || inter.is_infinite() {
-        return Err(VolumeError::malformed(
-            path,
-            format!("scl_slope {slope} / scl_inter {inter} is infinite"),
-        ));
-    } else {
-        Scale {
-            slope,
-            inter: if inter.is_nan() { 0.0 } else { inter },
-        }
-    };
-
-    // Geometry.
-    let unit_scale = match raw.units & 0x07 {
-        1 => 1000.0,
-        3 => 0.001,
-        _ => 1.0,
-    };
-    let pixdim = raw.pixdim;
-    let (qform_code, sform_code) = (raw.qform_code, raw.sform_code);
-    let (ras, affine_source) = if sform_code > 0 {
-        (raw.srow, AffineSource::Sform)
-    } else if qform_code > 0 {
-        (
-            qform_affine(raw.quatern, raw.qoffset, &pixdim, &mut warnings),
-            AffineSource::Qform,
-        )
-    } else {
-        warnings.push(
-            "neither sform nor qform is set: geometry from pixdim only, origin 0, orientation \
-             unknown (identity in LPS assumed, as SimpleITK reads such a file)"
-                .into(),
-        );
-        let d = |i: usize| {
-            if pixdim[i] > 0.0 && pixdim[i].is_finite() {
-                pixdim[i]
-            } else {
-                1.0
-            }
-        };
-        (
-            [
-                // RAS rows of an LPS identity: negated x and y.
-                [-d(1), 0.0, 0.0, 0.0],
-                [0.0, -d(2), 0.0, 0.0],
-                [0.0, 0.0, d(3), 0.0],
-            ],
-            AffineSource::Pixdim,
-        )
-    };
-    let mut ras = ras;
-    for row in ras.iter_mut() {
-        for v in row.iter_mut() {
-            *v *= unit_scale;
-        }
-    }
-    let geometry = geometry_from_ras(path, ras, &mut warnings)?;
-    Ok(Header {
+    Ok(Declared {
         header_len: header_bytes as u64,
         big_endian,
         dims_xyz,
         elem,
-        vox_offset,
-        scale,
-        geometry,
-        affine_source,
-        warnings,
+        raw,
     })
+}
+
+/// The whole header, checked: [`parse_declared`], then data offset, scaling and geometry.
+fn parse_header(path: &Path, b: &[u8]) -> Result<Header, VolumeError> {
+    parse_declared(path, b)?.check(path)
+}
+
+impl Declared {
+    /// Check the rest of the header (data offset, scaling, geometry).
+    fn check(self, path: &Path) -> Result<Header, VolumeError> {
+        let Declared {
+            header_len,
+            big_endian,
+            dims_xyz,
+            elem,
+            raw,
+        } = self;
+        let datatype = raw.datatype;
+        let mut warnings = Vec::new();
+        let bitpix = raw.bitpix;
+        if bitpix as usize != elem.size() * 8 {
+            warnings.push(format!(
+                "bitpix is {bitpix} but datatype {datatype} has {} bits; the datatype was used",
+                elem.size() * 8
+            ));
+        }
+
+        // Data offset.
+        let vox_offset_f = raw.vox_offset;
+        if !vox_offset_f.is_finite() || vox_offset_f.fract() != 0.0 {
+            return Err(VolumeError::malformed(
+                path,
+                format!("vox_offset is {vox_offset_f}, expected a whole number of bytes"),
+            ));
+        }
+        if vox_offset_f < header_len as f64 {
+            return Err(VolumeError::malformed(
+                path,
+                format!("vox_offset is {vox_offset_f}, inside the {header_len}-byte header"),
+            ));
+        }
+        let vox_offset = vox_offset_f as u64;
+
+        // Intensity scaling.
+        let (slope, inter) = (raw.slope, raw.inter);
+        let scale = if slope.is_nan() || slope == 0.0 {
+            Scale::IDENTITY
+        } else if slope.is_infinite() || inter.is_infinite() {
+            return Err(VolumeError::malformed(
+                path,
+                format!("scl_slope {slope} / scl_inter {inter} is infinite"),
+            ));
+        } else {
+            Scale {
+                slope,
+                inter: if inter.is_nan() { 0.0 } else { inter },
+            }
+        };
+
+        // Geometry.
+        let unit_scale = match raw.units & 0x07 {
+            1 => 1000.0,
+            3 => 0.001,
+            _ => 1.0,
+        };
+        let pixdim = raw.pixdim;
+        let (qform_code, sform_code) = (raw.qform_code, raw.sform_code);
+        let (ras, affine_source) = if sform_code > 0 {
+            (raw.srow, AffineSource::Sform)
+        } else if qform_code > 0 {
+            (
+                qform_affine(raw.quatern, raw.qoffset, &pixdim, &mut warnings),
+                AffineSource::Qform,
+            )
+        } else {
+            warnings.push(
+                "neither sform nor qform is set: geometry from pixdim only, origin 0, orientation \
+             unknown (identity in LPS assumed, as SimpleITK reads such a file)"
+                    .into(),
+            );
+            let d = |i: usize| {
+                if pixdim[i] > 0.0 && pixdim[i].is_finite() {
+                    pixdim[i]
+                } else {
+                    1.0
+                }
+            };
+            (
+                [
+                    // RAS rows of an LPS identity: negated x and y.
+                    [-d(1), 0.0, 0.0, 0.0],
+                    [0.0, -d(2), 0.0, 0.0],
+                    [0.0, 0.0, d(3), 0.0],
+                ],
+                AffineSource::Pixdim,
+            )
+        };
+        let mut ras = ras;
+        for row in ras.iter_mut() {
+            for v in row.iter_mut() {
+                *v *= unit_scale;
+            }
+        }
+        let geometry = geometry_from_ras(path, ras, &mut warnings)?;
+        Ok(Header {
+            header_len,
+            big_endian,
+            dims_xyz,
+            elem,
+            vox_offset,
+            scale,
+            geometry,
+            affine_source,
+            warnings,
+        })
+    }
 }
 
 /// The qform affine (RAS, 3x4), as `nifti_quatern_to_mat44` computes it.
@@ -554,7 +593,16 @@ struct Opened {
     file_len: u64,
 }
 
-fn open_nifti(path: &Path, options: &LoadOptions, out_bytes: u64) -> Result<Opened, VolumeError> {
+/// The header's bytes (348, or 540 for NIfTI-2; fewer when the file is shorter), read through
+/// gzip when the file starts with its magic, and the reader left after them.
+struct HeaderBytes {
+    bytes: Vec<u8>,
+    reader: Box<dyn Read>,
+    gzip: bool,
+    file_len: u64,
+}
+
+fn read_header_bytes(path: &Path) -> Result<HeaderBytes, VolumeError> {
     let (file, file_len) = open_file(path)?;
     let mut buffered = BufReader::with_capacity(1 << 18, file);
     let mut magic = [0u8; 2];
@@ -585,6 +633,42 @@ fn open_nifti(path: &Path, options: &LoadOptions, out_bytes: u64) -> Result<Open
         }
     }
     hdr.truncate(got);
+    Ok(HeaderBytes {
+        bytes: hdr,
+        reader,
+        gzip,
+        file_len,
+    })
+}
+
+/// What the header of the NIfTI file `path` says, for [`crate::probe`]: its size and data type
+/// checked as [`read_nifti`] checks them, the spacing when the rest of the header is valid too.
+pub(crate) fn probe_nifti(path: &Path) -> Result<Probe, VolumeError> {
+    let hdr = read_header_bytes(path)?;
+    let declared = parse_declared(path, &hdr.bytes)?;
+    let shape_zyx = {
+        let [x, y, z] = declared.dims_xyz;
+        [z, y, x]
+    };
+    let bytes_per_voxel = declared.elem.size() as u32;
+    let spacing = declared.check(path).ok().map(|h| h.geometry.spacing);
+    Ok(Probe {
+        format: Format::Nifti,
+        series_uid: Some(crate::stem_uid(path)),
+        shape_zyx,
+        spacing,
+        bytes_per_voxel,
+    })
+}
+
+fn open_nifti(path: &Path, options: &LoadOptions, out_bytes: u64) -> Result<Opened, VolumeError> {
+    let HeaderBytes {
+        bytes: hdr,
+        mut reader,
+        gzip,
+        file_len,
+    } = read_header_bytes(path)?;
+    let what = if gzip { "gzip data" } else { "file" };
     let header = parse_header(path, &hdr)?;
     let (n_voxels, raw_bytes) = rawdata::check_size(
         path,

@@ -321,10 +321,7 @@ fn two_series_the_largest_axial_ct_is_loaded_and_others_listed() {
         .any(|l| l.starts_with("1.2 ") && l.contains("coronal")));
     assert_eq!(at_world(&v, a[3].world(2, 1)), hu(&a[3], 2, 1));
 
-    let picked = LoadOptions {
-        series_uid: Some("1.2".into()),
-        ..opts()
-    };
+    let picked = opts().series_uid("1.2".to_string());
     let v = read_series(dir.path(), &picked).expect("read 1.2");
     assert_eq!(v.shape_zyx(), [8, 3, 4]);
     // Coronal: rows along +x, columns along -z, normal = x cross -z = +y.
@@ -347,10 +344,7 @@ fn two_series_the_largest_axial_ct_is_loaded_and_others_listed() {
     assert_eq!(infos[2].files.len(), 5);
     assert_eq!(infos[1].modality.as_deref(), Some("MR"));
 
-    let missing = LoadOptions {
-        series_uid: Some("9.9".into()),
-        ..opts()
-    };
+    let missing = opts().series_uid("9.9".to_string());
     match read_series(dir.path(), &missing) {
         Err(VolumeError::NotFound { reason, .. }) => assert!(reason.contains("9.9"), "{reason}"),
         other => panic!("expected NotFound, got {other:?}"),
@@ -676,24 +670,18 @@ fn limits_are_checked_before_allocating() {
     for (i, s) in stack("9.1", 4, 1.0, 8, 8).iter().enumerate() {
         write_slice(&dir.path().join(format!("s{i}")), s);
     }
-    let small = LoadOptions {
-        limits: Limits {
-            max_voxels: 255,
-            ..Limits::default()
-        },
-        ..opts()
-    };
+    let small = opts().limits(Limits {
+        max_voxels: 255,
+        ..Limits::default()
+    });
     assert!(matches!(
         read_series(dir.path(), &small),
         Err(VolumeError::TooLarge { .. })
     ));
-    let thin = LoadOptions {
-        limits: Limits {
-            max_dim: 7,
-            ..Limits::default()
-        },
-        ..opts()
-    };
+    let thin = opts().limits(Limits {
+        max_dim: 7,
+        ..Limits::default()
+    });
     assert!(matches!(
         read_series(dir.path(), &thin),
         Err(VolumeError::TooLarge { .. })

@@ -172,10 +172,7 @@ fn a_flat_export_of_interleaved_series_groups_and_loads_from_its_files() {
         assert!(info.files.iter().all(|f| f
             .to_string_lossy()
             .ends_with(&format!("_{}.dcm", &uid[uid.len() - 1..]))));
-        let opts = LoadOptions {
-            series_uid: Some(uid.clone()),
-            ..LoadOptions::default()
-        };
+        let opts = LoadOptions::new().series_uid(uid.clone());
         let from_files = read_series_files(&flat, &info.files, &opts).expect("from files");
         let from_folder = open_with(&flat, &opts).expect("from folder");
         assert_eq!(from_files.voxels(), from_folder.voxels(), "{uid}");

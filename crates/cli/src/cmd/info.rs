@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use serde_json::{json, Value};
 use speck_volume::{detect_format, open_with, Format, LoadOptions, Volume};
 
-use crate::scan::discover::{discover, Format as ScanFormat, Plan, SeriesPolicy};
+use crate::scan::discover::{discover, Plan, SeriesPolicy};
 use crate::scan::run::round_to;
 
 /// Arguments of `speck info`.
@@ -57,7 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        let files = scans.iter().filter(|s| s.0 != ScanFormat::Dicom).count();
+        let files = scans.iter().filter(|s| s.0 != Format::Dicom).count();
         if scans.is_empty() && manifest {
             let reasons: Vec<String> = not_read
                 .iter()
@@ -76,26 +76,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             note = Some(format!(
                 "the only scan in {} ({})",
                 args.path.display(),
-                format_name(scans[0].0)
+                scans[0].0
             ));
         } else if files > 0 || manifest {
             return list(&args, &scans, &not_read);
         }
         // DICOM series only: the folder as before (the largest axial CT stack, the others listed).
     }
-    let options = LoadOptions {
-        series_uid: series,
-        ..LoadOptions::default()
-    };
+    let options = LoadOptions::new().series_uid(series);
     // VolumeError already names the file and the reason (its Display includes its source).
     let volume = open_with(&path, &options).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut report = report(&volume);
     if let Ok(format) = detect_format(&path) {
-        report["format"] = json!(match format {
-            Format::Dicom => "dicom",
-            Format::Nifti => "nifti",
-            Format::MetaImage => "metaimage",
-        });
+        report["format"] = json!(format);
     }
     if let Some(n) = &note {
         report["note"] = json!(n);
@@ -112,25 +105,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn format_name(f: ScanFormat) -> &'static str {
-    match f {
-        ScanFormat::Dicom => "dicom",
-        ScanFormat::Nifti => "nifti",
-        ScanFormat::MetaImage => "metaimage",
-    }
-}
-
 /// A folder holding several scans: list them, and how to look at one.
 fn list(
     args: &Args,
-    scans: &[(ScanFormat, PathBuf, Option<String>)],
+    scans: &[(Format, PathBuf, Option<String>)],
     not_read: &[(String, String)],
 ) -> anyhow::Result<ExitCode> {
     if args.json {
         let v = json!({
             "path": args.path.display().to_string(),
             "scans": scans.iter().map(|(f, p, s)| json!({
-                "format": format_name(*f),
+                "format": f,
                 "path": p.display().to_string(),
                 "seriesuid": s,
             })).collect::<Vec<_>>(),
@@ -148,11 +133,11 @@ fn list(
         match series {
             Some(uid) => s.push_str(&format!(
                 "  {:<10} {}  (speck info {} --series {uid})\n",
-                format_name(*f),
+                f.name(),
                 p.display(),
                 p.display()
             )),
-            None => s.push_str(&format!("  {:<10} {}\n", format_name(*f), p.display())),
+            None => s.push_str(&format!("  {:<10} {}\n", f.name(), p.display())),
         }
     }
     for (p, r) in not_read {
@@ -170,7 +155,7 @@ const FILES_CHECKED: usize = 2000;
 /// What is wrong with one file that `speck scan` would offer to a reader: the reader's error,
 /// from its header alone.
 fn problem(f: &std::path::Path) -> String {
-    let res = if crate::scan::discover::format_of(f).is_some() {
+    let res = if Format::from_file_name(f).is_some() {
         speck_volume::open(f).map(drop)
     } else {
         speck_volume::dicom::check_file(f)

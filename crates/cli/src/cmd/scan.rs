@@ -385,7 +385,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         for it in &mine {
             match &it.plan {
                 discover::Plan::Scan { format, path, .. } => {
-                    let format = run::format_name(*format);
                     println!("{}\t{}\t{format}\t{}", it.id, it.uid, path.display());
                 }
                 discover::Plan::Fail { reason } => {

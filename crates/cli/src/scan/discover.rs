@@ -24,20 +24,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use super::header;
-use super::names;
+use speck_volume::{stem_uid, Format, Probe};
 
-/// How to read a scan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// A DICOM series.
-    Dicom,
-    /// NIfTI-1/2, `.nii` or `.nii.gz`.
-    Nifti,
-    /// MetaImage, `.mhd` (+ data file) or `.mha`.
-    MetaImage,
-}
+use super::names;
 
 /// What to do with one discovered item.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,8 +39,9 @@ pub enum Plan {
         path: PathBuf,
         /// For DICOM: the SeriesInstanceUID to load from `path`.
         series_uid: Option<String>,
-        /// Voxels and stored bytes per voxel from the header, when it could be read.
-        size: Option<header::HeaderSize>,
+        /// What the header says (shape, stored bytes per voxel), when it could be read: the
+        /// memory estimate's input.
+        size: Option<Probe>,
         /// For DICOM: the files of the series, every stack of its SeriesInstanceUID, and the
         /// unreadable DICOM files under `path`. A scan reads these, not the whole folder, and its
         /// [`super::identity::InputIdentity`] covers them.
@@ -263,18 +253,6 @@ fn lower_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// The format a file name says it has, for image formats read by extension.
-pub fn format_of(p: &Path) -> Option<Format> {
-    let n = lower_name(p);
-    if n.ends_with(".nii") || n.ends_with(".nii.gz") {
-        Some(Format::Nifti)
-    } else if n.ends_with(".mhd") || n.ends_with(".mha") {
-        Some(Format::MetaImage)
-    } else {
-        None
-    }
-}
-
 /// True for a manifest's file name (`.txt`, `.lst`, `.list`, `.manifest`).
 pub fn is_manifest(p: &Path) -> bool {
     let n = lower_name(p);
@@ -302,21 +280,6 @@ fn named_as_dicom(p: &Path) -> bool {
     [".dcm", ".dicom", ".dic", ".ima"]
         .iter()
         .any(|e| n.ends_with(e))
-}
-
-/// The file stem without `.nii.gz`, `.nii`, `.mhd` or `.mha`.
-pub fn image_stem(p: &Path) -> String {
-    let name = p
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let lower = name.to_ascii_lowercase();
-    for ext in [".nii.gz", ".nii", ".mhd", ".mha"] {
-        if lower.ends_with(ext) {
-            return name[..name.len() - ext.len()].to_string();
-        }
-    }
-    name
 }
 
 /// A raw (unsorted, id-less) item.
@@ -350,12 +313,7 @@ impl Raw {
 }
 
 fn file_item(input: &Path, path: &Path, format: Format) -> Raw {
-    let size = match format {
-        Format::Nifti => header::nifti(path),
-        Format::MetaImage => header::metaimage(path),
-        Format::Dicom => Err(std::io::Error::other("not read here")),
-    };
-    let size = match size {
+    let size = match speck_volume::probe(path) {
         Ok(s) => Some(s),
         Err(e) => {
             // The loader gives the authoritative error; this is only the estimate failing.
@@ -366,7 +324,7 @@ fn file_item(input: &Path, path: &Path, format: Format) -> Raw {
     Raw::new(
         input,
         path,
-        image_stem(path),
+        stem_uid(path),
         Plan::Scan {
             format,
             path: path.to_path_buf(),
@@ -482,9 +440,6 @@ fn dicom_items(input: &Path, files: &[PathBuf], dicomdirs: &[PathBuf], out: &mut
             });
             continue;
         }
-        let voxels = u64::from(s.rows_cols.0)
-            .saturating_mul(u64::from(s.rows_cols.1))
-            .saturating_mul(s.n_images as u64);
         scan_dirs.push(dir.clone());
         out.push(Raw {
             uid: s.series_uid.clone(),
@@ -498,10 +453,7 @@ fn dicom_items(input: &Path, files: &[PathBuf], dicomdirs: &[PathBuf], out: &mut
                 format: Format::Dicom,
                 path: dir,
                 series_uid: Some(s.series_uid.clone()),
-                size: (voxels > 0).then_some(header::HeaderSize {
-                    voxels,
-                    bytes_per_voxel: 2,
-                }),
+                size: Some(Probe::from(&s)).filter(|p| p.voxels() > 0),
                 files: series_files
                     .get(s.series_uid.as_str())
                     .cloned()
@@ -561,7 +513,7 @@ fn dicom_items(input: &Path, files: &[PathBuf], dicomdirs: &[PathBuf], out: &mut
         out.push(fail(
             input,
             &dir,
-            image_stem(&dir),
+            stem_uid(&dir),
             None,
             format!(
                 "{} file(s) here are named as DICOM but are not DICOM (no DICM magic, not a data \
@@ -585,7 +537,7 @@ fn dicom_items(input: &Path, files: &[PathBuf], dicomdirs: &[PathBuf], out: &mut
         out.push(fail(
             input,
             &dir,
-            image_stem(&dir),
+            stem_uid(&dir),
             None,
             format!(
                 "{} DICOM file(s) here are not a readable image series (corrupt or truncated; \
@@ -647,7 +599,7 @@ fn walk(
             }
         } else if meta.is_file() || meta.file_type().is_symlink() && p.is_file() {
             found.n_files += 1;
-            if format_of(&p).is_some() {
+            if Format::from_file_name(&p).is_some() {
                 found.images.push(p);
             } else if is_dicomdir_name(&p) {
                 found.dicomdirs.push(p);
@@ -674,7 +626,7 @@ fn discover_one(skip: &[PathBuf], input: &Path, out: &mut Vec<Raw>, in_manifest:
             out.push(fail(
                 input,
                 input,
-                image_stem(input),
+                stem_uid(input),
                 None,
                 format!("cannot read input: {e}"),
             ));
@@ -686,33 +638,33 @@ fn discover_one(skip: &[PathBuf], input: &Path, out: &mut Vec<Raw>, in_manifest:
         let mut errs = Vec::new();
         walk(skip, input, 0, &mut found, &mut errs);
         for (p, e) in errs {
-            out.push(fail(input, &p, image_stem(&p), None, e));
+            out.push(fail(input, &p, stem_uid(&p), None, e));
         }
         if found.n_files == 0 {
             out.push(fail(
                 input,
                 input,
-                image_stem(input),
+                stem_uid(input),
                 None,
                 "no DICOM series, NIfTI or MetaImage file found".into(),
             ));
             return;
         }
         for p in found.images {
-            let format = format_of(&p).unwrap_or(Format::Nifti);
+            let format = Format::from_file_name(&p).unwrap_or(Format::Nifti);
             out.push(file_item(input, &p, format));
         }
         if !found.others.is_empty() || !found.dicomdirs.is_empty() {
             dicom_items(input, &found.others, &found.dicomdirs, out);
         }
-    } else if let Some(format) = format_of(input) {
+    } else if let Some(format) = Format::from_file_name(input) {
         out.push(file_item(input, input, format));
     } else if is_manifest(input) {
         if in_manifest {
             out.push(fail(
                 input,
                 input,
-                image_stem(input),
+                stem_uid(input),
                 None,
                 "a manifest may not list another manifest".into(),
             ));
@@ -727,7 +679,7 @@ fn discover_one(skip: &[PathBuf], input: &Path, out: &mut Vec<Raw>, in_manifest:
             Err(e) => out.push(fail(
                 input,
                 input,
-                image_stem(input),
+                stem_uid(input),
                 None,
                 format!("cannot read manifest: {e}"),
             )),
@@ -1154,11 +1106,19 @@ mod tests {
 
     #[test]
     fn stems_and_formats() {
-        assert_eq!(image_stem(Path::new("/a/1.2.3.mhd")), "1.2.3");
-        assert_eq!(image_stem(Path::new("case.NII.GZ")), "case");
-        assert_eq!(format_of(Path::new("x.nii.gz")), Some(Format::Nifti));
-        assert_eq!(format_of(Path::new("x.mha")), Some(Format::MetaImage));
-        assert_eq!(format_of(Path::new("x.dcm")), None);
+        assert_eq!(stem_uid(Path::new("/a/1.2.3.mhd")), "1.2.3");
+        assert_eq!(stem_uid(Path::new("case.NII.GZ")), "case");
+        // A name that is only an extension is kept whole, as the loader records it.
+        assert_eq!(stem_uid(Path::new("/a/.nii")), ".nii");
+        assert_eq!(
+            Format::from_file_name(Path::new("x.nii.gz")),
+            Some(Format::Nifti)
+        );
+        assert_eq!(
+            Format::from_file_name(Path::new("x.mha")),
+            Some(Format::MetaImage)
+        );
+        assert_eq!(Format::from_file_name(Path::new("x.dcm")), None);
     }
 
     #[test]

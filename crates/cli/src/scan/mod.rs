@@ -6,7 +6,6 @@ pub mod atomic;
 pub mod detector;
 pub mod discover;
 pub mod engine;
-pub mod header;
 pub mod identity;
 pub mod memory;
 pub mod models;

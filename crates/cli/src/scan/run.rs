@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use speck_volume::{LoadOptions, Volume, VoxelIndex};
+use speck_volume::{Format, LoadOptions, Probe, Volume, VoxelIndex};
 
-use super::discover::{Format, Item, Plan};
+use super::discover::{Item, Plan};
 use super::engine::{Engine, EngineOutput, Found};
 use super::identity::{self, InputIdentity};
 use super::memory::{self, Budget};
@@ -126,15 +126,6 @@ fn rounded(v: &serde_json::Value) -> serde_json::Value {
     }
 }
 
-/// The reader's name as written in `summary.csv`, `scan.json` and `--dry-run`.
-pub fn format_name(f: Format) -> &'static str {
-    match f {
-        Format::Dicom => "dicom",
-        Format::Nifti => "nifti",
-        Format::MetaImage => "metaimage",
-    }
-}
-
 fn failed(item: &Item, stage: &str, reason: String, seconds: f64) -> Outcome {
     tracing::warn!("{}: {stage}: {reason}", item.id);
     failed_quietly(item, stage, reason, seconds)
@@ -147,7 +138,7 @@ pub const NOT_STARTED: &str =
 /// [`failed`] without the log line (for the many scans an interrupted run did not start).
 fn failed_quietly(item: &Item, stage: &str, reason: String, seconds: f64) -> Outcome {
     let format = match &item.plan {
-        Plan::Scan { format, .. } => format_name(*format).to_string(),
+        Plan::Scan { format, .. } => format.to_string(),
         Plan::Fail { .. } | Plan::Skip { .. } => String::new(),
     };
     let source = path_str(&item.source);
@@ -361,7 +352,7 @@ fn process(item: &Item, ctx: &Ctx<'_>, on_progress: &(dyn Fn(f32) + Sync)) -> Ou
                     status: "ok".into(),
                     n_candidates: rows.len(),
                     seconds: fixed(seconds, 2),
-                    format: format_name(format).into(),
+                    format: format.to_string(),
                     source: path_str(path),
                     patient_id: item.patient_id.clone().unwrap_or_default(),
                     study_uid: item.study_uid.clone().unwrap_or_default(),
@@ -376,7 +367,7 @@ fn process(item: &Item, ctx: &Ctx<'_>, on_progress: &(dyn Fn(f32) + Sync)) -> Ou
     let total = ctx.budget.total();
     let (estimate, mut limits) = match size {
         Some(s) => (
-            memory::estimate_peak_bytes(s.voxels, s.bytes_per_voxel),
+            memory::estimate_peak_bytes(s.voxels(), s.bytes_per_voxel),
             speck_volume::Limits::default(),
         ),
         None => {
@@ -386,7 +377,7 @@ fn process(item: &Item, ctx: &Ctx<'_>, on_progress: &(dyn Fn(f32) + Sync)) -> Ou
         }
     };
     if estimate > total {
-        let voxels = size.map(|s| s.voxels).unwrap_or(0);
+        let voxels = size.as_ref().map(Probe::voxels).unwrap_or(0);
         return failed(
             item,
             "memory",
@@ -423,10 +414,9 @@ fn process(item: &Item, ctx: &Ctx<'_>, on_progress: &(dyn Fn(f32) + Sync)) -> Ou
     // Load.
     on_progress(0.0);
     let t_load = Instant::now();
-    // Field by field, so options the loader adds later keep their defaults.
-    let mut load_opts = LoadOptions::default();
-    load_opts.limits = limits;
-    load_opts.series_uid = series_uid.clone();
+    let load_opts = LoadOptions::new()
+        .limits(limits)
+        .series_uid(series_uid.clone());
     // A DICOM series in a folder is read from the files discovery found for it, so that a flat
     // export of many series is not read once per series.
     let loaded = if format == Format::Dicom && !files.is_empty() && path.is_dir() {
@@ -494,7 +484,7 @@ fn process(item: &Item, ctx: &Ctx<'_>, on_progress: &(dyn Fn(f32) + Sync)) -> Ou
                 status: "ok".into(),
                 n_candidates: rows.len(),
                 seconds: fixed(seconds, 2),
-                format: format_name(format).into(),
+                format: format.to_string(),
                 source: path_str(path),
                 patient_id: item.patient_id.clone().unwrap_or_default(),
                 study_uid: item.study_uid.clone().unwrap_or_default(),
@@ -639,7 +629,7 @@ fn write_scan(
         input: path_str(&item.input),
         source: path_str(path),
         input_identity,
-        format: format_name(format).into(),
+        format: format.to_string(),
         study_uid: prov.study_uid.clone(),
         patient_id: prov.patient_id.clone(),
         series_choice: item.choice.clone(),
@@ -782,9 +772,8 @@ fn build_dicom(
         warn(
             warnings,
             format!(
-                "{flags}: nothing written: a {} file has no DICOM study, series or instances to \
-             reference; scan the DICOM series for DICOM results",
-                format_name(format)
+                "{flags}: nothing written: a {format} file has no DICOM study, series or \
+                 instances to reference; scan the DICOM series for DICOM results"
             ),
         );
         return Ok(());

@@ -87,6 +87,11 @@ pub(crate) fn sniff(path: &Path) -> bool {
     header::sniff(path).is_some()
 }
 
+/// What [`read_series`] would load from `path` (with default options), from headers only.
+pub(crate) fn probe_series(path: &Path) -> Result<crate::Probe, VolumeError> {
+    read::probe_series(path)
+}
+
 /// One series found in a folder.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SeriesInfo {

@@ -10,10 +10,11 @@ use super::catalog::{iop_distance, list_files, normal_of, Catalog, Stack, AXIAL_
 use super::decode::PixelSource;
 use super::header::{read_header, sniff};
 use super::plan::{plan, Plan, SliceGeom};
+use crate::probe::DICOM_BYTES_PER_VOXEL;
 use crate::sample::{trilinear, Border};
 use crate::{
-    Direction, Geometry, Limits, LoadOptions, Provenance, SliceSource, Spacing, Volume,
-    VolumeError, WorldPoint,
+    Direction, Format, Geometry, Limits, LoadOptions, Probe, Provenance, SliceSource, Spacing,
+    Volume, VolumeError, WorldPoint,
 };
 
 /// HU given to voxels that a tilt correction shifts in from outside the field of view.
@@ -30,32 +31,66 @@ pub(crate) const NOT_DICOM: &str =
 const NEAR_ORIENTATION: f64 = 0.05;
 
 pub(crate) fn read_series(path: &Path, options: &LoadOptions) -> Result<Volume, VolumeError> {
-    let meta = std::fs::metadata(path).map_err(|e| VolumeError::io(path, e))?;
-    let (catalog, must_contain) = if meta.is_dir() {
-        (Catalog::build(&list_files(path, true)?, false)?, None)
-    } else {
-        if sniff(path).is_none() {
-            return Err(VolumeError::malformed(path, NOT_DICOM));
-        }
-        let header = read_header(path)?.ok_or_else(|| VolumeError::NotFound {
-            path: path.to_path_buf(),
-            reason: "this DICOM file holds no image".into(),
-        })?;
-        if header.frames.len() > 1 || header.unsupported.is_some() {
-            (Catalog::build(&[path.to_path_buf()], false)?, None)
-        } else {
-            // One slice of a series: read the series it belongs to from its folder.
-            let parent = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or_else(|| Path::new("."));
-            (
-                Catalog::build(&list_files(parent, false)?, true)?,
-                Some(path.to_path_buf()),
-            )
-        }
-    };
+    let (catalog, must_contain) = catalog_of(path)?;
     from_catalog(&catalog, options, path, must_contain.as_deref())
+}
+
+/// The headers [`read_series`] reads for `path`, and the slice the stack must hold when `path` is
+/// one slice of a series.
+fn catalog_of(path: &Path) -> Result<(Catalog, Option<PathBuf>), VolumeError> {
+    let meta = std::fs::metadata(path).map_err(|e| VolumeError::io(path, e))?;
+    if meta.is_dir() {
+        return Ok((Catalog::build(&list_files(path, true)?, false)?, None));
+    }
+    if sniff(path).is_none() {
+        return Err(VolumeError::malformed(path, NOT_DICOM));
+    }
+    let header = read_header(path)?.ok_or_else(|| VolumeError::NotFound {
+        path: path.to_path_buf(),
+        reason: "this DICOM file holds no image".into(),
+    })?;
+    if header.frames.len() > 1 || header.unsupported.is_some() {
+        Ok((Catalog::build(&[path.to_path_buf()], false)?, None))
+    } else {
+        // One slice of a series: read the series it belongs to from its folder.
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| Path::new("."));
+        Ok((
+            Catalog::build(&list_files(parent, false)?, true)?,
+            Some(path.to_path_buf()),
+        ))
+    }
+}
+
+/// The stack [`read_series`] would load from `path` (with default options), from headers only.
+pub(crate) fn probe_series(path: &Path) -> Result<Probe, VolumeError> {
+    let (catalog, must_contain) = catalog_of(path)?;
+    if catalog.stacks.is_empty() {
+        return Err(no_image(path));
+    }
+    let (chosen, _) = select(
+        &catalog,
+        &LoadOptions::default(),
+        path,
+        must_contain.as_deref(),
+    )?;
+    let s = &catalog.stacks[chosen];
+    Ok(Probe {
+        format: Format::Dicom,
+        series_uid: Some(s.series_uid.clone()),
+        shape_zyx: [s.frames.len() as u64, u64::from(s.rows), u64::from(s.cols)],
+        spacing: None,
+        bytes_per_voxel: DICOM_BYTES_PER_VOXEL,
+    })
+}
+
+fn no_image(path: &Path) -> VolumeError {
+    VolumeError::NotFound {
+        path: path.to_path_buf(),
+        reason: "no DICOM image found".into(),
+    }
 }
 
 pub(crate) fn read_series_files(
@@ -74,10 +109,7 @@ fn from_catalog(
     must_contain: Option<&Path>,
 ) -> Result<Volume, VolumeError> {
     if catalog.stacks.is_empty() {
-        return Err(VolumeError::NotFound {
-            path: path.to_path_buf(),
-            reason: "no DICOM image found".into(),
-        });
+        return Err(no_image(path));
     }
     let (chosen, mut warnings) = select(catalog, options, path, must_contain)?;
     check_consistency(catalog, chosen)?;
@@ -108,10 +140,7 @@ pub(crate) fn read_pixels(
     let h = read_header(path)?
         .ok_or_else(|| VolumeError::malformed(path, "this DICOM file holds no image"))?;
     let (n, rows, cols) = (h.n_frames as usize, h.rows as usize, h.cols as usize);
-    let options = LoadOptions {
-        limits: *limits,
-        series_uid: None,
-    };
+    let options = LoadOptions::new().limits(*limits);
     check_limits(&options, path, [n, rows, cols], 0, false)?;
     let bytes = (n as u64)
         .saturating_mul(rows as u64)
