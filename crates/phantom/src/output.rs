@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use speck_volume::luna16::{AnnotationRow, ExcludedRow};
 use speck_volume::{Provenance, Volume};
 
-use crate::truth::GroundTruth;
+use crate::truth::{GroundTruth, Nodule};
 use crate::{Phantom, PhantomError};
 
 /// Header of `annotations.csv` (LUNA16 columns, then the phantom's extra columns): the columns
@@ -129,18 +129,9 @@ pub fn write_lung_mask(phantom: &Phantom, dir: &Path) -> Result<PathBuf, Phantom
 pub fn annotations_csv<'a>(
     truths: impl IntoIterator<Item = &'a GroundTruth>,
 ) -> Result<String, PhantomError> {
-    let rows = truths.into_iter().flat_map(|t| {
-        t.reference_nodules().map(|n| AnnotationRow {
-            seriesuid: t.series_uid.clone(),
-            coord_x: n.centre.x_mm,
-            coord_y: n.centre.y_mm,
-            coord_z: n.centre.z_mm,
-            diameter_mm: n.diameter_mm,
-            diameter_vox: Some(n.diameter_vox),
-            density: Some(n.density.to_string()),
-            attachment: Some(n.attachment.to_string()),
-        })
-    });
+    let rows = truths
+        .into_iter()
+        .flat_map(|t| t.reference_nodules().map(|n| annotation_row(t, n)));
     rows_csv(ANNOTATIONS_HEADER, rows)
 }
 
@@ -153,15 +144,24 @@ pub fn excluded_csv<'a>(
     truths: impl IntoIterator<Item = &'a GroundTruth>,
 ) -> Result<String, PhantomError> {
     let rows = truths.into_iter().flat_map(|t| {
-        t.excluded_nodules().map(|n| ExcludedRow {
-            seriesuid: t.series_uid.clone(),
-            coord_x: n.centre.x_mm,
-            coord_y: n.centre.y_mm,
-            coord_z: n.centre.z_mm,
-            diameter_mm: n.diameter_mm,
-        })
+        t.excluded_nodules()
+            .map(|n| ExcludedRow::from(annotation_row(t, n)))
     });
     rows_csv(EXCLUDED_HEADER, rows)
+}
+
+/// Nodule `n` of scan `t` as an annotation row.
+fn annotation_row(t: &GroundTruth, n: &Nodule) -> AnnotationRow {
+    AnnotationRow {
+        seriesuid: t.series_uid.clone(),
+        coord_x: n.centre.x_mm,
+        coord_y: n.centre.y_mm,
+        coord_z: n.centre.z_mm,
+        diameter_mm: n.diameter_mm,
+        diameter_vox: Some(n.diameter_vox),
+        density: Some(n.density.to_string()),
+        attachment: Some(n.attachment.to_string()),
+    }
 }
 
 /// `header` (always, even without rows), then one line per row, `\n`-terminated.

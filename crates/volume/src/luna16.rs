@@ -31,135 +31,94 @@ pub const EXCLUDED_COLUMNS: [&str; 5] = ANNOTATION_REQUIRED;
 /// The columns of [`CandidateRow`] (all required).
 pub const CANDIDATE_COLUMNS: [&str; 5] = ["seriesuid", "coordX", "coordY", "coordZ", "probability"];
 
-/// One reference nodule: LUNA16's five columns, then the optional `diameter_vox`, `density` and
-/// `attachment` that Speck's phantoms add.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AnnotationRow {
-    /// The scan (SeriesInstanceUID or file stem); required, non-empty.
-    #[serde(deserialize_with = "de::required_text")]
-    pub seriesuid: String,
-    /// Centre, LPS x, mm.
-    #[serde(
-        rename = "coordX",
-        serialize_with = "fixed4",
-        deserialize_with = "de::finite"
-    )]
-    pub coord_x: f64,
-    /// Centre, LPS y, mm.
-    #[serde(
-        rename = "coordY",
-        serialize_with = "fixed4",
-        deserialize_with = "de::finite"
-    )]
-    pub coord_y: f64,
-    /// Centre, LPS z, mm.
-    #[serde(
-        rename = "coordZ",
-        serialize_with = "fixed4",
-        deserialize_with = "de::finite"
-    )]
-    pub coord_z: f64,
-    /// Diameter, mm (LUNA16 writes `-1` for a finding without a size).
-    #[serde(serialize_with = "fixed4", deserialize_with = "de::finite")]
-    pub diameter_mm: f64,
-    /// Diameter in voxels, when given.
-    #[serde(
-        default,
-        serialize_with = "optional_fixed4",
-        deserialize_with = "de::optional_finite"
-    )]
-    pub diameter_vox: Option<f64>,
-    /// Density class (e.g. `solid`), when given.
-    #[serde(default, deserialize_with = "de::optional_text")]
-    pub density: Option<String>,
-    /// Attachment class (e.g. `vessel`), when given.
-    #[serde(default, deserialize_with = "de::optional_text")]
-    pub attachment: Option<String>,
+/// A row type that starts with the scan and the centre (`seriesuid,coordX,coordY,coordZ`, the
+/// same in every LUNA16 file), then has the given fields, and its `center()`.
+macro_rules! located_row {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        pub struct $name {
+            /// The scan (SeriesInstanceUID or file stem); required, non-empty.
+            #[serde(deserialize_with = "de::required_text")]
+            pub seriesuid: String,
+            /// Centre, LPS x, mm.
+            #[serde(rename = "coordX", serialize_with = "fixed4", deserialize_with = "de::finite")]
+            pub coord_x: f64,
+            /// Centre, LPS y, mm.
+            #[serde(rename = "coordY", serialize_with = "fixed4", deserialize_with = "de::finite")]
+            pub coord_y: f64,
+            /// Centre, LPS z, mm.
+            #[serde(rename = "coordZ", serialize_with = "fixed4", deserialize_with = "de::finite")]
+            pub coord_z: f64,
+            $($(#[$field_meta])* pub $field: $ty,)*
+        }
+
+        impl $name {
+            /// The centre as a world point (LPS mm).
+            pub fn center(&self) -> WorldPoint {
+                WorldPoint::new(self.coord_x, self.coord_y, self.coord_z)
+            }
+        }
+    };
 }
 
-impl AnnotationRow {
-    /// The centre as a world point (LPS mm).
-    pub fn center(&self) -> WorldPoint {
-        WorldPoint::new(self.coord_x, self.coord_y, self.coord_z)
+located_row! {
+    /// One reference nodule: LUNA16's five columns, then the optional `diameter_vox`, `density`
+    /// and `attachment` that Speck's phantoms add.
+    pub struct AnnotationRow {
+        /// Diameter, mm (LUNA16 writes `-1` for a finding without a size).
+        #[serde(serialize_with = "fixed4", deserialize_with = "de::finite")]
+        pub diameter_mm: f64,
+        /// Diameter in voxels, when given.
+        #[serde(
+            default,
+            serialize_with = "optional_fixed4",
+            deserialize_with = "de::optional_finite"
+        )]
+        pub diameter_vox: Option<f64>,
+        /// Density class (e.g. `solid`), when given.
+        #[serde(default, deserialize_with = "de::optional_text")]
+        pub density: Option<String>,
+        /// Attachment class (e.g. `vessel`), when given.
+        #[serde(default, deserialize_with = "de::optional_text")]
+        pub attachment: Option<String>,
     }
 }
 
-/// One excluded finding (LUNA16 `annotations_excluded.csv`): hits on it count neither as hits
-/// nor as false positives.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExcludedRow {
-    /// The scan; required, non-empty.
-    #[serde(deserialize_with = "de::required_text")]
-    pub seriesuid: String,
-    /// Centre, LPS x, mm.
-    #[serde(
-        rename = "coordX",
-        serialize_with = "fixed4",
-        deserialize_with = "de::finite"
-    )]
-    pub coord_x: f64,
-    /// Centre, LPS y, mm.
-    #[serde(
-        rename = "coordY",
-        serialize_with = "fixed4",
-        deserialize_with = "de::finite"
-    )]
-    pub coord_y: f64,
-    /// Centre, LPS z, mm.
-    #[serde(
-        rename = "coordZ",
-        serialize_with = "fixed4",
-        deserialize_with = "de::finite"
-    )]
-    pub coord_z: f64,
-    /// Diameter, mm; a negative value (LUNA16's `-1`) stands for a 10 mm finding.
-    #[serde(serialize_with = "fixed4", deserialize_with = "de::finite")]
-    pub diameter_mm: f64,
-}
-
-impl ExcludedRow {
-    /// The centre as a world point (LPS mm).
-    pub fn center(&self) -> WorldPoint {
-        WorldPoint::new(self.coord_x, self.coord_y, self.coord_z)
+located_row! {
+    /// One excluded finding (LUNA16 `annotations_excluded.csv`): hits on it count neither as
+    /// hits nor as false positives.
+    pub struct ExcludedRow {
+        /// Diameter, mm; a negative value (LUNA16's `-1`) stands for a 10 mm finding.
+        #[serde(serialize_with = "fixed4", deserialize_with = "de::finite")]
+        pub diameter_mm: f64,
     }
 }
 
-/// One CAD mark (LUNA16 `candidates.csv`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CandidateRow {
-    /// The scan; required, non-empty.
-    #[serde(deserialize_with = "de::required_text")]
-    pub seriesuid: String,
-    /// Centre, LPS x, mm.
-    #[serde(
-        rename = "coordX",
-        serialize_with = "fixed4",
-        deserialize_with = "de::finite"
-    )]
-    pub coord_x: f64,
-    /// Centre, LPS y, mm.
-    #[serde(
-        rename = "coordY",
-        serialize_with = "fixed4",
-        deserialize_with = "de::finite"
-    )]
-    pub coord_y: f64,
-    /// Centre, LPS z, mm.
-    #[serde(
-        rename = "coordZ",
-        serialize_with = "fixed4",
-        deserialize_with = "de::finite"
-    )]
-    pub coord_z: f64,
-    /// Score; any finite value (only the order matters to FROC).
-    #[serde(deserialize_with = "de::finite")]
-    pub probability: f64,
+impl From<AnnotationRow> for ExcludedRow {
+    /// The LUNA16 columns of an annotation (its optional columns dropped).
+    fn from(a: AnnotationRow) -> Self {
+        Self {
+            seriesuid: a.seriesuid,
+            coord_x: a.coord_x,
+            coord_y: a.coord_y,
+            coord_z: a.coord_z,
+            diameter_mm: a.diameter_mm,
+        }
+    }
 }
 
-impl CandidateRow {
-    /// The centre as a world point (LPS mm).
-    pub fn center(&self) -> WorldPoint {
-        WorldPoint::new(self.coord_x, self.coord_y, self.coord_z)
+located_row! {
+    /// One CAD mark (LUNA16 `candidates.csv`).
+    pub struct CandidateRow {
+        /// Score; any finite value (only the order matters to FROC).
+        #[serde(deserialize_with = "de::finite")]
+        pub probability: f64,
     }
 }
 
