@@ -100,10 +100,7 @@ fn dicom_folder_to_candidates_to_froc_through_the_facade() -> Result<(), speck::
         &[],
         &marks,
         None,
-        &EvalOptions {
-            bootstrap: 0,
-            ..EvalOptions::default()
-        },
+        &EvalOptions::default().with_bootstrap(0),
     )?;
     eprintln!("{}", e.to_table());
     assert!(

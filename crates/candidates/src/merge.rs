@@ -59,8 +59,16 @@ pub enum Fusion {
     NoisyOr,
 }
 
-/// Options for [`merge`].
+/// Options for [`merge`]: start from [`MergeOptions::default`] and change what you need with
+/// the `with_*` methods.
+///
+/// ```
+/// use speck_candidates::{Fusion, MergeOptions};
+/// let options = MergeOptions::default().with_min_distance_mm(2.0).with_fusion(Fusion::NoisyOr);
+/// assert_eq!(options.min_distance_mm, 2.0);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct MergeOptions {
     /// Two candidates closer than this (mm) are always the same finding.
     pub min_distance_mm: f64,
@@ -101,6 +109,20 @@ impl MergeOptions {
     #[must_use]
     pub fn with_radius_factor(mut self, factor: f64) -> Self {
         self.radius_factor = factor;
+        self
+    }
+
+    /// Builder-style: set [`MergeOptions::default_diameter_mm`].
+    #[must_use]
+    pub fn with_default_diameter_mm(mut self, mm: f64) -> Self {
+        self.default_diameter_mm = mm;
+        self
+    }
+
+    /// Builder-style: set [`MergeOptions::max_radius_mm`].
+    #[must_use]
+    pub fn with_max_radius_mm(mut self, mm: f64) -> Self {
+        self.max_radius_mm = mm;
         self
     }
 

@@ -958,12 +958,12 @@ fn luna16_layout_scan_then_eval_gives_the_whole_froc_and_size_tables() {
     }
     std::fs::write(
         luna.join("annotations.csv"),
-        speck_phantom::annotations_csv(&truths),
+        speck_phantom::annotations_csv(&truths).expect("rows"),
     )
     .expect("annotations");
     std::fs::write(
         luna.join("annotations_excluded.csv"),
-        speck_phantom::excluded_csv(&truths),
+        speck_phantom::excluded_csv(&truths).expect("rows"),
     )
     .expect("excluded");
     let uids: Vec<String> = truths.iter().map(|t| t.series_uid.clone()).collect();

@@ -38,8 +38,8 @@ impl VoxBins {
     /// [`EvalError::InvalidOption`] for an unreadable item, an empty range or overlapping bins.
     pub fn parse(spec: &str) -> Result<Self, EvalError> {
         let bad = |reason: String| EvalError::InvalidOption {
-            option: format!("--size-bins-vox {spec:?}"),
-            reason,
+            option: "size_bins_vox".into(),
+            reason: format!("{spec:?}: {reason}"),
         };
         let num = |s: &str| -> Result<u32, EvalError> {
             s.trim()
@@ -127,8 +127,8 @@ impl MmBins {
     /// [`EvalError::InvalidOption`] unless the edges are positive, finite and strictly ascending.
     pub fn parse(spec: &str) -> Result<Self, EvalError> {
         let bad = |reason: String| EvalError::InvalidOption {
-            option: format!("--size-bins-mm {spec:?}"),
-            reason,
+            option: "size_bins_mm".into(),
+            reason: format!("{spec:?}: {reason}"),
         };
         let mut edges = Vec::new();
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {

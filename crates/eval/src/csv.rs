@@ -1,127 +1,137 @@
-//! A small RFC 4180 CSV reader: comma-separated, optional double quotes (with `""` escapes and
-//! embedded newlines), `\n` or `\r\n` line ends, an optional UTF-8 BOM, blank lines skipped.
-//! Fields are trimmed of surrounding spaces. Every record remembers the line it starts on.
+//! Reading the evaluation CSVs with the `csv` crate, into the typed rows of
+//! [`speck_volume::luna16`], with errors that name the file, the line and the column.
+//!
+//! The dialect: comma-separated, optional double quotes (`""` escapes, embedded newlines), `\n`
+//! or `\r\n` line ends, an optional UTF-8 BOM; blank lines are skipped and values are trimmed of
+//! surrounding whitespace. Every record remembers the line it starts on.
+//!
+//! The `csv` crate reads a stray quote leniently (`"a"x` as `ax`, a quote left open as the rest
+//! of the file); [`check_quotes`] refuses both before the crate reads the text.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
+
+use csv::{ReaderBuilder, StringRecord, Trim};
+use serde::de::value::MapDeserializer;
+use serde::de::DeserializeOwned;
 
 use crate::EvalError;
 
-/// One parsed record.
+/// One record: its fields (trimmed) and the line it starts on.
 #[derive(Debug, Clone)]
 pub(crate) struct Record {
     /// 1-based line number where the record starts.
     pub line: usize,
     /// The fields, trimmed.
-    pub fields: Vec<String>,
+    pub fields: StringRecord,
 }
 
 /// A parsed file: header plus records, with the path for error messages.
 #[derive(Debug)]
 pub(crate) struct Table {
     pub path: PathBuf,
-    pub header: Vec<String>,
+    pub header: StringRecord,
     pub header_line: usize,
     pub records: Vec<Record>,
 }
 
-/// Split `text` into records.
+/// Split `text` into records, skipping blank lines; `path` is only used in errors.
 pub(crate) fn parse_records(path: &Path, text: &str) -> Result<Vec<Record>, EvalError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    check_quotes(path, text)?;
+    let mut reader = ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(Trim::All)
+        .from_reader(text.as_bytes());
+    let bytes = text.as_bytes();
+    let (mut cursor, mut line) = (0usize, 1usize);
     let mut out = Vec::new();
-    let mut chars = text.chars().peekable();
-    let mut line = 1usize;
-    loop {
-        if chars.peek().is_none() {
-            break;
+    for fields in reader.records() {
+        let fields = fields.map_err(|source| EvalError::Csv {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        // The crate's position is where it started reading, before the line ends and blank
+        // lines it skipped: count lines up to the record's first byte.
+        let mut start = fields
+            .position()
+            .map_or(cursor, |p| usize::try_from(p.byte()).unwrap_or(usize::MAX))
+            .clamp(cursor, bytes.len());
+        while matches!(bytes.get(start), Some(b'\r' | b'\n')) {
+            start += 1;
         }
-        let start = line;
-        let mut fields = Vec::new();
-        let mut field = String::new();
-        let mut quoted = false; // inside quotes
-        let mut was_quoted = false;
-        let mut end_of_record = false;
-        while !end_of_record {
-            match chars.next() {
-                None => {
-                    if quoted {
-                        return Err(EvalError::Malformed {
-                            path: path.to_path_buf(),
-                            line: start,
-                            reason: "unterminated quoted field".into(),
-                        });
-                    }
-                    end_of_record = true;
-                }
-                Some('"') if quoted => {
-                    if chars.peek() == Some(&'"') {
-                        chars.next();
-                        field.push('"');
-                    } else {
-                        quoted = false;
-                    }
-                }
-                Some('"') if field.trim().is_empty() && !was_quoted => {
-                    field.clear();
-                    quoted = true;
-                    was_quoted = true;
-                }
-                Some('\n') if quoted => {
-                    line += 1;
-                    field.push('\n');
-                }
-                Some(c) if quoted => field.push(c),
-                Some(',') => {
-                    fields.push(finish(&field, was_quoted));
-                    field.clear();
-                    was_quoted = false;
-                }
-                Some('\r') if chars.peek() == Some(&'\n') => {}
-                Some('\n') => {
-                    line += 1;
-                    end_of_record = true;
-                }
-                Some(c) => {
-                    if was_quoted && !c.is_whitespace() {
-                        return Err(EvalError::Malformed {
-                            path: path.to_path_buf(),
-                            line,
-                            reason: format!("unexpected {c:?} after a closing quote"),
-                        });
-                    }
-                    if !was_quoted {
-                        field.push(c);
-                    }
-                }
-            }
+        line += bytes[cursor..start].iter().filter(|&&b| b == b'\n').count();
+        cursor = start;
+        if fields.len() == 1 && fields[0].is_empty() {
+            continue; // a line of spaces
         }
-        fields.push(finish(&field, was_quoted));
-        let blank = fields.len() == 1 && fields[0].is_empty();
-        if !blank {
-            out.push(Record {
-                line: start,
-                fields,
-            });
-        }
+        out.push(Record { line, fields });
     }
     Ok(out)
 }
 
-fn finish(field: &str, quoted: bool) -> String {
-    if quoted {
-        field.to_string()
-    } else {
-        field.trim().to_string()
+/// Refuse what the `csv` crate would read leniently: anything but spaces between a closing quote
+/// and the end of its field, and a quote still open at the end of the file. As in the crate, a
+/// quote opens a quoted field only as the field's first character.
+fn check_quotes(path: &Path, text: &str) -> Result<(), EvalError> {
+    let malformed = |line: usize, reason: String| EvalError::Malformed {
+        path: path.to_path_buf(),
+        line,
+        reason,
+    };
+    let mut line = 1usize;
+    let mut field_start = true;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if field_start => {
+                let opened = line;
+                loop {
+                    match chars.next() {
+                        None => return Err(malformed(opened, "unterminated quoted field".into())),
+                        Some('"') if chars.peek() == Some(&'"') => {
+                            chars.next();
+                        }
+                        Some('"') => break,
+                        Some('\n') => line += 1,
+                        Some(_) => {}
+                    }
+                }
+                while let Some(&c) = chars.peek() {
+                    if matches!(c, ',' | '\n' | '\r') {
+                        break;
+                    }
+                    if !c.is_whitespace() {
+                        return Err(malformed(
+                            line,
+                            format!("unexpected {c:?} after a closing quote"),
+                        ));
+                    }
+                    chars.next();
+                }
+                field_start = false;
+            }
+            ',' | '\r' => field_start = true,
+            '\n' => {
+                line += 1;
+                field_start = true;
+            }
+            _ => field_start = false,
+        }
     }
+    Ok(())
 }
 
 impl Table {
-    /// Parse text with a header line; `path` is only used in errors.
-    pub fn parse(path: &Path, text: &str, expected: &str) -> Result<Self, EvalError> {
+    /// Parse text with a header line; `path` is only used in errors, `expected` names the
+    /// columns an empty file should have had.
+    pub fn parse(path: &Path, text: &str, expected: &[&str]) -> Result<Self, EvalError> {
         let mut records = parse_records(path, text)?;
         if records.is_empty() {
             return Err(EvalError::EmptyFile {
                 path: path.to_path_buf(),
-                expected: expected.to_string(),
+                expected: expected.join(","),
             });
         }
         let header = records.remove(0);
@@ -152,88 +162,83 @@ impl Table {
         self.header.iter().position(|h| h == name)
     }
 
-    /// Index of a required column.
-    pub fn require(&self, name: &str) -> Result<usize, EvalError> {
-        self.column(name).ok_or_else(|| EvalError::MissingColumn {
-            path: self.path.clone(),
-            column: name.to_string(),
-            header: self.header.join(","),
-        })
+    /// Check that every column in `names` is present; the error names the first missing one.
+    pub fn require(&self, names: &[&str]) -> Result<(), EvalError> {
+        match names.iter().find(|n| self.column(n).is_none()) {
+            Some(name) => Err(EvalError::MissingColumn {
+                path: self.path.clone(),
+                column: (*name).to_string(),
+                header: self.header.iter().collect::<Vec<_>>().join(","),
+            }),
+            None => Ok(()),
+        }
     }
 
-    /// An error about one value.
+    /// An error about the value in column `col` of `rec`.
     pub fn invalid(&self, rec: &Record, col: usize, reason: impl Into<String>) -> EvalError {
         EvalError::InvalidValue {
             path: self.path.clone(),
             line: rec.line,
-            column: self.header.get(col).cloned().unwrap_or_default(),
-            value: rec.fields.get(col).cloned().unwrap_or_default(),
+            column: self.header.get(col).unwrap_or_default().to_string(),
+            value: rec.fields.get(col).unwrap_or_default().to_string(),
             reason: reason.into(),
         }
     }
 
-    /// A required, finite floating-point value.
-    pub fn f64_at(&self, rec: &Record, col: usize) -> Result<f64, EvalError> {
-        let s = &rec.fields[col];
-        match s.parse::<f64>() {
-            Ok(v) if v.is_finite() => Ok(v),
-            Ok(_) => Err(self.invalid(rec, col, "not a finite number")),
-            Err(_) if s.is_empty() => Err(self.invalid(rec, col, "empty")),
-            Err(_) => Err(self.invalid(rec, col, "not a number")),
-        }
+    /// `rec` as a typed row, its columns matched by header name (the first column of a name
+    /// counts, as in [`Table::column`]); a refused value gives [`EvalError::InvalidValue`]
+    /// naming the line, the column and the value.
+    pub fn row<T: DeserializeOwned>(&self, rec: &Record) -> Result<T, EvalError> {
+        // The deserialiser reads one column at a time and stops at the first refused value, so
+        // the last column handed out is the one to blame.
+        let at = Cell::new(0usize);
+        let columns = self
+            .header
+            .iter()
+            .zip(rec.fields.iter())
+            .enumerate()
+            .filter(|(i, (name, _))| self.column(name) == Some(*i))
+            .map(|(i, pair)| {
+                at.set(i);
+                pair
+            });
+        T::deserialize(MapDeserializer::<_, serde::de::value::Error>::new(columns))
+            .map_err(|e| self.invalid(rec, at.get(), e.to_string()))
     }
-
-    /// An optional finite value: empty, `NA`, `nan` or `-` give `None`.
-    pub fn opt_f64_at(&self, rec: &Record, col: usize) -> Result<Option<f64>, EvalError> {
-        let s = rec.fields[col].as_str();
-        if is_missing(s) {
-            return Ok(None);
-        }
-        self.f64_at(rec, col).map(Some)
-    }
-
-    /// A required non-empty string.
-    pub fn str_at(&self, rec: &Record, col: usize) -> Result<String, EvalError> {
-        let s = &rec.fields[col];
-        if s.is_empty() {
-            return Err(self.invalid(rec, col, "empty"));
-        }
-        Ok(s.clone())
-    }
-
-    /// An optional string (empty or `NA` give `None`).
-    pub fn opt_str_at(&self, rec: &Record, col: usize) -> Option<String> {
-        let s = rec.fields[col].as_str();
-        (!is_missing(s)).then(|| s.to_string())
-    }
-}
-
-fn is_missing(s: &str) -> bool {
-    s.is_empty() || s.eq_ignore_ascii_case("na") || s.eq_ignore_ascii_case("nan") || s == "-"
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn fields(r: &Record) -> Vec<&str> {
+        r.fields.iter().collect()
+    }
+
     #[test]
     fn quotes_crlf_bom_and_blank_lines() {
-        let t = "\u{feff}a,b,c\r\n1, \"x,y\" ,3\r\n\r\n\"multi\nline\",\"q\"\"q\",\n";
+        let t = "\u{feff}a,b,c\r\n1,\"x,y\" ,3\r\n\r\n  \n\"multi\nline\",\"q\"\"q\",\n";
         let r = parse_records(Path::new("t.csv"), t).expect("parse");
         assert_eq!(r.len(), 3);
-        assert_eq!(r[1].fields, vec!["1", "x,y", "3"]);
+        assert_eq!(fields(&r[0]), vec!["a", "b", "c"]);
+        assert_eq!(fields(&r[1]), vec!["1", "x,y", "3"]);
         assert_eq!(r[1].line, 2);
-        assert_eq!(r[2].line, 4);
-        assert_eq!(r[2].fields, vec!["multi\nline", "q\"q", ""]);
+        assert_eq!(r[2].line, 5);
+        assert_eq!(fields(&r[2]), vec!["multi\nline", "q\"q", ""]);
     }
 
     #[test]
     fn errors_name_the_line() {
         let e = parse_records(Path::new("t.csv"), "a,b\n\"open,1\n").expect_err("unterminated");
         assert!(e.to_string().contains("line 2"), "{e}");
-        let e = Table::parse(Path::new("t.csv"), "a,b\n1,2\n1,2,3\n", "a,b").expect_err("fields");
+        let e = parse_records(Path::new("t.csv"), "a,b\n\"x\"\n\"y\"z,1\n").expect_err("after");
+        assert_eq!(
+            e.to_string(),
+            "t.csv: line 3: unexpected 'z' after a closing quote"
+        );
+        let e = Table::parse(Path::new("t.csv"), "a,b\n1,2\n1,2,3\n", &["a", "b"]).expect_err("n");
         assert!(e.to_string().contains("t.csv: line 3: 3 fields"), "{e}");
-        let e = Table::parse(Path::new("t.csv"), "\n\n", "a,b").expect_err("empty");
+        let e = Table::parse(Path::new("t.csv"), "\n\n", &["a", "b"]).expect_err("empty");
         assert!(matches!(e, EvalError::EmptyFile { .. }));
     }
 }

@@ -5,8 +5,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use speck_candidates::Candidate;
+use speck_volume::luna16::{
+    de, AnnotationRow, CandidateRow, ExcludedRow, ANNOTATION_REQUIRED, CANDIDATE_COLUMNS,
+    EXCLUDED_COLUMNS,
+};
 use speck_volume::WorldPoint;
 
 use crate::csv::Table;
@@ -106,17 +110,9 @@ pub fn read_annotations(path: &Path) -> Result<AnnotationSet, EvalError> {
 /// # Errors
 /// As [`read_annotations`].
 pub fn parse_annotations(path: &Path, text: &str) -> Result<AnnotationSet, EvalError> {
-    let t = Table::parse(path, text, "seriesuid,coordX,coordY,coordZ,diameter_mm")?;
-    let (cs, cx, cy, cz, cd) = (
-        t.require("seriesuid")?,
-        t.require("coordX")?,
-        t.require("coordY")?,
-        t.require("coordZ")?,
-        t.require("diameter_mm")?,
-    );
+    let t = Table::parse(path, text, &ANNOTATION_REQUIRED)?;
+    t.require(&ANNOTATION_REQUIRED)?;
     let cvox = t.column("diameter_vox");
-    let cden = t.column("density");
-    let catt = t.column("attachment");
     let creader = t.column("reader");
     let cnr = t.column("n_readers");
     if creader.is_some() && cnr.is_some() {
@@ -131,36 +127,30 @@ pub fn parse_annotations(path: &Path, text: &str) -> Result<AnnotationSet, EvalE
     let mut nodules = Vec::with_capacity(t.records.len());
     let mut readers = Vec::new();
     for r in &t.records {
-        let center = WorldPoint::new(t.f64_at(r, cx)?, t.f64_at(r, cy)?, t.f64_at(r, cz)?);
-        let diameter_vox = match cvox {
-            Some(c) => t.opt_f64_at(r, c)?,
-            None => None,
-        };
-        if let Some(v) = diameter_vox {
+        let row: AnnotationRow = t.row(r)?;
+        if let (Some(v), Some(c)) = (row.diameter_vox, cvox) {
             if v < 0.0 {
-                return Err(t.invalid(r, cvox.unwrap_or_default(), "negative diameter"));
+                return Err(t.invalid(r, c, "negative diameter"));
             }
         }
-        let n_readers = match cnr {
-            Some(c) => match t.opt_f64_at(r, c)? {
-                None => None,
-                Some(v) if v >= 1.0 && v.fract() == 0.0 && v <= f64::from(u32::MAX) => {
-                    Some(v as u32)
-                }
-                Some(_) => return Err(t.invalid(r, c, "expected a whole number >= 1")),
-            },
-            None => None,
+        let agreement: ReaderColumns = t.row(r)?;
+        let n_readers = match (agreement.n_readers, cnr) {
+            (Some(v), _) if v >= 1.0 && v.fract() == 0.0 && v <= f64::from(u32::MAX) => {
+                Some(v as u32)
+            }
+            (Some(_), Some(c)) => return Err(t.invalid(r, c, "expected a whole number >= 1")),
+            _ => None,
         };
-        if let Some(c) = creader {
-            readers.push(t.str_at(r, c)?);
+        if let Some(reader) = agreement.reader {
+            readers.push(reader);
         }
         nodules.push(Nodule {
-            seriesuid: t.str_at(r, cs)?,
-            center,
-            diameter_mm: t.f64_at(r, cd)?,
-            diameter_vox,
-            density: cden.and_then(|c| t.opt_str_at(r, c)),
-            attachment: catt.and_then(|c| t.opt_str_at(r, c)),
+            center: row.center(),
+            seriesuid: row.seriesuid,
+            diameter_mm: row.diameter_mm,
+            diameter_vox: row.diameter_vox,
+            density: row.density,
+            attachment: row.attachment,
             n_readers,
         });
     }
@@ -182,6 +172,22 @@ pub fn parse_annotations(path: &Path, text: &str) -> Result<AnnotationSet, EvalE
         from_reader_marks: false,
         n_marks,
     })
+}
+
+/// The reader-agreement columns of an annotation file, beside the shared [`AnnotationRow`]:
+/// `reader` (who marked this row; required in every row when the column exists) or
+/// `n_readers` (how many readers marked the nodule).
+#[derive(Debug, Deserialize)]
+struct ReaderColumns {
+    #[serde(default, deserialize_with = "present_text")]
+    reader: Option<String>,
+    #[serde(default, deserialize_with = "de::optional_finite")]
+    n_readers: Option<f64>,
+}
+
+/// A required, non-empty text in a column that may be absent.
+fn present_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    de::required_text(d).map(Some)
 }
 
 /// One reader's mark of a nodule.
@@ -302,21 +308,16 @@ pub fn read_excluded(path: &Path) -> Result<Vec<ExcludedFinding>, EvalError> {
 /// # Errors
 /// As [`read_excluded`].
 pub fn parse_excluded(path: &Path, text: &str) -> Result<Vec<ExcludedFinding>, EvalError> {
-    let t = Table::parse(path, text, "seriesuid,coordX,coordY,coordZ,diameter_mm")?;
-    let (cs, cx, cy, cz, cd) = (
-        t.require("seriesuid")?,
-        t.require("coordX")?,
-        t.require("coordY")?,
-        t.require("coordZ")?,
-        t.require("diameter_mm")?,
-    );
+    let t = Table::parse(path, text, &EXCLUDED_COLUMNS)?;
+    t.require(&EXCLUDED_COLUMNS)?;
     t.records
         .iter()
         .map(|r| {
+            let row: ExcludedRow = t.row(r)?;
             Ok(ExcludedFinding {
-                seriesuid: t.str_at(r, cs)?,
-                center: WorldPoint::new(t.f64_at(r, cx)?, t.f64_at(r, cy)?, t.f64_at(r, cz)?),
-                diameter_mm: t.f64_at(r, cd)?,
+                center: row.center(),
+                seriesuid: row.seriesuid,
+                diameter_mm: row.diameter_mm,
             })
         })
         .collect()
@@ -336,21 +337,16 @@ pub fn read_candidates(path: &Path) -> Result<Vec<ScoredCandidate>, EvalError> {
 /// # Errors
 /// As [`read_candidates`].
 pub fn parse_candidates(path: &Path, text: &str) -> Result<Vec<ScoredCandidate>, EvalError> {
-    let t = Table::parse(path, text, "seriesuid,coordX,coordY,coordZ,probability")?;
-    let (cs, cx, cy, cz, cp) = (
-        t.require("seriesuid")?,
-        t.require("coordX")?,
-        t.require("coordY")?,
-        t.require("coordZ")?,
-        t.require("probability")?,
-    );
+    let t = Table::parse(path, text, &CANDIDATE_COLUMNS)?;
+    t.require(&CANDIDATE_COLUMNS)?;
     t.records
         .iter()
         .map(|r| {
+            let row: CandidateRow = t.row(r)?;
             Ok(ScoredCandidate {
-                seriesuid: t.str_at(r, cs)?,
-                center: WorldPoint::new(t.f64_at(r, cx)?, t.f64_at(r, cy)?, t.f64_at(r, cz)?),
-                probability: t.f64_at(r, cp)?,
+                center: row.center(),
+                seriesuid: row.seriesuid,
+                probability: row.probability,
             })
         })
         .collect()
@@ -376,7 +372,7 @@ pub fn parse_series(path: &Path, text: &str) -> Result<Vec<String>, EvalError> {
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for (k, r) in records.iter().enumerate() {
-        let id = r.fields[0].clone();
+        let id = r.fields.get(0).unwrap_or_default().to_string();
         if k == 0 && id == "seriesuid" {
             continue;
         }

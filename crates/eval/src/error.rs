@@ -17,6 +17,15 @@ pub enum EvalError {
         #[source]
         source: std::io::Error,
     },
+    /// The `csv` crate could not read a file.
+    #[error("{path}: {source}")]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// The CSV error (it names the line).
+        #[source]
+        source: csv::Error,
+    },
     /// A file has no header line (it is empty or only blank lines).
     #[error("{path}: empty file (expected a header line with {expected})")]
     EmptyFile {
@@ -62,7 +71,8 @@ pub enum EvalError {
     /// An option is invalid (bad size-bin specification, FP rate, ...).
     #[error("invalid option {option}: {reason}")]
     InvalidOption {
-        /// The option.
+        /// The option: the name of its [`crate::EvalOptions`] field (`bootstrap`,
+        /// `size_bins_mm`, ...), which a front end maps to its own flag.
         option: String,
         /// Why it is invalid.
         reason: String,

@@ -8,7 +8,7 @@ use crate::bins::{MmBins, VoxBins};
 use crate::bootstrap;
 use crate::data::{ExcludedFinding, Nodule, ScoredCandidate};
 use crate::protocol::{
-    self, fp_cumulative, froc_curve, match_scans, sensitivity_at, FrocPoint, MatchCounts,
+    fp_cumulative, froc_curve, match_scans, sensitivity_at, FrocPoint, MatchCounts, Matched,
     MatchedNodule, Subset, LUNA16_FP_RATES, LUNA16_MAX_MARKS_PER_SCAN,
 };
 use crate::EvalError;
@@ -16,8 +16,16 @@ use crate::EvalError;
 /// The largest number of bootstrap resamples [`evaluate`] accepts (results are kept in memory).
 pub const MAX_BOOTSTRAP: usize = 100_000;
 
-/// Options of [`evaluate`].
+/// Options of [`evaluate`]: start from [`EvalOptions::default`] (the LUNA16 settings with 1,000
+/// bootstrap resamples) and change what you need with the `with_*` methods.
+///
+/// ```
+/// use speck_eval::EvalOptions;
+/// let options = EvalOptions::default().with_bootstrap(200).with_seed(7).with_min_readers(3);
+/// assert_eq!((options.bootstrap, options.min_readers), (200, 3));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct EvalOptions {
     /// Bootstrap resamples of the scans for the confidence intervals (0: no intervals; at most
     /// [`MAX_BOOTSTRAP`]).
@@ -52,6 +60,64 @@ impl Default for EvalOptions {
             size_bins_mm: MmBins::default(),
             voxel_mm: None,
         }
+    }
+}
+
+impl EvalOptions {
+    /// Set [`EvalOptions::bootstrap`].
+    #[must_use]
+    pub fn with_bootstrap(mut self, resamples: usize) -> Self {
+        self.bootstrap = resamples;
+        self
+    }
+
+    /// Set [`EvalOptions::seed`].
+    #[must_use]
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Set [`EvalOptions::confidence`].
+    #[must_use]
+    pub fn with_confidence(mut self, confidence: f64) -> Self {
+        self.confidence = confidence;
+        self
+    }
+
+    /// Set [`EvalOptions::max_marks_per_scan`].
+    #[must_use]
+    pub fn with_max_marks_per_scan(mut self, cap: Option<usize>) -> Self {
+        self.max_marks_per_scan = cap;
+        self
+    }
+
+    /// Set [`EvalOptions::min_readers`].
+    #[must_use]
+    pub fn with_min_readers(mut self, readers: u32) -> Self {
+        self.min_readers = readers;
+        self
+    }
+
+    /// Set [`EvalOptions::size_bins_vox`].
+    #[must_use]
+    pub fn with_size_bins_vox(mut self, bins: VoxBins) -> Self {
+        self.size_bins_vox = bins;
+        self
+    }
+
+    /// Set [`EvalOptions::size_bins_mm`].
+    #[must_use]
+    pub fn with_size_bins_mm(mut self, bins: MmBins) -> Self {
+        self.size_bins_mm = bins;
+        self
+    }
+
+    /// Set [`EvalOptions::voxel_mm`].
+    #[must_use]
+    pub fn with_voxel_mm(mut self, voxel_mm: Option<f64>) -> Self {
+        self.voxel_mm = voxel_mm;
+        self
     }
 }
 
@@ -178,13 +244,14 @@ fn band_rates() -> Vec<f64> {
         .collect()
 }
 
+/// One group of nodules and its label.
 struct Group {
     label: String,
     subset: Subset,
 }
 
 fn groups_by<K: Ord + Clone>(
-    matched: &protocol::Matched,
+    matched: &Matched,
     nodules: &[Nodule],
     member: &dyn Fn(&MatchedNodule) -> bool,
     keys: &[(K, String)],
@@ -201,7 +268,7 @@ fn groups_by<K: Ord + Clone>(
 }
 
 fn class_groups(
-    matched: &protocol::Matched,
+    matched: &Matched,
     nodules: &[Nodule],
     member: &dyn Fn(&MatchedNodule) -> bool,
     field: fn(&Nodule) -> Option<&String>,
@@ -232,6 +299,10 @@ fn class_groups(
 ///   nodules, excluded findings and candidates (a scan with none of these cannot be known, so
 ///   pass the list when such scans exist: they count in FP/scan).
 ///
+/// In steps: check the options, list the scans, match candidates to nodules per scan, keep the
+/// nodules that reach the reader threshold, group them by size, class and consensus, score every
+/// group on all scans and on each bootstrap resample, then summarise.
+///
 /// # Errors
 /// [`EvalError::NoScans`] without scans, [`EvalError::NoNodules`] when no reference nodule lies
 /// in the evaluated scans, [`EvalError::InvalidOption`] for a bad confidence, voxel size or a
@@ -243,52 +314,8 @@ pub fn evaluate(
     series: Option<&[String]>,
     options: &EvalOptions,
 ) -> Result<Evaluation, EvalError> {
-    if !(options.confidence > 0.0 && options.confidence < 1.0) {
-        return Err(EvalError::InvalidOption {
-            option: "confidence".into(),
-            reason: format!("{} is not in (0, 1)", options.confidence),
-        });
-    }
-    if options.bootstrap > MAX_BOOTSTRAP {
-        return Err(EvalError::InvalidOption {
-            option: format!("--bootstrap {}", options.bootstrap),
-            reason: format!("at most {MAX_BOOTSTRAP} resamples"),
-        });
-    }
-    if let Some(v) = options.voxel_mm {
-        if !(v.is_finite() && v > 0.0) {
-            return Err(EvalError::InvalidOption {
-                option: "--voxel-mm".into(),
-                reason: format!("{v} is not a positive length"),
-            });
-        }
-    }
-    let has_readers = nodules.iter().any(|n| n.n_readers.is_some());
-    if options.min_readers > 1 && nodules.iter().any(|n| n.n_readers.is_none()) {
-        return Err(EvalError::InvalidOption {
-            option: format!("--min-readers {}", options.min_readers),
-            reason: "some annotations carry no reader count (add a `reader` or `n_readers` column)"
-                .into(),
-        });
-    }
-    let series: Vec<String> = match series {
-        Some(s) => s.to_vec(),
-        None => {
-            let set: BTreeSet<&str> = nodules
-                .iter()
-                .map(|n| n.seriesuid.as_str())
-                .chain(excluded.iter().map(|e| e.seriesuid.as_str()))
-                .chain(candidates.iter().map(|c| c.seriesuid.as_str()))
-                .collect();
-            set.into_iter().map(String::from).collect()
-        }
-    };
-    if series.is_empty() {
-        return Err(EvalError::NoScans(
-            "no series list and no seriesuid in annotations or candidates".into(),
-        ));
-    }
-
+    validate(nodules, options)?;
+    let series = evaluated_series(nodules, excluded, candidates, series)?;
     let matched = match_scans(
         nodules,
         excluded,
@@ -305,202 +332,31 @@ pub fn evaluate(
     }
     let min_readers = options.min_readers.max(1);
     let in_main = |m: &MatchedNodule| nodules[m.index].n_readers.unwrap_or(1) >= min_readers;
-    let main = Subset::new(&matched, in_main);
-    if main.n_nodules() == 0 {
-        return Err(EvalError::NoNodules {
-            n_scans: series.len(),
-            hint: if matched.nodules.is_empty() {
-                "do the seriesuids of annotations and series list agree?".into()
-            } else {
-                format!("all nodules are below --min-readers {min_readers}")
-            },
-        });
-    }
-    let n_below = matched.nodules.len() - main.n_nodules();
-
-    // Groups: size (vox, mm), density, attachment, readers.
-    let diameter_vox = |n: &Nodule| {
-        n.diameter_vox
-            .or_else(|| options.voxel_mm.map(|v| n.diameter_mm / v))
-            .filter(|d| *d >= 0.0)
-    };
-    let vox_groups = if nodules.iter().any(|n| diameter_vox(n).is_some()) {
-        let keys: Vec<(usize, String)> = options
-            .size_bins_vox
-            .0
-            .iter()
-            .enumerate()
-            .map(|(i, b)| (i, b.label.clone()))
-            .collect();
-        Some(groups_by(
-            &matched,
-            nodules,
-            &in_main,
-            &keys,
-            &|n: &Nodule| diameter_vox(n).and_then(|d| options.size_bins_vox.bin_of(d)),
-        ))
-    } else {
-        None
-    };
-    let mm_keys: Vec<(usize, String)> = options
-        .size_bins_mm
-        .labels()
-        .into_iter()
-        .enumerate()
-        .collect();
-    let mm_groups = groups_by(&matched, nodules, &in_main, &mm_keys, &|n: &Nodule| {
-        options.size_bins_mm.bin_of(n.diameter_mm)
-    });
-    let density_groups = class_groups(&matched, nodules, &in_main, |n| n.density.as_ref());
-    let attachment_groups = class_groups(&matched, nodules, &in_main, |n| n.attachment.as_ref());
-    let reader_groups = has_readers.then(|| {
-        let max = nodules
-            .iter()
-            .filter_map(|n| n.n_readers)
-            .max()
-            .unwrap_or(1);
-        (1..=max.max(3))
-            .map(|k| Group {
-                label: format!(">={k}"),
-                subset: Subset::new(&matched, |m| nodules[m.index].n_readers.unwrap_or(1) >= k),
-            })
-            .collect::<Vec<_>>()
-    });
-
-    // All subsets in one list: main first, then the groups in order.
-    let mut all: Vec<&Subset> = vec![&main];
-    let sections: [Option<&Vec<Group>>; 5] = [
-        vox_groups.as_ref(),
-        Some(&mm_groups),
-        density_groups.as_ref(),
-        attachment_groups.as_ref(),
-        reader_groups.as_ref(),
-    ];
-    for g in sections.iter().flatten() {
-        all.extend(g.iter().map(|g| &g.subset));
-    }
-
-    let rates = LUNA16_FP_RATES;
-    let brates = band_rates();
-    // Point estimates.
-    let cum = fp_cumulative(&matched, None);
-    let point: Vec<Option<Vec<f64>>> = all
-        .iter()
-        .map(|s| sensitivity_at(&matched, &cum, s, None, &rates))
-        .collect();
-    let band_point = sensitivity_at(&matched, &cum, &main, None, &brates).unwrap_or_default();
-
-    // Bootstrap: per resample, per subset, the 7 sensitivities; plus the band for the main curve.
-    let boot = bootstrap::run(matched.n_scans, options.bootstrap, options.seed, |w| {
-        let cum = fp_cumulative(&matched, Some(w));
-        let per: Vec<Option<Vec<f64>>> = all
-            .iter()
-            .map(|s| sensitivity_at(&matched, &cum, s, Some(w), &rates))
-            .collect();
-        let band = sensitivity_at(&matched, &cum, &main, Some(w), &brates);
-        (per, band)
-    });
+    let main = main_subset(&matched, series.len(), min_readers, &in_main)?;
+    let sections = Sections::new(&matched, nodules, options, &in_main);
+    let scores = Scores::compute(&matched, &main, &sections, options);
 
     let conf = options.confidence;
-    let summarise = |k: usize, label: String, subset: &Subset| -> GroupResult {
-        let p = point[k].as_ref();
-        let sensitivity_at_fp = rates
-            .iter()
-            .enumerate()
-            .map(|(i, &r)| {
-                let mut v: Vec<f64> = boot
-                    .iter()
-                    .filter_map(|(per, _)| per[k].as_ref().map(|s| s[i]))
-                    .collect();
-                RatePoint {
-                    fp_per_scan: r,
-                    sensitivity: p.map(|s| s[i]),
-                    ci95: bootstrap::percentile_interval(&mut v, conf),
-                }
-            })
-            .collect();
-        let mut cpms: Vec<f64> = boot
-            .iter()
-            .filter_map(|(per, _)| {
-                per[k]
-                    .as_ref()
-                    .map(|s| s.iter().sum::<f64>() / s.len() as f64)
-            })
-            .collect();
-        GroupResult {
-            label,
-            n_nodules: subset.n_nodules(),
-            n_detected: subset.n_detected(),
-            sensitivity_at_fp,
-            cpm: p.map(|s| s.iter().sum::<f64>() / s.len() as f64),
-            cpm_ci95: bootstrap::percentile_interval(&mut cpms, conf),
-        }
-    };
-
-    let main_result = summarise(0, "all".into(), &main);
+    let main_result = scores.summarise(0, "all".into(), &main, conf);
     let mut k = 1;
     let mut take = |groups: Option<&Vec<Group>>| -> Option<Vec<GroupResult>> {
         groups.map(|gs| {
             gs.iter()
                 .map(|g| {
-                    let r = summarise(k, g.label.clone(), &g.subset);
+                    let r = scores.summarise(k, g.label.clone(), &g.subset, conf);
                     k += 1;
                     r
                 })
                 .collect()
         })
     };
-    let vox = take(vox_groups.as_ref());
-    let mm = take(Some(&mm_groups)).unwrap_or_default();
-    let by_density = take(density_groups.as_ref());
-    let by_attachment = take(attachment_groups.as_ref());
-    let by_readers = take(reader_groups.as_ref());
-
-    let count_in = |groups: &Option<Vec<Group>>| -> usize {
-        groups
-            .as_ref()
-            .map_or(0, |g| g.iter().map(|g| g.subset.n_nodules()).sum())
-    };
-    let n_with_vox = matched
-        .nodules
-        .iter()
-        .filter(|m| in_main(m) && diameter_vox(&nodules[m.index]).is_some())
-        .count();
-    let vox_unbinned = if vox_groups.is_some() {
-        n_with_vox - count_in(&vox_groups)
-    } else {
-        0
-    };
-    let mm_unbinned = main.n_nodules()
-        - mm_groups
-            .iter()
-            .map(|g| g.subset.n_nodules())
-            .sum::<usize>();
-
-    let band = {
-        let (lower, upper) = if boot.is_empty() {
-            (None, None)
-        } else {
-            let mut lo = Vec::with_capacity(brates.len());
-            let mut hi = Vec::with_capacity(brates.len());
-            for i in 0..brates.len() {
-                let mut v: Vec<f64> = boot
-                    .iter()
-                    .filter_map(|(_, b)| b.as_ref().map(|b| b[i]))
-                    .collect();
-                let iv = bootstrap::percentile_interval(&mut v, conf).unwrap_or([f64::NAN; 2]);
-                lo.push(iv[0]);
-                hi.push(iv[1]);
-            }
-            (Some(lo), Some(hi))
-        };
-        Band {
-            fp_per_scan: brates,
-            sensitivity: band_point,
-            lower,
-            upper,
-        }
-    };
+    let vox = take(sections.vox.as_ref());
+    let mm = take(Some(&sections.mm)).unwrap_or_default();
+    let by_density = take(sections.density.as_ref());
+    let by_attachment = take(sections.attachment.as_ref());
+    let by_readers = take(sections.readers.as_ref());
+    let (vox_unbinned, mm_unbinned) =
+        sections.unbinned(&matched, nodules, options.voxel_mm, &main, &in_main);
 
     let froc = froc_curve(&matched, &main).unwrap_or_default();
     let last = froc.last().copied();
@@ -517,7 +373,7 @@ pub fn evaluate(
         n_nodules: main.n_nodules(),
         n_detected: main.n_detected(),
         n_excluded_findings,
-        n_below_min_readers: n_below,
+        n_below_min_readers: matched.nodules.len() - main.n_nodules(),
         min_readers,
         candidates: matched.counts,
         max_marks_per_scan: options.max_marks_per_scan,
@@ -541,6 +397,326 @@ pub fn evaluate(
             confidence: conf,
         },
         froc,
-        band,
+        band: scores.band(conf),
     })
+}
+
+/// Step 1: the options are usable with these nodules.
+fn validate(nodules: &[Nodule], options: &EvalOptions) -> Result<(), EvalError> {
+    if !(options.confidence > 0.0 && options.confidence < 1.0) {
+        return Err(EvalError::InvalidOption {
+            option: "confidence".into(),
+            reason: format!("{} is not in (0, 1)", options.confidence),
+        });
+    }
+    if options.bootstrap > MAX_BOOTSTRAP {
+        return Err(EvalError::InvalidOption {
+            option: "bootstrap".into(),
+            reason: format!("{} resamples: at most {MAX_BOOTSTRAP}", options.bootstrap),
+        });
+    }
+    if let Some(v) = options.voxel_mm {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(EvalError::InvalidOption {
+                option: "voxel_mm".into(),
+                reason: format!("{v} is not a positive length"),
+            });
+        }
+    }
+    if options.min_readers > 1 && nodules.iter().any(|n| n.n_readers.is_none()) {
+        return Err(EvalError::InvalidOption {
+            option: "min_readers".into(),
+            reason: format!(
+                "{}: some annotations carry no reader count (add a `reader` or `n_readers` column)",
+                options.min_readers
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Step 2: the evaluated scans, given or inferred (sorted union of the seriesuids of nodules,
+/// excluded findings and candidates).
+fn evaluated_series(
+    nodules: &[Nodule],
+    excluded: &[ExcludedFinding],
+    candidates: &[ScoredCandidate],
+    series: Option<&[String]>,
+) -> Result<Vec<String>, EvalError> {
+    let series: Vec<String> = match series {
+        Some(s) => s.to_vec(),
+        None => {
+            let set: BTreeSet<&str> = nodules
+                .iter()
+                .map(|n| n.seriesuid.as_str())
+                .chain(excluded.iter().map(|e| e.seriesuid.as_str()))
+                .chain(candidates.iter().map(|c| c.seriesuid.as_str()))
+                .collect();
+            set.into_iter().map(String::from).collect()
+        }
+    };
+    if series.is_empty() {
+        return Err(EvalError::NoScans(
+            "no series list and no seriesuid in annotations or candidates".into(),
+        ));
+    }
+    Ok(series)
+}
+
+/// Step 3: the nodules that count (at or above the reader threshold); an error when there are
+/// none.
+fn main_subset(
+    matched: &Matched,
+    n_scans: usize,
+    min_readers: u32,
+    in_main: &dyn Fn(&MatchedNodule) -> bool,
+) -> Result<Subset, EvalError> {
+    let main = Subset::new(matched, in_main);
+    if main.n_nodules() == 0 {
+        return Err(EvalError::NoNodules {
+            n_scans,
+            hint: if matched.nodules.is_empty() {
+                "do the seriesuids of annotations and series list agree?".into()
+            } else {
+                format!("all nodules are below the reader threshold (min_readers {min_readers})")
+            },
+        });
+    }
+    Ok(main)
+}
+
+/// A nodule's diameter in voxels: its own, or derived from `voxel_mm`; never negative.
+fn diameter_vox(n: &Nodule, voxel_mm: Option<f64>) -> Option<f64> {
+    n.diameter_vox
+        .or_else(|| voxel_mm.map(|v| n.diameter_mm / v))
+        .filter(|d| *d >= 0.0)
+}
+
+/// Step 4: the groups of counted nodules, per section of the report.
+struct Sections {
+    /// By rounded diameter in voxels (when some nodule has one).
+    vox: Option<Vec<Group>>,
+    /// By diameter in mm.
+    mm: Vec<Group>,
+    /// By density class (when given).
+    density: Option<Vec<Group>>,
+    /// By attachment class (when given).
+    attachment: Option<Vec<Group>>,
+    /// By consensus level `>=k` (when reader information exists).
+    readers: Option<Vec<Group>>,
+}
+
+impl Sections {
+    fn new(
+        matched: &Matched,
+        nodules: &[Nodule],
+        options: &EvalOptions,
+        in_main: &dyn Fn(&MatchedNodule) -> bool,
+    ) -> Self {
+        let vox = if nodules
+            .iter()
+            .any(|n| diameter_vox(n, options.voxel_mm).is_some())
+        {
+            let keys: Vec<(usize, String)> = options
+                .size_bins_vox
+                .0
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (i, b.label.clone()))
+                .collect();
+            Some(groups_by(
+                matched,
+                nodules,
+                in_main,
+                &keys,
+                &|n: &Nodule| {
+                    diameter_vox(n, options.voxel_mm).and_then(|d| options.size_bins_vox.bin_of(d))
+                },
+            ))
+        } else {
+            None
+        };
+        let mm_keys: Vec<(usize, String)> = options
+            .size_bins_mm
+            .labels()
+            .into_iter()
+            .enumerate()
+            .collect();
+        let mm = groups_by(matched, nodules, in_main, &mm_keys, &|n: &Nodule| {
+            options.size_bins_mm.bin_of(n.diameter_mm)
+        });
+        let density = class_groups(matched, nodules, in_main, |n| n.density.as_ref());
+        let attachment = class_groups(matched, nodules, in_main, |n| n.attachment.as_ref());
+        let readers = nodules.iter().any(|n| n.n_readers.is_some()).then(|| {
+            let max = nodules
+                .iter()
+                .filter_map(|n| n.n_readers)
+                .max()
+                .unwrap_or(1);
+            (1..=max.max(3))
+                .map(|k| Group {
+                    label: format!(">={k}"),
+                    subset: Subset::new(matched, |m| nodules[m.index].n_readers.unwrap_or(1) >= k),
+                })
+                .collect::<Vec<_>>()
+        });
+        Self {
+            vox,
+            mm,
+            density,
+            attachment,
+            readers,
+        }
+    }
+
+    /// Every group's subset, in report order (voxels, mm, density, attachment, readers).
+    fn subsets(&self) -> impl Iterator<Item = &Subset> {
+        [
+            self.vox.as_ref(),
+            Some(&self.mm),
+            self.density.as_ref(),
+            self.attachment.as_ref(),
+            self.readers.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g.iter().map(|g| &g.subset))
+    }
+
+    /// Counted nodules in no voxel bin (among those with a voxel diameter) and in no mm bin.
+    fn unbinned(
+        &self,
+        matched: &Matched,
+        nodules: &[Nodule],
+        voxel_mm: Option<f64>,
+        main: &Subset,
+        in_main: &dyn Fn(&MatchedNodule) -> bool,
+    ) -> (usize, usize) {
+        let count_in =
+            |groups: &[Group]| -> usize { groups.iter().map(|g| g.subset.n_nodules()).sum() };
+        let vox_unbinned = self.vox.as_ref().map_or(0, |groups| {
+            let n_with_vox = matched
+                .nodules
+                .iter()
+                .filter(|m| in_main(m) && diameter_vox(&nodules[m.index], voxel_mm).is_some())
+                .count();
+            n_with_vox - count_in(groups)
+        });
+        (vox_unbinned, main.n_nodules() - count_in(&self.mm))
+    }
+}
+
+/// Sensitivities at the LUNA16 rates of one scoring (the point estimate or one resample), per
+/// subset (`None`: the subset has no nodule), and the main curve at the band's rates.
+type Scoring = (Vec<Option<Vec<f64>>>, Option<Vec<f64>>);
+
+/// Step 5: every subset scored on all scans and on each bootstrap resample of the scans.
+struct Scores {
+    /// Point estimates per subset: the main subset first, then [`Sections::subsets`].
+    point: Vec<Option<Vec<f64>>>,
+    /// Point estimate of the main curve at [`Scores::band_rates`].
+    band_point: Vec<f64>,
+    /// The FP rates of the band.
+    band_rates: Vec<f64>,
+    /// One scoring per resample.
+    boot: Vec<Scoring>,
+}
+
+impl Scores {
+    fn compute(
+        matched: &Matched,
+        main: &Subset,
+        sections: &Sections,
+        options: &EvalOptions,
+    ) -> Self {
+        let all: Vec<&Subset> = std::iter::once(main).chain(sections.subsets()).collect();
+        let rates = LUNA16_FP_RATES;
+        let band_rates = band_rates();
+        let cum = fp_cumulative(matched, None);
+        let point: Vec<Option<Vec<f64>>> = all
+            .iter()
+            .map(|s| sensitivity_at(matched, &cum, s, None, &rates))
+            .collect();
+        let band_point = sensitivity_at(matched, &cum, main, None, &band_rates).unwrap_or_default();
+        let boot = bootstrap::run(matched.n_scans, options.bootstrap, options.seed, |w| {
+            let cum = fp_cumulative(matched, Some(w));
+            let per: Vec<Option<Vec<f64>>> = all
+                .iter()
+                .map(|s| sensitivity_at(matched, &cum, s, Some(w), &rates))
+                .collect();
+            let band = sensitivity_at(matched, &cum, main, Some(w), &band_rates);
+            (per, band)
+        });
+        Self {
+            point,
+            band_point,
+            band_rates,
+            boot,
+        }
+    }
+
+    /// The result of subset `k` (in [`Scores::point`] order), with intervals at `conf`.
+    fn summarise(&self, k: usize, label: String, subset: &Subset, conf: f64) -> GroupResult {
+        let p = self.point[k].as_ref();
+        let sensitivity_at_fp = LUNA16_FP_RATES
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| {
+                let mut v: Vec<f64> = self
+                    .boot
+                    .iter()
+                    .filter_map(|(per, _)| per[k].as_ref().map(|s| s[i]))
+                    .collect();
+                RatePoint {
+                    fp_per_scan: r,
+                    sensitivity: p.map(|s| s[i]),
+                    ci95: bootstrap::percentile_interval(&mut v, conf),
+                }
+            })
+            .collect();
+        let mut cpms: Vec<f64> = self
+            .boot
+            .iter()
+            .filter_map(|(per, _)| {
+                per[k]
+                    .as_ref()
+                    .map(|s| s.iter().sum::<f64>() / s.len() as f64)
+            })
+            .collect();
+        GroupResult {
+            label,
+            n_nodules: subset.n_nodules(),
+            n_detected: subset.n_detected(),
+            sensitivity_at_fp,
+            cpm: p.map(|s| s.iter().sum::<f64>() / s.len() as f64),
+            cpm_ci95: bootstrap::percentile_interval(&mut cpms, conf),
+        }
+    }
+
+    /// The main curve and its bootstrap band at `conf`.
+    fn band(self, conf: f64) -> Band {
+        let (lower, upper) = if self.boot.is_empty() {
+            (None, None)
+        } else {
+            let mut lo = Vec::with_capacity(self.band_rates.len());
+            let mut hi = Vec::with_capacity(self.band_rates.len());
+            for i in 0..self.band_rates.len() {
+                let mut v: Vec<f64> = self
+                    .boot
+                    .iter()
+                    .filter_map(|(_, b)| b.as_ref().map(|b| b[i]))
+                    .collect();
+                let iv = bootstrap::percentile_interval(&mut v, conf).unwrap_or([f64::NAN; 2]);
+                lo.push(iv[0]);
+                hi.push(iv[1]);
+            }
+            (Some(lo), Some(hi))
+        };
+        Band {
+            fp_per_scan: self.band_rates,
+            sensitivity: self.band_point,
+            lower,
+            upper,
+        }
+    }
 }

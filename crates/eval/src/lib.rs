@@ -36,7 +36,7 @@
 //! };
 //! let nodules = [nodule(0.0), nodule(50.0)];
 //! let marks = [mark(0.5, 0.9), mark(30.0, 0.4)]; // one hit, one false positive
-//! let options = EvalOptions { bootstrap: 100, ..EvalOptions::default() };
+//! let options = EvalOptions::default().with_bootstrap(100);
 //! let e = evaluate(&nodules, &[], &marks, None, &options).unwrap();
 //! assert_eq!(e.n_detected, 1);
 //! assert!((e.cpm - 0.5).abs() < 1e-12);

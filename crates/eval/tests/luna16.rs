@@ -34,10 +34,7 @@ fn sens(e: &Evaluation) -> Vec<f64> {
 }
 
 fn no_bootstrap() -> EvalOptions {
-    EvalOptions {
-        bootstrap: 0,
-        ..EvalOptions::default()
-    }
+    EvalOptions::default().with_bootstrap(0)
 }
 
 /// The worked example of docs/evaluation.md.
@@ -246,10 +243,7 @@ fn cap_of_100_marks_per_scan_like_the_official_script() {
     assert_eq!(e.candidates.over_cap, 51);
     assert_eq!(e.n_detected, 0);
     assert_eq!(e.cpm, 0.0);
-    let opts = EvalOptions {
-        max_marks_per_scan: None,
-        ..no_bootstrap()
-    };
+    let opts = no_bootstrap().with_max_marks_per_scan(None);
     let e = evaluate(&nodules, &[], &c, None, &opts).expect("eval");
     assert_eq!(e.n_detected, 1);
     // The hit comes after 120 FPs in one scan: sensitivity 0 up to 8 FP/scan, then 1 at the
@@ -283,11 +277,7 @@ fn bootstrap_is_deterministic_and_brackets_the_estimate() {
             cands.push(cand(&id, 500.0 + f64::from(k) * 20.0, 0.0, 0.0, rnd()));
         }
     }
-    let opts = EvalOptions {
-        bootstrap: 300,
-        seed: 7,
-        ..EvalOptions::default()
-    };
+    let opts = EvalOptions::default().with_bootstrap(300).with_seed(7);
     let a = evaluate(&nodules, &[], &cands, None, &opts).expect("eval");
     let b = evaluate(&nodules, &[], &cands, None, &opts).expect("eval");
     assert_eq!(a, b);
@@ -298,17 +288,7 @@ fn bootstrap_is_deterministic_and_brackets_the_estimate() {
         let v = p.sensitivity.expect("s");
         assert!(lo <= v && v <= hi, "{p:?}");
     }
-    let c = evaluate(
-        &nodules,
-        &[],
-        &cands,
-        None,
-        &EvalOptions {
-            seed: 8,
-            ..opts.clone()
-        },
-    )
-    .expect("eval");
+    let c = evaluate(&nodules, &[], &cands, None, &opts.clone().with_seed(8)).expect("eval");
     assert_ne!(a.cpm_ci95, c.cpm_ci95);
     assert_eq!(a.cpm, c.cpm);
     // Same result on one thread.
@@ -385,10 +365,7 @@ fn size_bins_density_attachment_and_readers() {
         [(">=1", 5, 4), (">=2", 4, 4), (">=3", 3, 3), (">=4", 2, 2)]
     );
     // Consensus >=2 as the reference: the 1-reader nodule becomes an excluded finding.
-    let opts = EvalOptions {
-        min_readers: 2,
-        ..no_bootstrap()
-    };
+    let opts = no_bootstrap().with_min_readers(2);
     let e2 = evaluate(&ann.nodules, &[], &cands, None, &opts).expect("eval");
     assert_eq!((e2.n_nodules, e2.n_below_min_readers), (4, 1));
     assert_eq!(e2.cpm, 1.0);
@@ -425,10 +402,7 @@ fn voxel_bins_from_voxel_size_and_excluded_csv() {
     let e = evaluate(&ann.nodules, &ex, &cands, None, &no_bootstrap()).expect("eval");
     assert!(e.by_size.vox.is_none());
     assert_eq!(e.candidates.on_excluded, 1);
-    let opts = EvalOptions {
-        voxel_mm: Some(0.7),
-        ..no_bootstrap()
-    };
+    let opts = no_bootstrap().with_voxel_mm(Some(0.7));
     let e = evaluate(&ann.nodules, &ex, &cands, None, &opts).expect("eval");
     let vox = e.by_size.vox.expect("vox");
     assert_eq!((vox[0].n_nodules, vox[2].n_nodules), (1, 1));

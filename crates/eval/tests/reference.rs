@@ -134,10 +134,7 @@ fn matches_the_official_script_arithmetic() {
         let ex = read_excluded(&e).expect("excluded");
         let series = read_series(&s).expect("series");
         let cands = read_candidates(&c).expect("cands");
-        let opts = EvalOptions {
-            bootstrap: 0,
-            ..EvalOptions::default()
-        };
+        let opts = EvalOptions::default().with_bootstrap(0);
         // Skip draws without nodules or without any detection: the script yields NaN there
         // (documented deviation: Speck reports 0).
         if let Ok(r) = evaluate(&ann.nodules, &ex, &cands, Some(&series), &opts) {

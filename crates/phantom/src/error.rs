@@ -40,6 +40,13 @@ pub enum PhantomError {
         #[source]
         source: speck_volume::VolumeError,
     },
+    /// An annotation row could not be written as CSV.
+    #[error("writing annotation rows as CSV")]
+    Csv {
+        /// The CSV error.
+        #[source]
+        source: csv::Error,
+    },
     /// An annotation file could not be written.
     #[error("{path}: {source}")]
     Io {

@@ -28,7 +28,7 @@
 //!     // Every nodule centre lies inside a lung.
 //!     assert!(phantom.truth.lung_at(n.centre).is_some());
 //! }
-//! let csv = speck_phantom::annotations_csv([&phantom.truth]);
+//! let csv = speck_phantom::annotations_csv([&phantom.truth])?;
 //! assert!(csv.starts_with("seriesuid,coordX,coordY,coordZ,diameter_mm,diameter_vox"));
 //! # Ok::<(), speck_phantom::PhantomError>(())
 //! ```

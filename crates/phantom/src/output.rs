@@ -1,20 +1,21 @@
 //! Writing phantoms: the scan (NIfTI, MetaImage or DICOM) and LUNA16-style annotation files.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use speck_volume::luna16::{AnnotationRow, ExcludedRow};
 use speck_volume::{Provenance, Volume};
 
-use crate::truth::GroundTruth;
+use crate::truth::{GroundTruth, Nodule};
 use crate::{Phantom, PhantomError};
 
-/// Header of `annotations.csv` (LUNA16 columns, then the phantom's extra columns).
+/// Header of `annotations.csv` (LUNA16 columns, then the phantom's extra columns): the columns
+/// of [`AnnotationRow`].
 pub const ANNOTATIONS_HEADER: &str =
     "seriesuid,coordX,coordY,coordZ,diameter_mm,diameter_vox,density,attachment";
 
-/// Header of `annotations_excluded.csv`.
+/// Header of `annotations_excluded.csv`: the columns of [`ExcludedRow`].
 pub const EXCLUDED_HEADER: &str = "seriesuid,coordX,coordY,coordZ,diameter_mm";
 
 /// File format of the written scan.
@@ -119,49 +120,74 @@ pub fn write_lung_mask(phantom: &Phantom, dir: &Path) -> Result<PathBuf, Phantom
     Ok(path)
 }
 
-/// The text of `annotations.csv` for these scans: one row per reference nodule, LPS mm.
-pub fn annotations_csv<'a>(truths: impl IntoIterator<Item = &'a GroundTruth>) -> String {
-    let mut s = String::from(ANNOTATIONS_HEADER);
-    s.push('\n');
-    for t in truths {
-        for n in t.reference_nodules() {
-            let _ = writeln!(
-                s,
-                "{},{:.4},{:.4},{:.4},{:.4},{:.4},{},{}",
-                t.series_uid,
-                n.centre.x_mm,
-                n.centre.y_mm,
-                n.centre.z_mm,
-                n.diameter_mm,
-                n.diameter_vox,
-                n.density,
-                n.attachment
-            );
-        }
-    }
-    s
+/// The text of `annotations.csv` for these scans: one row per reference nodule, LPS mm, written
+/// through [`AnnotationRow`] (four decimals).
+///
+/// # Errors
+/// [`PhantomError::Csv`] if a row cannot be serialised (not expected: every field is plain text
+/// or a number).
+pub fn annotations_csv<'a>(
+    truths: impl IntoIterator<Item = &'a GroundTruth>,
+) -> Result<String, PhantomError> {
+    let rows = truths
+        .into_iter()
+        .flat_map(|t| t.reference_nodules().map(|n| annotation_row(t, n)));
+    rows_csv(ANNOTATIONS_HEADER, rows)
 }
 
-/// The text of `annotations_excluded.csv`: nodules below the reference size, LPS mm.
-pub fn excluded_csv<'a>(truths: impl IntoIterator<Item = &'a GroundTruth>) -> String {
-    let mut s = String::from(EXCLUDED_HEADER);
-    s.push('\n');
-    for t in truths {
-        for n in t.excluded_nodules() {
-            let _ = writeln!(
-                s,
-                "{},{:.4},{:.4},{:.4},{:.4}",
-                t.series_uid, n.centre.x_mm, n.centre.y_mm, n.centre.z_mm, n.diameter_mm
-            );
-        }
+/// The text of `annotations_excluded.csv`: nodules below the reference size, LPS mm, written
+/// through [`ExcludedRow`] (four decimals).
+///
+/// # Errors
+/// As [`annotations_csv`].
+pub fn excluded_csv<'a>(
+    truths: impl IntoIterator<Item = &'a GroundTruth>,
+) -> Result<String, PhantomError> {
+    let rows = truths.into_iter().flat_map(|t| {
+        t.excluded_nodules()
+            .map(|n| ExcludedRow::from(annotation_row(t, n)))
+    });
+    rows_csv(EXCLUDED_HEADER, rows)
+}
+
+/// Nodule `n` of scan `t` as an annotation row.
+fn annotation_row(t: &GroundTruth, n: &Nodule) -> AnnotationRow {
+    AnnotationRow {
+        seriesuid: t.series_uid.clone(),
+        coord_x: n.centre.x_mm,
+        coord_y: n.centre.y_mm,
+        coord_z: n.centre.z_mm,
+        diameter_mm: n.diameter_mm,
+        diameter_vox: Some(n.diameter_vox),
+        density: Some(n.density.to_string()),
+        attachment: Some(n.attachment.to_string()),
     }
-    s
+}
+
+/// `header` (always, even without rows), then one line per row, `\n`-terminated.
+fn rows_csv<R: Serialize>(
+    header: &str,
+    rows: impl Iterator<Item = R>,
+) -> Result<String, PhantomError> {
+    let csv_err = |source: csv::Error| PhantomError::Csv { source };
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    w.write_record(header.split(',')).map_err(csv_err)?;
+    for row in rows {
+        w.serialize(row).map_err(csv_err)?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| csv_err(csv::Error::from(e.into_error())))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Write `DIR/annotations.csv` and `DIR/annotations_excluded.csv` for these scans (overwriting).
 ///
 /// # Errors
-/// [`PhantomError::Io`] naming the file that could not be written.
+/// [`PhantomError::Io`] naming the file that could not be written; [`PhantomError::Csv`] as
+/// [`annotations_csv`].
 pub fn write_annotations<'a>(
     dir: &Path,
     truths: impl IntoIterator<Item = &'a GroundTruth> + Clone,
@@ -171,8 +197,8 @@ pub fn write_annotations<'a>(
         source,
     })?;
     for (name, text) in [
-        ("annotations.csv", annotations_csv(truths.clone())),
-        ("annotations_excluded.csv", excluded_csv(truths)),
+        ("annotations.csv", annotations_csv(truths.clone())?),
+        ("annotations_excluded.csv", excluded_csv(truths)?),
     ] {
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(|source| PhantomError::Io { path, source })?;

@@ -229,7 +229,7 @@ fn noise_has_the_requested_sd() {
 #[test]
 fn annotation_csvs_have_the_luna16_columns() {
     let p = gen(&small(3).nodules(8));
-    let csv = annotations_csv([&p.truth]);
+    let csv = annotations_csv([&p.truth]).expect("csv");
     let mut lines = csv.lines();
     assert_eq!(lines.next(), Some(ANNOTATIONS_HEADER));
     assert_eq!(
@@ -252,7 +252,7 @@ fn annotation_csvs_have_the_luna16_columns() {
         assert!(["solid", "part-solid", "ground-glass"].contains(&row[6]));
         assert!(["isolated", "vessel", "pleura"].contains(&row[7]));
     }
-    let ex = excluded_csv([&p.truth]);
+    let ex = excluded_csv([&p.truth]).expect("csv");
     let mut lines = ex.lines();
     assert_eq!(lines.next(), Some(EXCLUDED_HEADER));
     let n_ex = lines.count();
@@ -320,6 +320,56 @@ fn impossible_requests_are_errors_not_panics() {
         generate(&small(1).shape([8, 160, 160])),
         Err(speck_phantom::PhantomError::InvalidOptions(_))
     ));
+}
+
+/// The annotation files are byte-identical to the format written before they went through
+/// `speck_volume::luna16`'s rows: four decimals, `\n` line ends, no quoting, the header even
+/// without rows.
+#[test]
+fn annotation_csv_bytes_are_pinned() {
+    use std::fmt::Write as _;
+    let truths: Vec<_> = [11, 12]
+        .into_iter()
+        .map(|seed| gen(&small(seed).nodules(6)).truth)
+        .collect();
+    let mut ann = format!("{ANNOTATIONS_HEADER}\n");
+    let mut ex = format!("{EXCLUDED_HEADER}\n");
+    for t in &truths {
+        for n in t.reference_nodules() {
+            let c = n.centre;
+            let _ = writeln!(
+                ann,
+                "{},{:.4},{:.4},{:.4},{:.4},{:.4},{},{}",
+                t.series_uid,
+                c.x_mm,
+                c.y_mm,
+                c.z_mm,
+                n.diameter_mm,
+                n.diameter_vox,
+                n.density,
+                n.attachment
+            );
+        }
+        for n in t.excluded_nodules() {
+            let c = n.centre;
+            let _ = writeln!(
+                ex,
+                "{},{:.4},{:.4},{:.4},{:.4}",
+                t.series_uid, c.x_mm, c.y_mm, c.z_mm, n.diameter_mm
+            );
+        }
+    }
+    assert!(
+        ann.lines().count() > 2 && ex.lines().count() > 1,
+        "{ann}{ex}"
+    );
+    assert_eq!(annotations_csv(&truths).expect("csv"), ann);
+    assert_eq!(excluded_csv(&truths).expect("csv"), ex);
+    let none: [&speck_phantom::GroundTruth; 0] = [];
+    assert_eq!(
+        annotations_csv(none).expect("csv"),
+        format!("{ANNOTATIONS_HEADER}\n")
+    );
 }
 
 #[test]

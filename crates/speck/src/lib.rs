@@ -70,7 +70,7 @@
 //!     probability: 0.9,
 //! }).collect();
 //! if !nodules.is_empty() {
-//!     let e = evaluate(&nodules, &[], &marks, None, &EvalOptions { bootstrap: 0, ..EvalOptions::default() })?;
+//!     let e = evaluate(&nodules, &[], &marks, None, &EvalOptions::default().with_bootstrap(0))?;
 //!     assert_eq!(e.n_detected, nodules.len());
 //! }
 //! # Ok::<(), speck::Error>(())

@@ -25,6 +25,7 @@ pub mod dicom;
 mod error;
 pub mod geometry;
 mod limits;
+pub mod luna16;
 pub mod metaimage;
 pub mod nifti;
 mod open;

@@ -138,11 +138,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let ann = speck_eval::read_annotations(&phantoms_dir.join("annotations.csv"))?;
     let excluded = speck_eval::read_excluded(&phantoms_dir.join("annotations_excluded.csv"))?;
     let cands = speck_eval::read_candidates(&scan_dir.join("candidates.csv"))?;
-    let eval_opts = speck_eval::EvalOptions {
-        bootstrap: args.bootstrap,
-        seed: args.seed,
-        ..speck_eval::EvalOptions::default()
-    };
+    let eval_opts = speck_eval::EvalOptions::default()
+        .with_bootstrap(args.bootstrap)
+        .with_seed(args.seed);
     let e = speck_eval::evaluate(&ann.nodules, &excluded, &cands, Some(&series), &eval_opts)
         .context("evaluating")?;
     println!("{}", e.to_table());

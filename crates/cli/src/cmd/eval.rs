@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 
 use anyhow::Context as _;
 use speck_eval::{
-    evaluate, read_annotations, read_candidates, read_excluded, read_series, Coverage, EvalOptions,
-    MmBins, VoxBins,
+    evaluate, read_annotations, read_candidates, read_excluded, read_series, Coverage, EvalError,
+    EvalOptions, MmBins, VoxBins,
 };
 
 use crate::scan::output::SummaryRow;
@@ -92,16 +92,14 @@ fn stdout(text: &str) -> anyhow::Result<()> {
 
 /// Run `speck eval`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let options = EvalOptions {
-        bootstrap: args.bootstrap,
-        seed: args.seed,
-        max_marks_per_scan: (args.max_marks_per_scan > 0).then_some(args.max_marks_per_scan),
-        min_readers: args.min_readers,
-        size_bins_vox: VoxBins::parse(&args.size_bins_vox)?,
-        size_bins_mm: MmBins::parse(&args.size_bins_mm)?,
-        voxel_mm: args.voxel_mm,
-        ..EvalOptions::default()
-    };
+    let options = EvalOptions::default()
+        .with_bootstrap(args.bootstrap)
+        .with_seed(args.seed)
+        .with_max_marks_per_scan((args.max_marks_per_scan > 0).then_some(args.max_marks_per_scan))
+        .with_min_readers(args.min_readers)
+        .with_size_bins_vox(VoxBins::parse(&args.size_bins_vox).map_err(with_flag)?)
+        .with_size_bins_mm(MmBins::parse(&args.size_bins_mm).map_err(with_flag)?)
+        .with_voxel_mm(args.voxel_mm);
     let annotations = read_annotations(&args.annotations).context("reading the annotations")?;
     let candidates = read_candidates(&args.candidates).context("reading the candidates")?;
     let excluded_path = match (&args.excluded, args.no_excluded) {
@@ -139,7 +137,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &candidates,
         series.as_deref(),
         &options,
-    )?;
+    )
+    .map_err(with_flag)?;
     if let Some(p) = &args.csv {
         write(p, &result.froc_csv(), "FROC curve")?;
     }
@@ -164,6 +163,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Name the flag behind an invalid option: the library names the [`EvalOptions`] field
+/// (`size_bins_vox`), which is the flag's name with `_` for `-`.
+fn with_flag(e: EvalError) -> anyhow::Error {
+    let flag = match &e {
+        EvalError::InvalidOption { option, .. } => Some(format!("--{}", option.replace('_', "-"))),
+        _ => None,
+    };
+    match flag {
+        Some(flag) => anyhow::Error::new(e).context(flag),
+        None => e.into(),
+    }
 }
 
 /// `<stem>_excluded.csv` beside the annotations file, when it exists and is another file.

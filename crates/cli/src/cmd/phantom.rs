@@ -218,7 +218,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         truths.push(phantom.truth);
     }
     let uids: Vec<&str> = truths.iter().map(|t| t.series_uid.as_str()).collect();
-    let new = [annotations_csv(truths.iter()), excluded_csv(truths.iter())];
+    let new = [
+        annotations_csv(truths.iter())?,
+        excluded_csv(truths.iter())?,
+    ];
     let mut kept_scans = std::collections::BTreeSet::new();
     for (((name, _), old), new) in ANNOTATION_FILES.iter().zip(&earlier).zip(&new) {
         let (text, scans) = merged(old.as_deref(), new, &uids);
