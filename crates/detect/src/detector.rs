@@ -1,7 +1,12 @@
-//! The [`Detector`]: lung mask → dense (coarse or segmentation) model → fine model → merge.
+//! The [`Detector`]: lung mask → dense (coarse or segmentation) model → fine model → merge; and
+//! the [`Refiner`]: the fine model alone, on given candidates.
+//!
+//! Each stage is a type: a [`Detector`] holds a dense stage by construction (so
+//! [`Detector::detect`] never fails for lack of one) and optionally a fine stage; a [`Refiner`]
+//! holds a fine stage. Both are built by [`DetectorBuilder`], the one way to set their tunables.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ndarray::Array3;
@@ -11,7 +16,7 @@ use speck_candidates::{local_maxima, merge, Candidate, MergeOptions, PeakOptions
 use speck_volume::{ContinuousIndex, Geometry, Volume};
 
 use crate::contract::{ModelContract, ModelRole};
-use crate::error::{DetectError, Result};
+use crate::error::{DetectError, ModelSlot, Result};
 use crate::lung::{LungMask, LungMaskOptions};
 use crate::model::{Model, SessionOptions};
 use crate::runtime::Device;
@@ -30,8 +35,11 @@ pub enum OutsideLung {
     Flag,
 }
 
-/// Tunables of the pipeline (all have defaults; see [`DetectorBuilder`]).
+/// The tunables a [`Detector`] or [`Refiner`] was built with (all have defaults), read with
+/// [`Detector::config`] / [`Refiner::config`]. Each is set by the [`DetectorBuilder`] method of the
+/// same name, the only way in.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct DetectorConfig {
     /// Fraction of a patch shared with its neighbour, `[0, 0.95]` (default 0.25).
     pub overlap: f32,
@@ -93,7 +101,8 @@ impl Default for DetectorConfig {
     }
 }
 
-/// Builds a [`Detector`]: `Detector::builder().coarse(p).fine(q).device(Device::Cpu).build()?`.
+/// Builds a [`Detector`] (`Detector::builder().coarse(p).fine(q).device(Device::Cpu).build()?`)
+/// or a fine-only [`Refiner`] (`Detector::builder().fine(q).build_refiner()?`).
 #[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct DetectorBuilder {
@@ -190,18 +199,79 @@ impl DetectorBuilder {
         self.config.max_candidates = n;
         self
     }
-    /// Replace the whole configuration.
-    pub fn config(mut self, config: DetectorConfig) -> Self {
-        self.config = config;
+    /// Local-maximum neighbourhood radius on the dense map, in output voxels (see
+    /// [`DetectorConfig::peak_radius_vox`]).
+    pub fn peak_radius_vox(mut self, radius: usize) -> Self {
+        self.config.peak_radius_vox = radius;
+        self
+    }
+    /// Duplicate merging (see [`MergeOptions`]).
+    pub fn merge(mut self, options: MergeOptions) -> Self {
+        self.config.merge = options;
+        self
+    }
+    /// Output rows per peak-extraction slab (see [`DetectorConfig::slab_rows`]); the result does
+    /// not depend on it, only the memory held at once.
+    pub fn slab_rows(mut self, rows: usize) -> Self {
+        self.config.slab_rows = rows;
         self
     }
 
-    /// Load the models and check the configuration.
+    /// Load the models and check the configuration: a coarse (or segmentation) model, and
+    /// optionally a fine one.
     ///
     /// # Errors
-    /// [`DetectError::Config`] without models, with a model in the wrong slot, or with an
-    /// out-of-range option; any error of [`Model::load`].
+    /// [`DetectError::MissingModel`] without a coarse (or segmentation) model (a fine model alone
+    /// is a [`Refiner`]: [`DetectorBuilder::build_refiner`]); [`DetectError::Config`] with a model
+    /// in the wrong slot or an out-of-range option; any error of [`Model::load`].
     pub fn build(self) -> Result<Detector> {
+        self.check()?;
+        let Some(dense) = &self.dense else {
+            return Err(DetectError::MissingModel {
+                slot: ModelSlot::Coarse,
+            });
+        };
+        let dense = DenseStage::load(dense, &self.session)?;
+        let fine = match &self.fine {
+            Some(p) => Some(FineStage::load(p, &self.session)?),
+            None => None,
+        };
+        Ok(Detector {
+            dense,
+            fine,
+            requested: self.session.device,
+            config: self.config,
+        })
+    }
+
+    /// Load the fine model alone and check the configuration, for refining given candidates.
+    ///
+    /// # Errors
+    /// [`DetectError::MissingModel`] without a fine model; [`DetectError::Config`] with a coarse
+    /// model too (use [`DetectorBuilder::build`]), a model in the wrong slot or an out-of-range
+    /// option; any error of [`Model::load`].
+    pub fn build_refiner(self) -> Result<Refiner> {
+        self.check()?;
+        if let Some(p) = &self.dense {
+            return Err(DetectError::Config(format!(
+                "a refiner runs only the fine model, but {} was given as the coarse model: use \
+                 build() for a detector",
+                p.display()
+            )));
+        }
+        let Some(fine) = &self.fine else {
+            return Err(DetectError::MissingModel {
+                slot: ModelSlot::Fine,
+            });
+        };
+        Ok(Refiner {
+            fine: FineStage::load(fine, &self.session)?,
+            config: self.config,
+        })
+    }
+
+    /// The configuration's ranges.
+    fn check(&self) -> Result<()> {
         let c = &self.config;
         if !(0.0..=0.95).contains(&c.overlap) {
             return Err(DetectError::Config(format!(
@@ -232,51 +302,52 @@ impl DetectorBuilder {
                     .into(),
             ));
         }
-        if self.dense.is_none() && self.fine.is_none() {
-            return Err(DetectError::Config(
-                "no model given: add a coarse (or segmentation) model, and optionally a fine one"
-                    .into(),
-            ));
-        }
-        let dense = match &self.dense {
-            Some(p) => {
-                let m = Model::load(p, &self.session)?;
-                if !m.contract().role.is_dense() {
-                    return Err(DetectError::Config(format!(
-                        "{} has role {}, but the coarse slot needs coarse or segmentation",
-                        p.display(),
-                        m.contract().role.as_str()
-                    )));
-                }
-                Some(m)
-            }
-            None => None,
-        };
-        let fine = match &self.fine {
-            Some(p) => {
-                let m = Model::load(p, &self.session)?;
-                if m.contract().role != ModelRole::Fine {
-                    return Err(DetectError::Config(format!(
-                        "{} has role {}, but the fine slot needs a fine model",
-                        p.display(),
-                        m.contract().role.as_str()
-                    )));
-                }
-                Some(m)
-            }
-            None => None,
-        };
-        let dense_norm = dense.as_ref().map(|m| Normalizer::new(m.contract()));
-        let fine_norm = fine.as_ref().map(|m| Normalizer::new(m.contract()));
-        Ok(Detector {
-            dense,
-            fine,
-            dense_norm,
-            fine_norm,
-            requested: self.session.device,
-            config: self.config,
-        })
+        Ok(())
     }
+}
+
+/// Load the model at `path` for `slot`, refusing one whose role belongs in another slot.
+fn load_for(slot: ModelSlot, path: &Path, session: &SessionOptions) -> Result<(Model, Normalizer)> {
+    let model = Model::load(path, session)?;
+    let role = model.contract().role;
+    let needs = match slot {
+        ModelSlot::Coarse if !role.is_dense() => {
+            Some("the coarse slot needs coarse or segmentation")
+        }
+        ModelSlot::Fine if role != ModelRole::Fine => Some("the fine slot needs a fine model"),
+        _ => None,
+    };
+    if let Some(needs) = needs {
+        return Err(DetectError::Config(format!(
+            "{} has role {}, but {needs}",
+            path.display(),
+            role.as_str()
+        )));
+    }
+    let norm = Normalizer::new(model.contract());
+    Ok((model, norm))
+}
+
+/// The dense (coarse or segmentation) model and its input normaliser.
+#[derive(Debug)]
+struct DenseStage {
+    model: Model,
+    norm: Normalizer,
+}
+
+impl DenseStage {
+    /// Load a model for the coarse slot.
+    fn load(path: &Path, session: &SessionOptions) -> Result<Self> {
+        let (model, norm) = load_for(ModelSlot::Coarse, path, session)?;
+        Ok(Self { model, norm })
+    }
+}
+
+/// The fine patch classifier and its input normaliser.
+#[derive(Debug)]
+struct FineStage {
+    model: Model,
+    norm: Normalizer,
 }
 
 /// One final finding.
@@ -381,16 +452,69 @@ pub struct ProbabilityMap {
     pub geometry: Geometry,
 }
 
-/// The detection engine: `Send + Sync`, built once, used for many scans (concurrent calls are
-/// serialised per model by a lock).
+/// The detection engine: a dense (coarse or segmentation) stage, always, and optionally a fine
+/// stage. `Send + Sync`, built once, used for many scans (concurrent calls are serialised per
+/// model by a lock).
 #[derive(Debug)]
 pub struct Detector {
-    dense: Option<Model>,
-    fine: Option<Model>,
-    dense_norm: Option<Normalizer>,
-    fine_norm: Option<Normalizer>,
+    dense: DenseStage,
+    fine: Option<FineStage>,
     requested: Device,
     config: DetectorConfig,
+}
+
+/// The fine stage alone: refines given candidates (world positions, e.g. from a CSV or another
+/// detector). Built by [`DetectorBuilder::build_refiner`]; `Send + Sync` like [`Detector`].
+///
+/// ```no_run
+/// use speck_detect::Detector;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let refiner = Detector::builder()
+///     .fine("models/test/blob_fine_1mm.onnx")
+///     .build_refiner()?;
+/// let volume = speck_volume::open("scan.nii.gz")?;
+/// let given: Vec<speck_candidates::Candidate> = Vec::new();
+/// for c in refiner.refine(&volume, &given)? {
+///     println!("{:?} p={:.2}", c.world, c.probability);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Refiner {
+    fine: FineStage,
+    config: DetectorConfig,
+}
+
+impl Refiner {
+    /// The fine model.
+    pub fn model(&self) -> &Model {
+        &self.fine.model
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DetectorConfig {
+        &self.config
+    }
+
+    /// The device that actually runs the model.
+    pub fn device(&self) -> Device {
+        self.fine.model.device()
+    }
+
+    /// Run the fine model on given candidates. Returns refined candidates above the fine
+    /// threshold, merged and sorted.
+    ///
+    /// # Errors
+    /// Runtime errors.
+    pub fn refine(&self, volume: &Volume, candidates: &[Candidate]) -> Result<Vec<Candidate>> {
+        let mut counts = StageCounts::default();
+        let refined = self
+            .fine
+            .run(&self.config, volume, candidates, &mut counts, &|_| {})?;
+        let mut out = merge(&refined, &self.config.merge);
+        out.truncate(self.config.max_candidates);
+        Ok(out)
+    }
 }
 
 impl std::fmt::Debug for Normalizer {
@@ -405,14 +529,14 @@ impl Detector {
         DetectorBuilder::default()
     }
 
-    /// The dense model, if any.
-    pub fn dense_model(&self) -> Option<&Model> {
-        self.dense.as_ref()
+    /// The dense (coarse or segmentation) model.
+    pub fn dense_model(&self) -> &Model {
+        &self.dense.model
     }
 
     /// The fine model, if any.
     pub fn fine_model(&self) -> Option<&Model> {
-        self.fine.as_ref()
+        self.fine.as_ref().map(|f| &f.model)
     }
 
     /// The configuration.
@@ -422,16 +546,13 @@ impl Detector {
 
     /// The device that actually runs the models.
     pub fn device(&self) -> Device {
-        self.dense
-            .as_ref()
-            .or(self.fine.as_ref())
-            .map_or(Device::Cpu, Model::device)
+        self.dense.model.device()
     }
 
     /// Detect nodules in `volume`.
     ///
     /// # Errors
-    /// [`DetectError::Config`] with only a fine model (use [`Detector::refine`]); runtime errors.
+    /// Runtime errors (ONNX Runtime, a model output of the wrong shape, a degenerate volume).
     pub fn detect(&self, volume: &Volume) -> Result<Detections> {
         self.detect_with_progress(volume, &|_| {})
     }
@@ -446,12 +567,10 @@ impl Detector {
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<Detections> {
         let t_all = Instant::now();
-        let (Some(dense), Some(dense_norm)) = (&self.dense, &self.dense_norm) else {
-            return Err(DetectError::Config(
-                "this detector has only a fine model: use refine() with candidates, or add a coarse model"
-                    .into(),
-            ));
-        };
+        let DenseStage {
+            model: dense,
+            norm: dense_norm,
+        } = &self.dense;
         let mut counts = StageCounts::default();
         let mut timings = StageTimings::default();
         let mut warnings = Vec::new();
@@ -543,12 +662,12 @@ impl Detector {
             let t = Instant::now();
             flagged.truncate(self.config.max_fine_candidates);
             let list: Vec<Candidate> = flagged.iter().map(|d| d.candidate).collect();
-            let refined = self.run_fine(fine, volume, &list, &mut counts, progress)?;
+            let refined = fine.run(&self.config, volume, &list, &mut counts, progress)?;
             timings.fine = t.elapsed();
             let t = Instant::now();
             // Findings at the model's operating point are merged among themselves, so a lower
             // `fine_threshold` only adds rows below it and never moves a finding above it.
-            let op = fine.contract().threshold.unwrap_or(0.5);
+            let op = fine.model.contract().threshold.unwrap_or(0.5);
             let (above, below): (Vec<Candidate>, Vec<Candidate>) =
                 refined.into_iter().partition(|c| c.probability >= op);
             let mut c2 = StageCounts::default();
@@ -590,34 +709,14 @@ impl Detector {
         })
     }
 
-    /// Run only the fine model on given candidates (world positions), e.g. from a CSV or another
-    /// detector. Returns refined candidates above the fine threshold, merged and sorted.
-    ///
-    /// # Errors
-    /// [`DetectError::Config`] without a fine model; runtime errors.
-    pub fn refine(&self, volume: &Volume, candidates: &[Candidate]) -> Result<Vec<Candidate>> {
-        let Some(fine) = &self.fine else {
-            return Err(DetectError::Config("refine() needs a fine model".into()));
-        };
-        let mut counts = StageCounts::default();
-        let refined = self.run_fine(fine, volume, candidates, &mut counts, &|_| {})?;
-        let mut out = merge(&refined, &self.config.merge);
-        out.truncate(self.config.max_candidates);
-        Ok(out)
-    }
-
     /// The dense model's `prob` map over the region of interest's bounding box, whole (memory
     /// proportional to that box: for inspection, export and tests; [`Detector::detect`] never
     /// holds it).
     ///
     /// # Errors
-    /// [`DetectError::Config`] without a dense model; runtime errors.
+    /// Runtime errors.
     pub fn probability_map(&self, volume: &Volume) -> Result<Option<ProbabilityMap>> {
-        let (Some(dense), Some(norm)) = (&self.dense, &self.dense_norm) else {
-            return Err(DetectError::Config(
-                "probability_map() needs a dense model".into(),
-            ));
-        };
+        let DenseStage { model: dense, norm } = &self.dense;
         let mask = self.mask(volume);
         let Some((lo, hi)) = mask.bbox() else {
             return Ok(None);
@@ -714,20 +813,30 @@ impl Detector {
             })
             .collect()
     }
+}
 
-    fn run_fine(
+impl FineStage {
+    /// Load a model for the fine slot.
+    fn load(path: &Path, session: &SessionOptions) -> Result<Self> {
+        let (model, norm) = load_for(ModelSlot::Fine, path, session)?;
+        Ok(Self { model, norm })
+    }
+
+    /// Refine `cands`: probability, centre and diameter from the fine model (with flip TTA as
+    /// configured), keeping those at or above the fine threshold.
+    fn run(
         &self,
-        fine: &Model,
+        config: &DetectorConfig,
         volume: &Volume,
         cands: &[Candidate],
         counts: &mut StageCounts,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<Vec<Candidate>> {
-        let c = fine.contract();
+        let c = self.model.contract();
         let sv = volume.geometry().spacing.zyx();
         let p = c.patch_size;
-        let tta = self.config.flip_tta.or(c.flip_tta).unwrap_or(false);
-        let threshold = self.config.fine_threshold.or(c.threshold).unwrap_or(0.5);
+        let tta = config.flip_tta.or(c.flip_tta).unwrap_or(false);
+        let threshold = config.fine_threshold.or(c.threshold).unwrap_or(0.5);
         let (ch_d, ch_z, ch_y, ch_x) = (
             c.channel("diameter_mm"),
             c.channel("dz"),
@@ -746,17 +855,17 @@ impl Detector {
             [false, false, true],
         ];
         let total = if tta { 2 * cands.len() } else { cands.len() };
-        let first = self.fine_pass(fine, volume, cands, &plain, counts, &|done| {
+        let first = self.pass(config, volume, cands, &plain, counts, &|done| {
             progress(Progress::Fine { done, total });
         })?;
         let mut sums: Vec<(Vec<f64>, f64)> = first.into_iter().map(|r| (r, 1.0)).collect();
         if tta {
-            let floor = f64::from(self.config.tta_floor);
+            let floor = f64::from(config.tta_floor);
             let again: Vec<usize> = (0..cands.len())
                 .filter(|&i| sums[i].0[0] >= floor)
                 .collect();
             let list: Vec<Candidate> = again.iter().map(|&i| cands[i]).collect();
-            let flipped = self.fine_pass(fine, volume, &list, &flips, counts, &|done| {
+            let flipped = self.pass(config, volume, &list, &flips, counts, &|done| {
                 let done = cands.len() + done * cands.len() / list.len().max(1);
                 progress(Progress::Fine { done, total });
             })?;
@@ -802,19 +911,17 @@ impl Detector {
     /// Run the fine model on every candidate under each of `variants` (flips along z, y, x) and
     /// return, per candidate, the sum over variants of its output channels, with offsets mapped
     /// back to the unflipped frame.
-    fn fine_pass(
+    fn pass(
         &self,
-        fine: &Model,
+        config: &DetectorConfig,
         volume: &Volume,
         cands: &[Candidate],
         variants: &[[bool; 3]],
         counts: &mut StageCounts,
         progress: &dyn Fn(usize),
     ) -> Result<Vec<Vec<f64>>> {
-        let Some(norm) = &self.fine_norm else {
-            return Err(DetectError::Config("fine model without normaliser".into()));
-        };
-        let c = fine.contract();
+        let norm = &self.norm;
+        let c = self.model.contract();
         let sv = volume.geometry().spacing.zyx();
         let ratio: [f64; 3] = std::array::from_fn(|a| c.spacing_mm[a] / sv[a]);
         let p = c.patch_size;
@@ -822,7 +929,7 @@ impl Detector {
         let nch = c.output_channels.len();
         let nv = variants.len();
         let offsets = [c.channel("dz"), c.channel("dy"), c.channel("dx")];
-        let per_call = (self.config.batch_size * 8).max(nv);
+        let per_call = (config.batch_size * 8).max(nv);
         let cands_per_call = (per_call / nv).max(1);
         let mut sums = Vec::with_capacity(cands.len());
         for chunk in cands.chunks(cands_per_call) {
@@ -854,10 +961,10 @@ impl Detector {
                         }
                     }
                 });
-            let res = fine.run(input.view())?;
+            let res = self.model.run(input.view())?;
             if res.len() != chunk.len() * nv * nch {
                 return Err(DetectError::OutputShape {
-                    path: fine.path().to_path_buf(),
+                    path: self.model.path().to_path_buf(),
                     expected: format!("[{}, {nch}]", chunk.len() * nv),
                     found: format!("{:?}", res.shape()),
                 });

@@ -69,6 +69,15 @@ pub enum DetectError {
     #[error("invalid detector configuration: {0}")]
     Config(String),
 
+    /// A model the pipeline needs was not given to the builder:
+    /// [`DetectorBuilder::build`](crate::DetectorBuilder::build) needs a coarse (or segmentation)
+    /// model, [`DetectorBuilder::build_refiner`](crate::DetectorBuilder::build_refiner) a fine one.
+    #[error("no {slot} model given: {}", .slot.needed_by())]
+    MissingModel {
+        /// The slot left empty.
+        slot: ModelSlot,
+    },
+
     /// The requested execution provider is not available in this build.
     #[error("{0}")]
     DeviceUnavailable(String),
@@ -113,6 +122,38 @@ pub enum ModelLoadError {
     /// ONNX Runtime refused its bytes.
     #[error("not a valid ONNX model")]
     NotOnnx(#[source] ort::Error),
+}
+
+/// A model slot of [`DetectorBuilder`](crate::DetectorBuilder) (in [`DetectError::MissingModel`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ModelSlot {
+    /// The dense model: `coarse` or `segmentation`
+    /// ([`DetectorBuilder::coarse`](crate::DetectorBuilder::coarse)).
+    Coarse,
+    /// The fine patch classifier ([`DetectorBuilder::fine`](crate::DetectorBuilder::fine)).
+    Fine,
+}
+
+impl ModelSlot {
+    /// What needs the slot filled, and what to do instead.
+    fn needed_by(self) -> &'static str {
+        match self {
+            ModelSlot::Coarse => {
+                "a Detector needs one (a fine model alone refines given candidates: build_refiner())"
+            }
+            ModelSlot::Fine => "a Refiner needs one",
+        }
+    }
+}
+
+impl std::fmt::Display for ModelSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ModelSlot::Coarse => "coarse (or segmentation)",
+            ModelSlot::Fine => "fine",
+        })
+    }
 }
 
 /// Result alias for this crate.

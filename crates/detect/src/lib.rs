@@ -14,6 +14,10 @@
 //!    test-time augmentation): refined probability, centre and diameter.
 //! 4. **Merge** duplicates ([`speck_candidates::merge()`]), sort and cap.
 //!
+//! A [`Detector`] always has a dense model: [`DetectorBuilder::build`] refuses to build one
+//! without ([`DetectError::MissingModel`]). The fine model alone is a [`Refiner`]
+//! ([`DetectorBuilder::build_refiner`]), which refines given candidates.
+//!
 //! ONNX Runtime is loaded at run time ([`runtime`]): `--ort-lib`/[`DetectorBuilder::ort_library`],
 //! then `ORT_DYLIB_PATH`, then a Python `onnxruntime` wheel (`./.venv`, `$VIRTUAL_ENV`,
 //! `python3`).
@@ -53,9 +57,9 @@ pub mod tiling;
 pub use contract::{ContractError, ModelContract, ModelRole, Normalization};
 pub use detector::{
     Detection, Detections, Detector, DetectorBuilder, DetectorConfig, OutsideLung, ProbabilityMap,
-    Progress, StageCounts, StageTimings,
+    Progress, Refiner, StageCounts, StageTimings,
 };
-pub use error::{DetectError, ModelLoadError, Result};
+pub use error::{DetectError, ModelLoadError, ModelSlot, Result};
 pub use lung::{LungMask, LungMaskOptions};
 pub use model::{Model, SessionOptions};
 pub use runtime::{find_ort_library, Device};

@@ -11,8 +11,8 @@ mod common;
 use common::{chest, model, ort_available, world, Blob};
 use speck_candidates::Stage;
 use speck_detect::{
-    DenseTiles, DetectError, Detections, Detector, DetectorConfig, Device, LungMaskOptions,
-    OutsideLung, Progress, PAD_HU,
+    DenseTiles, DetectError, Detections, Detector, Device, LungMaskOptions, ModelSlot, OutsideLung,
+    Progress, PAD_HU,
 };
 use speck_volume::{Direction, Geometry, Provenance, Spacing, Volume, WorldPoint};
 
@@ -54,13 +54,6 @@ fn scan() -> (Volume, Vec<Blob>, Blob) {
     (chest(SHAPE, &all), lung, m)
 }
 
-fn config(slab_rows: usize) -> DetectorConfig {
-    DetectorConfig {
-        slab_rows,
-        ..DetectorConfig::default()
-    }
-}
-
 /// Each blob has exactly one final candidate within `tol_mm`, and nothing else is in the list.
 fn assert_found_once(found: &Detections, volume: &Volume, blobs: &[Blob], tol_mm: f64) {
     for b in blobs {
@@ -97,7 +90,7 @@ fn blobs_found_once_at_their_world_position_and_mediastinum_dropped() {
     let det = Detector::builder()
         .coarse(model("blob_coarse_1mm.onnx"))
         .threads(2)
-        .config(config(8))
+        .slab_rows(8)
         .build()
         .expect("build");
     let found = det.detect(&volume).expect("detect");
@@ -126,7 +119,7 @@ fn blobs_found_once_at_their_world_position_and_mediastinum_dropped() {
     let flag = Detector::builder()
         .coarse(model("blob_coarse_1mm.onnx"))
         .threads(2)
-        .config(config(8))
+        .slab_rows(8)
         .outside_lung(OutsideLung::Flag)
         .build()
         .expect("build");
@@ -152,7 +145,7 @@ fn slab_size_does_not_change_the_result() {
         Detector::builder()
             .coarse(model("blob_coarse_1mm.onnx"))
             .threads(2)
-            .config(config(slab))
+            .slab_rows(slab)
             .build()
             .expect("build")
             .detect(&volume)
@@ -556,7 +549,56 @@ fn configuration_and_library_errors_are_explained() {
     assert!(msg.contains("export ORT_DYLIB_PATH="), "{msg}");
 
     let err = Detector::builder().build().expect_err("no model");
-    assert!(matches!(err, DetectError::Config(_)));
+    assert!(
+        matches!(
+            err,
+            DetectError::MissingModel {
+                slot: ModelSlot::Coarse
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("no coarse (or segmentation) model given"),
+        "{err}"
+    );
+    // A fine model alone is not a detector: the missing coarse stage is refused at build time,
+    // before any model is loaded, so `detect()` can never meet it.
+    let err = Detector::builder()
+        .fine(model("blob_fine_1mm.onnx"))
+        .build()
+        .expect_err("fine alone is not a detector");
+    assert!(
+        matches!(
+            err,
+            DetectError::MissingModel {
+                slot: ModelSlot::Coarse
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("build_refiner"), "{err}");
+    let err = Detector::builder()
+        .build_refiner()
+        .expect_err("no fine model");
+    assert!(
+        matches!(
+            err,
+            DetectError::MissingModel {
+                slot: ModelSlot::Fine
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("no fine model given"), "{err}");
+    let err = Detector::builder()
+        .coarse(model("blob_coarse_2mm.onnx"))
+        .fine(model("blob_fine_1mm.onnx"))
+        .build_refiner()
+        .expect_err("a refiner runs the fine model alone");
+    assert!(matches!(err, DetectError::Config(_)), "{err:?}");
+    assert!(err.to_string().contains("build()"), "{err}");
     let err = Detector::builder()
         .coarse(model("blob_coarse_1mm.onnx"))
         .overlap(1.5)
@@ -571,17 +613,23 @@ fn configuration_and_library_errors_are_explained() {
         .build()
         .expect_err("fine in the coarse slot");
     assert!(err.to_string().contains("coarse slot"), "{err}");
+    let err = Detector::builder()
+        .fine(model("blob_coarse_1mm.onnx"))
+        .build_refiner()
+        .expect_err("coarse in the fine slot");
+    assert!(err.to_string().contains("fine slot"), "{err}");
     let only_fine = Detector::builder()
         .fine(model("blob_fine_1mm.onnx"))
         .lung_mask(Some(LungMaskOptions::default()))
-        .build()
-        .expect("fine alone builds");
+        .build_refiner()
+        .expect("fine alone builds a refiner");
+    assert_eq!(
+        only_fine.model().contract().role,
+        speck_detect::ModelRole::Fine
+    );
+    assert_eq!(only_fine.device(), Device::Cpu);
     let (volume, lung, _) = scan();
-    assert!(matches!(
-        only_fine.detect(&volume),
-        Err(DetectError::Config(_))
-    ));
-    // ... but refines given candidates: start 1.5 mm off, end within 0.6 mm.
+    // The refiner refines given candidates: start 1.5 mm off, end within 0.6 mm.
     let start: Vec<_> = lung
         .iter()
         .map(|b| {
@@ -603,4 +651,57 @@ fn configuration_and_library_errors_are_explained() {
             "{refined:?}"
         );
     }
+}
+
+#[test]
+fn every_tunable_has_a_builder_method() {
+    if !ort_available() {
+        return;
+    }
+    let merge = speck_candidates::MergeOptions::default().with_min_distance_mm(4.5);
+    let det = Detector::builder()
+        .coarse(model("blob_coarse_2mm.onnx"))
+        .fine(model("blob_fine_1mm.onnx"))
+        .overlap(0.5)
+        .dense_tiles(DenseTiles::Patch)
+        .batch_size(3)
+        .dense_threshold(0.4)
+        .fine_threshold(0.6)
+        .peak_radius_vox(2)
+        .flip_tta(true)
+        .tta_floor(0.7)
+        .lung_mask(None)
+        .outside_lung(OutsideLung::Flag)
+        .max_fine_candidates(7)
+        .max_candidates(9)
+        .merge(merge)
+        .slab_rows(5)
+        .build()
+        .expect("build");
+    let c = det.config();
+    assert_eq!(c.overlap, 0.5);
+    assert_eq!(c.dense_tiles, DenseTiles::Patch);
+    assert_eq!(c.batch_size, 3);
+    assert_eq!(c.dense_threshold, Some(0.4));
+    assert_eq!(c.fine_threshold, Some(0.6));
+    assert_eq!(c.peak_radius_vox, 2);
+    assert_eq!(c.flip_tta, Some(true));
+    assert_eq!(c.tta_floor, 0.7);
+    assert_eq!(c.lung_mask, None);
+    assert_eq!(c.outside_lung, OutsideLung::Flag);
+    assert_eq!(c.max_fine_candidates, 7);
+    assert_eq!(c.max_candidates, 9);
+    assert_eq!(c.merge, merge);
+    assert_eq!(c.slab_rows, 5);
+    assert_eq!(
+        det.dense_model().contract().role,
+        speck_detect::ModelRole::Coarse
+    );
+    assert!(det.fine_model().is_some());
+    let err = Detector::builder()
+        .coarse(model("blob_coarse_2mm.onnx"))
+        .slab_rows(0)
+        .build()
+        .expect_err("0 slab rows");
+    assert!(err.to_string().contains("slab_rows"), "{err}");
 }

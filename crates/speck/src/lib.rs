@@ -95,7 +95,8 @@ pub use speck_volume as volume;
 
 pub use speck_candidates::{merge, Candidate, MergeOptions, Stage};
 pub use speck_detect::{
-    DetectError, Detection, Detections, Detector, DetectorBuilder, Device, OutsideLung, Progress,
+    DetectError, Detection, Detections, Detector, DetectorBuilder, Device, ModelSlot, OutsideLung,
+    Progress, Refiner,
 };
 pub use speck_eval::{evaluate, EvalError, EvalOptions, Evaluation};
 pub use speck_phantom::PhantomError;

@@ -204,8 +204,9 @@ pub fn build(cfg: &EngineConfig) -> anyhow::Result<Box<dyn Engine>> {
     }
     let operating_point = detector
         .fine_model()
-        .or_else(|| detector.dense_model())
-        .and_then(|m| m.contract().threshold)
+        .unwrap_or_else(|| detector.dense_model())
+        .contract()
+        .threshold
         .unwrap_or(0.5);
     tracing::info!(
         "models: coarse {:?}, fine {:?}; device {} (requested {device})",

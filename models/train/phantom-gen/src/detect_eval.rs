@@ -55,11 +55,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Ok(v) = std::env::var("SPECK_TRAIN_TTA_FLOOR") {
         builder = builder.tta_floor(v.parse()?);
     }
-    let mut config = builder.clone().build()?.config().clone();
     if let Ok(v) = std::env::var("SPECK_TRAIN_MAX_FINE") {
-        config.max_fine_candidates = v.parse()?;
+        builder = builder.max_fine_candidates(v.parse()?);
     }
-    let detector = builder.config(config).build()?;
+    let detector = builder.build()?;
     let mut cands = std::fs::File::create(format!("{}.candidates.csv", a[3]))?;
     let mut times = std::fs::File::create(format!("{}.timings.csv", a[3]))?;
     writeln!(
