@@ -14,11 +14,14 @@
 //! let a = Array3::from_shape_fn((2, 2, 2), |(z, _, _)| if z == 0 { 0i16 } else { 100 });
 //! let v: f64 = trilinear(a.view(), [0.25, 0.5, 0.5], Border::Constant(-1000.0));
 //! assert!((v - 25.0).abs() < 1e-12);
-//! // Half a voxel outside, `Constant` blends with the border value, `Clamp` repeats the edge.
-//! let fade: f32 = trilinear(a.view(), [-0.5, 0.0, 0.0], Border::Constant(-1000.0));
-//! assert_eq!(fade, -500.0);
-//! let edge: f32 = trilinear(a.view(), [-0.5, 0.0, 0.0], Border::Clamp(-1000.0));
+//! // A quarter voxel outside, `Constant` blends with the border value, `Clamp` repeats the edge;
+//! // from half a voxel out, `Clamp` reads the border value.
+//! let fade: f32 = trilinear(a.view(), [-0.25, 0.0, 0.0], Border::Constant(-1000.0));
+//! assert_eq!(fade, -250.0);
+//! let edge: f32 = trilinear(a.view(), [-0.25, 0.0, 0.0], Border::Clamp(-1000.0));
 //! assert_eq!(edge, 0.0);
+//! let out: f32 = trilinear(a.view(), [-0.5, 0.0, 0.0], Border::Clamp(-1000.0));
+//! assert_eq!(out, -1000.0);
 //! ```
 
 use std::ops::{Add, Mul, Sub};
