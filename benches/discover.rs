@@ -78,19 +78,6 @@ fn list(flat: &Path) -> Vec<PathBuf> {
     files
 }
 
-fn json_field(text: &str, k: &str) -> f64 {
-    let i = text
-        .find(&format!("\"{k}\": "))
-        .unwrap_or_else(|| panic!("{k} in {text}"));
-    let rest = &text[i + k.len() + 4..];
-    let end = rest.find([',', '}']).unwrap_or(rest.len());
-    rest[..end]
-        .trim()
-        .trim_matches('"')
-        .parse()
-        .unwrap_or(f64::NAN)
-}
-
 fn main() {
     let n_series = env_usize("SPECK_BENCH_SERIES", 200);
     let n_files = env_usize("SPECK_BENCH_FILES", 50);
@@ -183,14 +170,14 @@ fn main() {
         return;
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let peer_s = json_field(&text, "seconds");
+    let peer_s = speck_benches::peer_number(&text, "seconds");
     assert_eq!(
-        json_field(&text, "files") as usize,
+        speck_benches::peer_number(&text, "files") as usize,
         n,
         "pydicom read every file"
     );
     assert_eq!(
-        json_field(&text, "series") as usize,
+        speck_benches::peer_number(&text, "series") as usize,
         n_series,
         "pydicom found the same series"
     );

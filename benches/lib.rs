@@ -1,1 +1,40 @@
-//! Benchmarks live in `benches/*.rs`; this library is intentionally empty.
+//! Benchmarks live in `benches/*.rs`; this library holds what several of them share.
+
+/// The number a peer script printed for `key` in its one-line JSON summary on stdout
+/// (`{"seconds": 1.2, "files": 300}`); NaN when the value is not a number.
+///
+/// # Panics
+/// When `key` is missing: the peer's output changed and the benchmark cannot compare.
+pub fn peer_number(stdout: &str, key: &str) -> f64 {
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON summary in {stdout}"));
+    let v: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("peer summary {line}: {e}"));
+    let field = v.get(key).unwrap_or_else(|| panic!("{key} in {line}"));
+    field
+        .as_f64()
+        .or_else(|| field.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(f64::NAN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::peer_number;
+
+    #[test]
+    fn reads_the_last_json_line_after_other_output() {
+        let out = "reading 300 files\n{\"seconds\": 1.5, \"files\": 300, \"sum\": \"-42\"}\n";
+        assert_eq!(peer_number(out, "seconds"), 1.5);
+        assert_eq!(peer_number(out, "files"), 300.0);
+        assert_eq!(peer_number(out, "sum"), -42.0);
+    }
+
+    #[test]
+    #[should_panic(expected = "series in")]
+    fn a_missing_key_is_loud() {
+        peer_number("{\"seconds\": 1}", "series");
+    }
+}

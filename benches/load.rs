@@ -136,18 +136,7 @@ fn main() {
         return;
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let field = |k: &str| -> f64 {
-        let i = text
-            .find(&format!("\"{k}\": "))
-            .unwrap_or_else(|| panic!("{k} in {text}"));
-        let rest = &text[i + k.len() + 4..];
-        let end = rest.find([',', '}']).unwrap_or(rest.len());
-        rest[..end]
-            .trim()
-            .trim_matches('"')
-            .parse()
-            .unwrap_or(f64::NAN)
-    };
+    let field = |k: &str| speck_benches::peer_number(&text, k);
     let (sitk_dicom, sitk_nii) = (field("dicom_s"), field("nifti_s"));
     assert_eq!(
         field("dicom_sum") as i64,
