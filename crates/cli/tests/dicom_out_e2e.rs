@@ -273,8 +273,7 @@ fn a_series_with_nothing_found_gets_a_report_saying_so_and_no_segmentation() {
     let id = read_csv(&out.join("summary.csv"))[0]["scan_id"].clone();
     let scan_dir = out.join("scans").join(id);
     assert!(read_csv(&scan_dir.join("candidates.csv")).is_empty());
-    // The report is written (an empty Imaging Measurements container: nothing to report), the
-    // segmentation is not (it needs a segment), and scan.json says why.
+    // The report is written (Nodule = Absent: nothing to report), the segmentation is not (it needs a segment), and scan.json says why.
     assert!(scan_dir.join("sr.dcm").is_file());
     assert!(!scan_dir.join("seg.dcm").exists());
     let rec = record(&scan_dir);
@@ -300,6 +299,12 @@ fn a_series_with_nothing_found_gets_a_report_saying_so_and_no_segmentation() {
     );
     assert!(!scan_dir.join("seg.dcm").exists());
     assert!(scan_dir.join("sr.dcm").is_file());
+    let w = warnings(&record(&scan_dir));
+    assert!(
+        w.iter()
+            .any(|w| w.starts_with("removed seg.dcm of an earlier run of this scan")),
+        "the removal is said: {w:?}"
+    );
 }
 
 #[test]

@@ -742,6 +742,11 @@ fn write_dicom(
     for (path, name) in [(&paths.dicom_sr, "sr.dcm"), (&paths.dicom_seg, "seg.dcm")] {
         if !outputs.iter().any(|o| o == name) && path.exists() {
             std::fs::remove_file(path)?;
+            let w = format!(
+                "removed {name} of an earlier run of this scan: this run wrote none (see above)"
+            );
+            tracing::warn!("scans/{}: {w}", item.id);
+            warnings.push(w);
         }
     }
     Ok(())
@@ -792,8 +797,8 @@ fn build_dicom(
         serde_json::to_string(&ctx.models).unwrap_or_default()
     ]);
     if ctx.opts.dicom_sr {
-        // Written with no finding too: the report then says "nothing to measure" (an empty
-        // Imaging Measurements container), so every scanned series has one in the PACS.
+        // Written with no finding too: the report then says so (Nodule = Absent, in a
+        // Qualitative Evaluations container), so every scanned series has one in the PACS.
         match speck_dicom_out::measurement_report(&source, &findings, &algorithm, &stamp)
             .and_then(|o| o.to_bytes())
         {
