@@ -75,6 +75,14 @@ fn assert_found_once(found: &Detections, volume: &Volume, blobs: &[Blob], tol_mm
     );
 }
 
+/// `err` is the builder's refusal for want of the model in `slot`.
+fn assert_missing(err: &DetectError, slot: ModelSlot) {
+    assert!(
+        matches!(err, DetectError::MissingModel { slot: s } if *s == slot),
+        "{err:?}"
+    );
+}
+
 #[test]
 fn detector_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
@@ -549,15 +557,7 @@ fn configuration_and_library_errors_are_explained() {
     assert!(msg.contains("export ORT_DYLIB_PATH="), "{msg}");
 
     let err = Detector::builder().build().expect_err("no model");
-    assert!(
-        matches!(
-            err,
-            DetectError::MissingModel {
-                slot: ModelSlot::Coarse
-            }
-        ),
-        "{err:?}"
-    );
+    assert_missing(&err, ModelSlot::Coarse);
     assert!(
         err.to_string()
             .contains("no coarse (or segmentation) model given"),
@@ -569,28 +569,12 @@ fn configuration_and_library_errors_are_explained() {
         .fine(model("blob_fine_1mm.onnx"))
         .build()
         .expect_err("fine alone is not a detector");
-    assert!(
-        matches!(
-            err,
-            DetectError::MissingModel {
-                slot: ModelSlot::Coarse
-            }
-        ),
-        "{err:?}"
-    );
+    assert_missing(&err, ModelSlot::Coarse);
     assert!(err.to_string().contains("build_refiner"), "{err}");
     let err = Detector::builder()
         .build_refiner()
         .expect_err("no fine model");
-    assert!(
-        matches!(
-            err,
-            DetectError::MissingModel {
-                slot: ModelSlot::Fine
-            }
-        ),
-        "{err:?}"
-    );
+    assert_missing(&err, ModelSlot::Fine);
     assert!(err.to_string().contains("no fine model given"), "{err}");
     let err = Detector::builder()
         .coarse(model("blob_coarse_2mm.onnx"))
