@@ -191,6 +191,26 @@ pub(crate) fn sop_ref(class_uid: &str, instance_uid: &str) -> InMemDicomObject {
     r
 }
 
+/// A Referenced Series Sequence item: the source series' UID and, in the sequence `refs_tag`
+/// (Referenced SOP Sequence for the SR's evidence, Referenced Instance Sequence for the SEG's
+/// Common Instance Reference Module, PS3.3 C.12.2), one [`sop_ref`] per cited instance.
+pub(crate) fn series_ref<'a>(
+    series_uid: &str,
+    refs_tag: Tag,
+    instances: impl Iterator<Item = &'a crate::SourceInstance>,
+) -> InMemDicomObject {
+    let mut series = InMemDicomObject::new_empty();
+    put(&mut series, tags::SERIES_INSTANCE_UID, VR::UI, series_uid);
+    put_seq(
+        &mut series,
+        refs_tag,
+        instances
+            .map(|i| sop_ref(&i.sop_class_uid, &i.sop_instance_uid))
+            .collect(),
+    );
+    series
+}
+
 /// A Referenced SOP Sequence item citing one image, and one frame of it when `frame` is given
 /// (Image SOP Instance Reference Macro, PS3.3 Table 10-3: Referenced Frame Number (0008,1160)
 /// is required when the image is multi-frame and the reference is to some of its frames).

@@ -8,7 +8,7 @@ use dicom_dictionary_std::{tags, uids};
 use dicom_object::InMemDicomObject;
 
 use crate::codes;
-use crate::items::{code_item, ds_multi, image_ref, put, put_code, put_empty, put_seq, sop_ref};
+use crate::items::{code_item, ds_multi, image_ref, put, put_code, put_empty, put_seq, series_ref};
 use crate::object::{base, put_frame_of_reference, Algorithm, DicomObject, Finding, Side};
 use crate::source::{SourceFrame, SourceInstance};
 use crate::stamp::Stamp;
@@ -332,20 +332,10 @@ pub fn segmentation(
 
     // Common Instance Reference Module (C.12.2): the images the frames were derived from.
     let used: BTreeSet<usize> = frames.iter().map(|f| slices[f.slice].instance).collect();
-    let mut series = InMemDicomObject::new_empty();
-    put(
-        &mut series,
-        tags::SERIES_INSTANCE_UID,
-        VR::UI,
+    let series = series_ref(
         source.series_uid(),
-    );
-    put_seq(
-        &mut series,
         tags::REFERENCED_INSTANCE_SEQUENCE,
-        used.iter()
-            .filter_map(|&i| source.instances().get(i))
-            .map(|i| sop_ref(&i.sop_class_uid, &i.sop_instance_uid))
-            .collect(),
+        used.iter().filter_map(|&i| source.instances().get(i)),
     );
     put_seq(&mut o, tags::REFERENCED_SERIES_SEQUENCE, vec![series]);
 

@@ -5,7 +5,7 @@ use dicom_dictionary_std::{tags, uids};
 use dicom_object::InMemDicomObject;
 
 use crate::codes::{self, Code};
-use crate::items::{self, put, put_code, put_seq, put_template, sop_ref, Rel};
+use crate::items::{self, put, put_code, put_seq, put_template, series_ref, Rel};
 use crate::object::{base, Algorithm, DicomObject, Finding, Side};
 use crate::stamp::{name_uid, Stamp};
 use crate::{DicomOutError, SourceSeries};
@@ -97,21 +97,10 @@ pub fn measurement_report(
         Vec::new(),
     );
     put_seq(&mut o, tags::PERFORMED_PROCEDURE_CODE_SEQUENCE, Vec::new());
-    let mut series = InMemDicomObject::new_empty();
-    put(
-        &mut series,
-        tags::SERIES_INSTANCE_UID,
-        VR::UI,
+    let series = series_ref(
         source.series_uid(),
-    );
-    put_seq(
-        &mut series,
         tags::REFERENCED_SOP_SEQUENCE,
-        source
-            .instances()
-            .iter()
-            .map(|i| sop_ref(&i.sop_class_uid, &i.sop_instance_uid))
-            .collect(),
+        source.instances().iter(),
     );
     let mut study = InMemDicomObject::new_empty();
     put(
