@@ -31,17 +31,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn best_of<T>(repeats: usize, mut f: impl FnMut() -> T) -> (f64, T) {
-    let mut v = f(); // warm-up
-    let mut best = f64::INFINITY;
-    for _ in 0..repeats {
-        let t = Instant::now();
-        v = f();
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    (best, v)
-}
-
 /// `n_series` series of `n_files` 16 x 16 slices, written into `flat` as `S0000_I000.dcm`, ...
 fn write_export(flat: &Path, n_series: usize, n_files: usize) -> Result<(), VolumeError> {
     std::fs::create_dir_all(flat).map_err(|e| VolumeError::io(flat, e))?;
@@ -95,7 +84,7 @@ fn main() {
     );
 
     println!("discovery benchmark: {n_series} series x {n_files} files (16 x 16) in one folder, best of {repeats}");
-    let (speck_s, survey) = best_of(repeats, || survey_files(&list(&flat)));
+    let (speck_s, survey) = speck_benches::best_of(repeats, || survey_files(&list(&flat)));
     assert_eq!(survey.series.len(), n_series, "Speck found every series");
     assert!(
         survey.series.iter().all(|s| s.files.len() == n_files),
@@ -105,7 +94,8 @@ fn main() {
         .num_threads(1)
         .build()
         .unwrap_or_else(|e| panic!("thread pool: {e}"));
-    let (speck_1t, survey_1t) = best_of(repeats, || one.install(|| survey_files(&list(&flat))));
+    let (speck_1t, survey_1t) =
+        speck_benches::best_of(repeats, || one.install(|| survey_files(&list(&flat))));
     assert_eq!(survey_1t.series.len(), n_series);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
@@ -121,7 +111,7 @@ fn main() {
     let bin = root.join("target/release/speck");
     if bin.exists() {
         let plan = tmp.path().join("plan");
-        let (cli_s, out) = best_of(repeats, || {
+        let (cli_s, out) = speck_benches::best_of(repeats, || {
             Command::new(&bin)
                 .args(["scan", "--dry-run", "--out"])
                 .arg(&plan)
@@ -141,10 +131,10 @@ fn main() {
     // Loading one series as a scan does: from its files, or from the folder by SeriesInstanceUID.
     let s0 = &survey.series[0];
     let opts = LoadOptions::new().series_uid(s0.series_uid.clone());
-    let (by_files, v1) = best_of(repeats, || {
+    let (by_files, v1) = speck_benches::best_of(repeats, || {
         read_series_files(&flat, &s0.files, &opts).unwrap_or_else(|e| panic!("{e}"))
     });
-    let (by_folder, v2) = best_of(repeats.min(2), || {
+    let (by_folder, v2) = speck_benches::best_of(repeats.min(2), || {
         open_with(&flat, &opts).unwrap_or_else(|e| panic!("{e}"))
     });
     assert_eq!(v1.voxels(), v2.voxels(), "both loads read the same series");

@@ -1,5 +1,18 @@
 //! Benchmarks live in `benches/*.rs`; this library holds what several of them share.
 
+/// The best wall time in seconds of `repeats` calls of `f` after one warm-up call, and the last
+/// result (so the work cannot be optimised away and the caller can check it).
+pub fn best_of<T>(repeats: usize, mut f: impl FnMut() -> T) -> (f64, T) {
+    let mut v = f(); // warm-up
+    let mut best = f64::INFINITY;
+    for _ in 0..repeats {
+        let t = std::time::Instant::now();
+        v = f();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    (best, v)
+}
+
 /// The number a peer script printed for `key` in its one-line JSON summary on stdout
 /// (`{"seconds": 1.2, "files": 300}`); NaN when the value is not a number.
 ///

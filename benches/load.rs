@@ -46,17 +46,6 @@ fn synthetic_ct(nz: usize, ny: usize, nx: usize) -> Volume {
     Volume::new(data, g, Provenance::default()).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn best_of(repeats: usize, mut f: impl FnMut() -> Volume) -> (f64, Volume) {
-    let mut v = f(); // warm-up
-    let mut best = f64::INFINITY;
-    for _ in 0..repeats {
-        let t = Instant::now();
-        v = f();
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    (best, v)
-}
-
 fn sum(v: &Volume) -> i64 {
     v.voxels().iter().map(|&x| i64::from(x)).sum()
 }
@@ -89,12 +78,12 @@ fn main() {
     // For profiling (e.g. `perf record -D 6000`): load one format in a loop, no peer.
     if let Ok(which) = std::env::var("SPECK_BENCH_PROFILE") {
         let path = if which == "nifti" { &nii } else { &dicom_dir };
-        let (best, _) = best_of(10, || open(path).unwrap_or_else(|e| panic!("{e}")));
+        let (best, _) = speck_benches::best_of(10, || open(path).unwrap_or_else(|e| panic!("{e}")));
         println!("profile {which}: best of 10 {best:.3} s");
         return;
     }
 
-    let (speck_dicom, v) = best_of(repeats, || {
+    let (speck_dicom, v) = speck_benches::best_of(repeats, || {
         open(&dicom_dir).unwrap_or_else(|e| panic!("Speck DICOM: {e}"))
     });
     assert_eq!(
@@ -102,7 +91,7 @@ fn main() {
         ct.voxels(),
         "Speck read the DICOM series back exactly"
     );
-    let (speck_nii, v) = best_of(repeats, || {
+    let (speck_nii, v) = speck_benches::best_of(repeats, || {
         open(&nii).unwrap_or_else(|e| panic!("Speck NIfTI: {e}"))
     });
     assert_eq!(
