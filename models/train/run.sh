@@ -25,6 +25,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/pip" uninstall -y triton || true
 fi
 VENV=$(cd "$VENV" && pwd)   # absolute: some steps below run in other folders
+# ONNX Runtime for the mining rounds and the evaluation: the wheel in the training venv
+# (requirements.txt pins the version Speck expects), unless the caller names one.
+ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$("$VENV/bin/python" -c 'import glob, os, onnxruntime; d = os.path.join(os.path.dirname(onnxruntime.__file__), "capi"); print(max(glob.glob(os.path.join(d, "libonnxruntime.so*")), key=len))')}
+export ORT_DYLIB_PATH
 # one target folder for both workspaces (the tools and speck), so evaluate.sh finds them
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 # The bundled models were made with the stand-alone generator over the speck-phantom library
