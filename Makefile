@@ -12,8 +12,9 @@ demo: setup
 test: setup
 	$(CARGO) test --workspace
 
-## Create .venv with onnxruntime (idempotent).
+## Check for cmake; create .venv with onnxruntime (idempotent).
 setup:
+	@bash scripts/need-cmake.sh
 	@bash scripts/setup-ort.sh
 
 ## What a reviewer runs first.

@@ -17,6 +17,7 @@
 #      SPECK_TRAIN_THREADS (default 2), SPECK_TRAIN_BF16 (default 1: bf16 autocast, 2.4x faster steps).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+bash scripts/need-cmake.sh   # before anything slow
 VENV=${VENV:-.venv-train}
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
