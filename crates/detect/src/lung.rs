@@ -4,7 +4,8 @@
 //! Works on a reduced grid (blocks of about [`LungMaskOptions::grid_mm`]):
 //! 1. block-mean HU below [`LungMaskOptions::threshold_hu`] is air-like;
 //! 2. air connected to the in-plane (`x`/`y`) border of the scan is outside air and removed (the
-//!    `z` faces are not used: the lungs are routinely cut by the first and last slices);
+//!    `z` faces are not used: the lungs are routinely cut by the first and last slices), after
+//!    leaving out planes with no body in view (an all-air slab at an end would join the two);
 //! 3. the largest [`LungMaskOptions::max_components`] remaining air components are kept (a second
 //!    one only when it holds at least [`LungMaskOptions::min_component_fraction`] of the first),
 //!    ignoring those below [`LungMaskOptions::min_volume_ml`];
@@ -51,6 +52,10 @@ impl Default for LungMaskOptions {
         }
     }
 }
+
+/// Share of air blocks above which a plane of the reduced grid holds no body. A chest slice,
+/// even at the neck in a wide field of view, keeps more than 2 % of its blocks in the body.
+const EMPTY_PLANE_AIR: f64 = 0.98;
 
 /// A lung region of interest on a reduced grid.
 #[derive(Debug, Clone)]
@@ -114,6 +119,16 @@ impl LungMask {
                     *o = *c > 0 && (*s as f64 / f64::from(*c)) < f64::from(options.threshold_hu);
                 }
             });
+        }
+
+        // 1b. planes with no body in view (past the patient, or a slab a resampling tool filled
+        //     with air) are left out: one of them would join the lungs to the outside air.
+        let plane = dims[1] * dims[2];
+        for row in air.chunks_mut(plane) {
+            let n_air = row.iter().filter(|a| **a).count();
+            if n_air as f64 >= EMPTY_PLANE_AIR * plane as f64 {
+                row.fill(false);
+            }
         }
 
         // 2. outside air: flood from the y/x border faces

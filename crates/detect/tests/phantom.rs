@@ -60,6 +60,42 @@ fn lung_mask_covers_the_true_lungs_and_not_the_mediastinum() {
     assert!(!mask.contains_index(centre));
 }
 
+/// Lung voxels of `truth` in slices `z < z_end` that `mask` covers, and all of them.
+fn lung_coverage(truth: &ndarray::Array3<u8>, mask: &LungMask, z_end: usize) -> (usize, usize) {
+    let (mut lung, mut covered) = (0, 0);
+    for ((z, y, x), v) in truth.indexed_iter() {
+        if *v != 0 && z < z_end {
+            lung += 1;
+            if mask.contains_index(ContinuousIndex::new(z as f64, y as f64, x as f64)) {
+                covered += 1;
+            }
+        }
+    }
+    (covered, lung)
+}
+
+#[test]
+fn an_all_air_end_slab_does_not_join_the_lungs_to_the_outside_air() {
+    // Resampling tools fill what lies past the last slice with air (-1024): such a slab touches
+    // the lungs and the air around the body at once. It must not make the lungs "outside air"
+    // (that left nothing to search).
+    let p = phantom();
+    let truth = p.truth.lung_mask.as_ref().expect("truth mask");
+    let mut voxels = p.volume.voxels().to_owned();
+    let nz = voxels.dim().0;
+    voxels.slice_mut(ndarray::s![nz - 3.., .., ..]).fill(-1024);
+    let volume =
+        speck_volume::Volume::new(voxels, *p.volume.geometry(), p.volume.provenance().clone())
+            .expect("volume");
+    let mask = LungMask::compute(&volume, &LungMaskOptions::default());
+    let (covered, lung) = lung_coverage(truth, &mask, nz - 3);
+    assert!(lung > 0);
+    assert!(
+        covered as f64 >= 0.98 * lung as f64,
+        "{covered} of {lung} lung voxels in the mask with an air slab at the end"
+    );
+}
+
 #[test]
 fn detector_runs_on_a_phantom_and_keeps_findings_in_the_lungs() {
     if !ort_available() {
