@@ -86,7 +86,9 @@ def to_model_grid(img) -> Scan:
     import SimpleITK as sitk
 
     sp_xyz = (SPACING[2], SPACING[1], SPACING[0])
-    size = [int(np.ceil(n * s / t)) for n, s, t in zip(img.GetSize(), img.GetSpacing(), sp_xyz)]
+    # up to the last native voxel centre, not past it: sitk would fill the rest with -1024, an
+    # all-air slab that real scans never have
+    size = [int(np.floor((n - 1) * s / t + 1e-6)) + 1 for n, s, t in zip(img.GetSize(), img.GetSpacing(), sp_xyz)]
     out = sitk.Resample(img, size, sitk.Transform(), sitk.sitkLinear, img.GetOrigin(), sp_xyz,
                         img.GetDirection(), -1024.0, sitk.sitkInt16)
     hu = sitk.GetArrayFromImage(out)
