@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use serde_json::{json, Value};
 use speck_volume::{detect_format, open_with, Format, LoadOptions, Volume};
 
-use crate::scan::discover::{discover, Plan, SeriesPolicy};
-use crate::scan::run::round_to;
+use speck_batch::discover::{discover, Plan, SeriesPolicy};
+use speck_batch::run::round_to;
 
 /// Arguments of `speck info`.
 #[derive(clap::Args)]
@@ -34,7 +34,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut series = args.series.clone();
     let mut not_read: Vec<(String, String)> = Vec::new();
     let mut note = None;
-    let manifest = args.path.is_file() && crate::scan::discover::is_manifest(&args.path);
+    let manifest = args.path.is_file() && speck_batch::discover::is_manifest(&args.path);
     if (args.path.is_dir() || manifest) && args.series.is_none() {
         let items = discover(std::slice::from_ref(&args.path), &[], SeriesPolicy::All);
         let mut scans = Vec::new();

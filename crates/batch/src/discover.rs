@@ -188,7 +188,8 @@ impl std::fmt::Display for SkipReason {
 
 /// Which series of one acquisition to scan when a study holds several (a lung and a
 /// soft-tissue reconstruction, thin and thick slices).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum SeriesPolicy {
     /// Scan every CT series.
     #[default]
@@ -241,6 +242,35 @@ pub struct Item {
     pub choice: Option<SeriesChoice>,
     /// What to do.
     pub plan: Plan,
+}
+
+/// Refuse a list of items none of which can be scanned.
+///
+/// # Errors
+/// [`crate::BatchError::NothingToScan`], listing the first 20 items (failures first: they are
+/// what the user has to fix, then the items skipped) with their reasons.
+pub fn check_scannable(all: &[Item]) -> Result<(), crate::BatchError> {
+    const SHOWN: usize = 20;
+    if all.iter().any(|it| matches!(it.plan, Plan::Scan { .. })) {
+        return Ok(());
+    }
+    let failed = all.iter().filter(|it| matches!(it.plan, Plan::Fail { .. }));
+    let skipped = all.iter().filter(|it| matches!(it.plan, Plan::Skip { .. }));
+    let mut reasons: Vec<String> = failed
+        .chain(skipped)
+        .take(SHOWN)
+        .map(|it| match &it.plan {
+            Plan::Fail { reason } => format!("\n  {}: {reason}", it.source.display()),
+            Plan::Skip { reason } => format!("\n  {}: skipped: {reason}", it.source.display()),
+            Plan::Scan { .. } => String::new(),
+        })
+        .collect();
+    if all.len() > SHOWN {
+        reasons.push(format!("\n  ... and {} more", all.len() - SHOWN));
+    }
+    Err(crate::BatchError::NothingToScan {
+        reasons: reasons.concat(),
+    })
 }
 
 /// Maximum folder depth searched under one input.
