@@ -91,12 +91,8 @@ impl BatchError {
 /// An error and its sources on one line, `outer: inner: innermost` (as `anyhow` prints `{:#}`),
 /// for the `reason` column of `errors.csv`.
 pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
+    let causes: Vec<String> = std::iter::successors(Some(e), |e| e.source())
+        .map(ToString::to_string)
+        .collect();
+    causes.join(": ")
 }

@@ -75,7 +75,7 @@ pub const SECONDS_DECIMALS: usize = 2;
 /// One candidate as written: LUNA16 world coordinates (LPS mm) and probability, then extras.
 ///
 /// Numbers hold the value as written (rounded to their column's decimals, see
-/// [`CandidateRow::new`]), so a row read back equals the row written, and the CSV shows each
+/// [`as_written`]), so a row read back equals the row written, and the CSV shows each
 /// with a fixed number of decimals ([`fixed`]); `None` is an empty cell.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CandidateRow {
@@ -614,26 +614,24 @@ impl Tables {
     /// # Errors
     /// [`BatchError::Io`] naming the file that cannot be written.
     pub fn write(&self, dir: &Path) -> Result<(), BatchError> {
-        let write = |name: &str, result: &dyn Fn(&Path) -> io::Result<()>| {
-            let path = dir.join(name);
-            result(&path).map_err(BatchError::io("cannot write", path))
-        };
-        write("candidates.csv", &|p| {
-            write_csv(p, &CANDIDATE_COLUMNS, &self.candidates)
-        })?;
-        write("summary.csv", &|p| {
-            write_csv(p, &SUMMARY_COLUMNS, &self.summary)
-        })?;
-        write("errors.csv", &|p| {
-            write_csv(p, &ERROR_COLUMNS, &self.errors)
-        })?;
-        write("skipped.csv", &|p| {
-            write_csv(p, &SKIPPED_COLUMNS, &self.skipped)
-        })?;
-        write("studies.csv", &|p| {
-            write_csv(p, &STUDY_COLUMNS, &studies(&self.summary, &self.skipped))
-        })
+        let studies = studies(&self.summary, &self.skipped);
+        write_table(dir, "candidates.csv", &CANDIDATE_COLUMNS, &self.candidates)?;
+        write_table(dir, "summary.csv", &SUMMARY_COLUMNS, &self.summary)?;
+        write_table(dir, "errors.csv", &ERROR_COLUMNS, &self.errors)?;
+        write_table(dir, "skipped.csv", &SKIPPED_COLUMNS, &self.skipped)?;
+        write_table(dir, "studies.csv", &STUDY_COLUMNS, &studies)
     }
+}
+
+/// [`write_csv`] of `dir/name`, its error naming the file.
+fn write_table<T: Serialize>(
+    dir: &Path,
+    name: &str,
+    columns: &[&str],
+    rows: &[T],
+) -> Result<(), BatchError> {
+    let path = dir.join(name);
+    write_csv(&path, columns, rows).map_err(BatchError::io("cannot write", path))
 }
 
 /// Paths of one scan's outputs under `out/scans/<id>/`.
