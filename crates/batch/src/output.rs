@@ -7,6 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use speck_candidates::LungRadsSize;
 
 use crate::{atomic, names, BatchError};
 
@@ -129,11 +130,11 @@ pub struct CandidateRow {
     /// Longest diameter within one axial slice, mm.
     #[serde(default, with = "OptDec::<DIAMETER_DECIMALS>")]
     pub longest_axial_mm: Option<f64>,
-    /// Lung-RADS v2022 size class of a solid nodule from the mean axial diameter: `<6`, `6-8`,
-    /// `8-15` or `>=15` ([`speck_candidates::LungRadsSize::as_str`]); empty when nothing was
-    /// segmented.
-    #[serde(default)]
-    pub lung_rads_size: String,
+    /// Lung-RADS v2022 size class of a solid nodule from the mean axial diameter, written as
+    /// `<6`, `6-8`, `8-15` or `>=15` ([`speck_candidates::LungRadsSize::as_str`]); `None` when
+    /// nothing was segmented.
+    #[serde(default, with = "LungRadsCell")]
+    pub lung_rads_size: Option<LungRadsSize>,
     /// How far to trust the measured sizes; `None` when nothing was measured.
     #[serde(default)]
     pub measure_reliability: Option<speck_candidates::Reliability>,
@@ -228,6 +229,54 @@ impl<const D: usize> OptDec<D> {
             .parse()
             .map(Some)
             .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde of a Lung-RADS size class cell by its label ([`LungRadsSize::as_str`]: `<6`, `6-8`,
+/// `8-15`, `>=15`), `None` as an empty cell. Use as `#[serde(with = "LungRadsCell")]`.
+#[derive(Debug)]
+pub struct LungRadsCell;
+
+impl LungRadsCell {
+    /// Every class, smallest first.
+    pub(crate) const CLASSES: [LungRadsSize; 4] = [
+        LungRadsSize::Below6,
+        LungRadsSize::From6To8,
+        LungRadsSize::From8To15,
+        LungRadsSize::AtLeast15,
+    ];
+
+    /// Write the label, `None` as an empty cell.
+    ///
+    /// # Errors
+    /// The serialiser's.
+    pub fn serialize<S: serde::Serializer>(
+        v: &Option<LungRadsSize>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v.map_or("", LungRadsSize::as_str))
+    }
+
+    /// Read a label, `None` for an empty cell.
+    ///
+    /// # Errors
+    /// A cell that is not one of the labels.
+    pub fn deserialize<'de, De: serde::Deserializer<'de>>(
+        d: De,
+    ) -> Result<Option<LungRadsSize>, De::Error> {
+        let text = String::deserialize(d)?;
+        if text.is_empty() {
+            return Ok(None);
+        }
+        Self::CLASSES
+            .into_iter()
+            .find(|c| c.as_str() == text)
+            .map(Some)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is not a Lung-RADS size class (<6, 6-8, 8-15 or >=15)"
+                ))
+            })
     }
 }
 
@@ -731,7 +780,7 @@ mod tests {
             measured_volume_mm3: Some(14.1),
             measured_diameter_mm: Some(3.0),
             longest_axial_mm: Some(3.2),
-            lung_rads_size: "<6".into(),
+            lung_rads_size: Some(LungRadsSize::Below6),
             measure_reliability: Some(speck_candidates::Reliability::Reliable),
         };
         write_csv(&p, &CANDIDATE_COLUMNS, std::slice::from_ref(&row)).expect("write");
@@ -761,10 +810,48 @@ mod tests {
             measured_volume_mm3: None,
             measured_diameter_mm: None,
             longest_axial_mm: None,
-            lung_rads_size: String::new(),
+            lung_rads_size: None,
             measure_reliability: None,
             ..row
         };
         assert_eq!(back, vec![unmeasured]);
+    }
+
+    #[test]
+    fn typed_cells_are_written_with_fixed_decimals_and_empty_for_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.csv");
+        let row = CandidateRow {
+            seriesuid: "1.2".into(),
+            coord_x: as_written(-0.0001, COORD_DECIMALS),
+            coord_y: as_written(-12.34567, COORD_DECIMALS),
+            coord_z: f64::NAN,
+            probability: as_written(f64::from(0.7f32), PROBABILITY_DECIMALS),
+            scan_id: "s".into(),
+            rank: 2,
+            index_z: None,
+            index_y: Some(0),
+            index_x: Some(511),
+            diameter_mm: Some(as_written(4.005, DIAMETER_DECIMALS)),
+            side: Some(Side::Right),
+            in_lung: Some(false),
+            instance_number: Some(-3),
+            above_operating_point: false,
+            measured_volume_mm3: None,
+            measured_diameter_mm: Some(f64::INFINITY),
+            longest_axial_mm: None,
+            lung_rads_size: None,
+            measure_reliability: Some(speck_candidates::Reliability::RoiBorder),
+        };
+        write_csv(&p, &CANDIDATE_COLUMNS, std::slice::from_ref(&row)).expect("write");
+        let text = std::fs::read_to_string(&p).expect("read");
+        assert_eq!(
+            text.lines().nth(1),
+            Some("1.2,0.000,-12.346,,0.700000,s,2,,0,511,4.00,right,false,-3,false,,,,,roi-border")
+        );
+        let back: Vec<CandidateRow> = read_csv(&p).expect("read");
+        assert_eq!(back[0].coord_x, 0.0);
+        assert!(back[0].coord_z.is_nan() && back[0].measured_diameter_mm.is_none());
+        assert_eq!(back[0].probability, 0.7);
     }
 }

@@ -500,10 +500,7 @@ fn candidate_rows(item: &Item, volume: &Volume, found: &[Found]) -> Vec<Candidat
                 measured_diameter_mm: m
                     .map(|m| as_written(m.equivalent_diameter_mm, DIAMETER_DECIMALS)),
                 longest_axial_mm: m.map(|m| as_written(m.longest_axial_mm, DIAMETER_DECIMALS)),
-                lung_rads_size: m
-                    .and_then(|m| m.lung_rads_size())
-                    .map(|c| c.to_string())
-                    .unwrap_or_default(),
+                lung_rads_size: m.and_then(|m| m.lung_rads_size()),
                 measure_reliability: m.map(|m| m.reliability),
             }
         })

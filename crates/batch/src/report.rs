@@ -63,7 +63,7 @@ fn size_text(c: &CandidateRow) -> String {
         };
     };
     // In words: Markdown cells cannot carry `<` or `>`.
-    let class = match c.lung_rads_size.as_str() {
+    let class = match c.lung_rads_size.map_or("", |l| l.as_str()) {
         "" => String::new(),
         "<6" => ", Lung-RADS size under 6 mm".into(),
         ">=15" => ", Lung-RADS size 15 mm or more".into(),
@@ -436,7 +436,9 @@ mod tests {
             measured_volume_mm3: Some(73.6),
             measured_diameter_mm: measured.parse().ok(),
             longest_axial_mm: Some(5.6),
-            lung_rads_size: class.into(),
+            lung_rads_size: crate::output::LungRadsCell::CLASSES
+                .into_iter()
+                .find(|l| l.as_str() == class),
             measure_reliability: [R::Reliable, R::RoiBorder, R::Leaked, R::Empty]
                 .into_iter()
                 .find(|r| r.as_str() == reliability),
