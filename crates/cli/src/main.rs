@@ -6,7 +6,7 @@ use clap::{CommandFactory as _, Parser, Subcommand};
 
 mod cmd;
 mod logging;
-mod scan;
+mod models;
 
 /// Speck: find tiny lung nodules in CT scans.
 #[derive(Parser)]

@@ -12,7 +12,10 @@
 //! - **candidates** in world millimetres: [`Candidate`], duplicate [`merge()`], peak extraction;
 //! - **evaluation** with the LUNA16 protocol, per nodule size: [`evaluate`] and the CSV readers
 //!   under [`eval`];
-//! - **phantoms**: seeded synthetic chest CTs with nodules of known size, [`phantom::generate`].
+//! - **phantoms**: seeded synthetic chest CTs with nodules of known size, [`phantom::generate`];
+//! - **batch scanning** as `speck scan` does it, under [`batch`]: discovery of scans in archives,
+//!   sharding, a memory budget, atomic per-scan outputs, `--resume`, the run's CSV files and
+//!   report ([`batch::run::run`], [`batch::merge::merge`]).
 //!
 //! Every fallible function returns its crate's error type; [`Error`] gathers them, so `?` works
 //! across the pieces in one function.
@@ -82,6 +85,8 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+/// Batch scanning: discovery, sharding, memory budget, per-scan outputs, resume, report.
+pub use speck_batch as batch;
 /// Candidates: the [`Candidate`] type, peak extraction, 3D merging.
 pub use speck_candidates as candidates;
 /// The detection engine: models, sliding windows, lung mask, coarse-to-fine.
@@ -93,6 +98,7 @@ pub use speck_phantom as phantom;
 /// Volumes, geometry and the DICOM/NIfTI/MetaImage readers and writers.
 pub use speck_volume as volume;
 
+pub use speck_batch::BatchError;
 pub use speck_candidates::{merge, Candidate, MergeOptions, Stage};
 pub use speck_detect::{
     DetectError, Detection, Detections, Detector, DetectorBuilder, Device, ModelSlot, OutsideLung,
@@ -121,4 +127,7 @@ pub enum Error {
     /// Generating or writing a phantom.
     #[error(transparent)]
     Phantom(#[from] PhantomError),
+    /// Setting up or running a batch scan, or merging runs.
+    #[error(transparent)]
+    Batch(#[from] BatchError),
 }

@@ -206,7 +206,8 @@ mod tests {
         acc
     }
 
-    /// The thumbnails' sampler before this module (crates/cli/src/scan/thumbs.rs).
+    /// The thumbnails' sampler before this module (then in crates/cli/src/scan/thumbs.rs, now
+    /// crates/batch/src/thumbs.rs).
     fn thumbs_old(v: &Array3<i16>, p: [f64; 3]) -> f64 {
         let (nz, ny, nx) = v.dim();
         let [z, y, x] = p;

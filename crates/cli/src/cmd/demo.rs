@@ -13,8 +13,7 @@ use anyhow::Context as _;
 use speck_phantom::{OutputFormat, PhantomOptions, SizeMix};
 
 use super::scan::EngineArgs;
-use crate::scan::report::ReportFormat;
-use crate::scan::{discover, memory, run};
+use speck_batch::{detector, discover, memory, run};
 
 /// Arguments of `speck demo`.
 #[derive(clap::Args, Debug, Clone)]
@@ -104,7 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     eprintln!(
         "speck demo: 2/3 scanning with {}",
-        crate::scan::detector::models_text(&engine.describe())
+        detector::models_text(&engine.describe())
     );
     let t1 = Instant::now();
     let items = discover::discover(
@@ -112,23 +111,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &[],
         discover::SeriesPolicy::All,
     );
-    let opts = run::Options {
-        out: scan_dir.clone(),
-        run_dir: scan_dir.clone(),
-        jobs: 1,
-        budget_bytes: memory::default_budget().unwrap_or(u64::MAX),
-        resume: false,
-        heatmap: false,
-        dicom_sr: false,
-        dicom_seg: false,
-        thumbnails: 3,
-        report: ReportFormat::Html,
-        progress: true,
-        facts: vec![format!("speck demo, seed {}", args.seed)],
-        strict_skips: false,
-    };
+    let mut opts = run::Options::new(&scan_dir);
+    opts.budget_bytes = memory::default_budget().unwrap_or(u64::MAX);
+    opts.thumbnails = 3;
+    opts.facts = vec![format!("speck demo, seed {}", args.seed)];
     super::scan::install_signal_handler();
-    let result = run::run(&items, engine.as_ref(), &opts, &super::scan::INTERRUPTED)?;
+    let bar = super::scan::ProgressBar::new(true);
+    let result = run::run(
+        &items,
+        engine.as_ref(),
+        &opts,
+        &super::scan::INTERRUPTED,
+        &bar,
+    )?;
     if result.interrupted {
         return Ok(ExitCode::from(super::scan::EXIT_INTERRUPTED));
     }

@@ -12,7 +12,7 @@ use speck_eval::{
     EvalOptions, MmBins, VoxBins,
 };
 
-use crate::scan::output::SummaryRow;
+use speck_batch::output::{Status, SummaryRow};
 
 /// Arguments of `speck eval`.
 #[derive(clap::Args, Debug)]
@@ -195,10 +195,10 @@ const MAX_LISTED: usize = 50;
 fn check_coverage(coverage: &Coverage, candidates: &Path) -> bool {
     let summary_path = candidates.with_file_name("summary.csv");
     let scanned_ok: BTreeSet<String> = if summary_path.is_file() {
-        match crate::scan::output::read_csv::<SummaryRow>(&summary_path) {
+        match speck_batch::output::read_csv::<SummaryRow>(&summary_path) {
             Ok(rows) => rows
                 .into_iter()
-                .filter(|r| r.status == "ok")
+                .filter(|r| r.status == Status::Ok)
                 .map(|r| r.seriesuid)
                 .collect(),
             Err(e) => {

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use serde_json::{json, Value};
 use speck_volume::{detect_format, open_with, Format, LoadOptions, Volume};
 
-use crate::scan::discover::{discover, Plan, SeriesPolicy};
-use crate::scan::run::round_to;
+use speck_batch::discover::{discover, Plan, SeriesPolicy};
+use speck_batch::run::round_to;
 
 /// Arguments of `speck info`.
 #[derive(clap::Args)]
@@ -34,7 +34,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut series = args.series.clone();
     let mut not_read: Vec<(String, String)> = Vec::new();
     let mut note = None;
-    let manifest = args.path.is_file() && crate::scan::discover::is_manifest(&args.path);
+    let manifest = args.path.is_file() && speck_batch::discover::is_manifest(&args.path);
     if (args.path.is_dir() || manifest) && args.series.is_none() {
         let items = discover(std::slice::from_ref(&args.path), &[], SeriesPolicy::All);
         let mut scans = Vec::new();
@@ -69,7 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 reasons.concat()
             );
         } else if scans.is_empty() {
-            anyhow::bail!("{}", nothing_readable(&args.path));
+            anyhow::bail!("{}", speck_batch::discover::nothing_readable(&args.path));
         } else if (files > 0 || manifest) && scans.len() == 1 {
             path = scans[0].1.clone();
             series = scans[0].2.clone();
@@ -145,98 +145,6 @@ fn list(
     }
     print!("{s}");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Files named per folder, at most, when a folder holds nothing readable (the others of that
-/// folder are counted); and files whose problem is looked at, at most, in all.
-const FILES_NAMED_PER_FOLDER: usize = 3;
-const FILES_CHECKED: usize = 2000;
-
-/// What is wrong with one file that `speck scan` would offer to a reader: the reader's error,
-/// from its header alone.
-fn problem(f: &std::path::Path) -> String {
-    let res = if Format::from_file_name(f).is_some() {
-        speck_volume::open(f).map(drop)
-    } else {
-        speck_volume::dicom::check_file(f)
-    };
-    let why = match res {
-        Err(e) => e.to_string(),
-        Ok(()) => "readable by itself: try `speck info` on this file".into(),
-    };
-    let path = f.display().to_string();
-    why.strip_prefix(&format!("{path}: "))
-        .map(str::to_owned)
-        .unwrap_or(why)
-}
-
-/// The error for a folder in which nothing is a scan: per folder, the first files with their
-/// reader's error (files with the same error as the one before are counted, not repeated).
-fn nothing_readable(dir: &std::path::Path) -> String {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for p in rd.flatten().map(|e| e.path()) {
-            match std::fs::symlink_metadata(&p) {
-                Ok(m) if m.is_dir() => stack.push(p),
-                Ok(_) if files.len() < FILES_CHECKED => files.push(p),
-                _ => {}
-            }
-        }
-    }
-    files.sort();
-    let mut s = format!(
-        "{} holds no DICOM series, NIfTI or MetaImage file Speck can read",
-        dir.display()
-    );
-    if files.is_empty() {
-        s.push_str(" (it holds no file)");
-        return s;
-    }
-    s.push(':');
-    let mut by_folder: std::collections::BTreeMap<PathBuf, Vec<PathBuf>> = Default::default();
-    for f in files {
-        let folder = f.parent().map(PathBuf::from).unwrap_or_default();
-        by_folder.entry(folder).or_default().push(f);
-    }
-    for (folder, files) in by_folder {
-        let mut named = 0;
-        let mut last: Option<String> = None;
-        let mut same = 0usize;
-        for f in &files {
-            if named == FILES_NAMED_PER_FOLDER {
-                break;
-            }
-            let why = problem(f);
-            if last.as_deref() == Some(why.as_str()) {
-                same += 1;
-                continue;
-            }
-            let rel = f.strip_prefix(dir).unwrap_or(f).display().to_string();
-            s.push_str(&format!("\n  {rel}: {why}"));
-            last = Some(why);
-            named += 1;
-        }
-        let rest = files.len() - named;
-        if rest > 0 {
-            let rel = folder
-                .strip_prefix(dir)
-                .unwrap_or(&folder)
-                .display()
-                .to_string();
-            let rel = if rel.is_empty() { ".".into() } else { rel };
-            let how = if same == rest {
-                " with the same problem"
-            } else {
-                ""
-            };
-            s.push_str(&format!("\n  ... and {rest} more file(s) in {rel}/{how}"));
-        }
-    }
-    s
 }
 
 /// The JSON report, named as `scan.json` and the CSVs are (docs/cli.md, "Names and axis order").

@@ -2,14 +2,14 @@
 //!
 //! See docs/cli.md for the outputs and exit codes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::Context as _;
 
-use crate::scan::report::ReportFormat;
-use crate::scan::{discover, memory, run, shard};
+use speck_batch::report::ReportFormat;
+use speck_batch::{detector, discover, memory, outdir, run, shard, BatchError};
 
 /// Exit code when some scans failed, or items were skipped under `--strict-skips` (0: every
 /// planned scan succeeded, skipped items allowed; 2: usage or fatal error).
@@ -58,39 +58,38 @@ impl EngineArgs {
     /// Build the engine, with ONNX Runtime threads defaulting to the cores divided by `jobs`.
     ///
     /// # Errors
-    /// As [`crate::scan::detector::build`].
-    pub fn build(&self, jobs: usize) -> anyhow::Result<Box<dyn crate::scan::engine::Engine>> {
+    /// No models, a bad `--device` or `--threshold`, and whatever [`detector::build`] refuses,
+    /// in words that name the flags.
+    pub fn build(&self, jobs: usize) -> anyhow::Result<Box<dyn speck_batch::Engine>> {
         let threads = self.threads.unwrap_or_else(|| {
             let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
             (cores / jobs.max(1)).max(1)
         });
-        crate::scan::detector::build(&crate::scan::detector::EngineConfig {
-            coarse: self.coarse.clone(),
-            fine: self.fine.clone(),
-            models_dir: self.models_dir.clone(),
-            device: self.device.clone(),
-            strict_device: self.strict_device,
-            threads,
-            ort_lib: self.ort_lib.clone(),
-            keep_outside_lung: self.keep_outside_lung,
-            threshold: self.threshold,
+        let models = crate::models::resolve(
+            self.coarse.as_deref(),
+            self.fine.as_deref(),
+            self.models_dir.as_deref(),
+        )
+        .map_err(anyhow::Error::msg)?;
+        let device: speck_detect::Device = self.device.parse().context("--device")?;
+        if let Some(t) = self.threshold.filter(|t| !(0.0..=1.0).contains(t)) {
+            anyhow::bail!("--threshold {t}: expected a probability in [0, 1]");
+        }
+        let mut cfg = detector::EngineConfig::new(models);
+        cfg.device = device;
+        cfg.strict_device = self.strict_device;
+        cfg.threads = threads;
+        cfg.ort_lib.clone_from(&self.ort_lib);
+        cfg.keep_outside_lung = self.keep_outside_lung;
+        cfg.threshold = self.threshold;
+        detector::build(&cfg).map_err(|e| match e {
+            BatchError::DeviceUnavailable { requested, actual } => anyhow::anyhow!(
+                "--device {requested} is unavailable here (see the warning above) and \
+                 --strict-device forbids running on {actual} instead"
+            ),
+            e => anyhow::Error::new(e),
         })
     }
-}
-
-/// The scan folders under `out/scans/` (those holding a `scan.json`) whose id is not `listed`.
-fn earlier_scan_folders(out: &Path, listed: &std::collections::BTreeSet<&str>) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(out.join("scans")) else {
-        return Vec::new();
-    };
-    let mut v: Vec<String> = rd
-        .flatten()
-        .filter(|e| e.path().join("scan.json").is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !listed.contains(n.as_str()))
-        .collect();
-    v.sort();
-    v
 }
 
 /// Arguments of `speck scan`.
@@ -195,7 +194,7 @@ pub fn install_signal_handler() {
                 "\nspeck: interrupted; finishing the scans in progress (Ctrl-C again to stop now)"
             );
         } else {
-            let _guard = crate::scan::atomic::remove_all_temps();
+            let _guard = speck_batch::atomic::remove_all_temps();
             eprintln!("\nspeck: stopped; temporary files removed");
             std::process::exit(i32::from(EXIT_INTERRUPTED));
         }
@@ -203,76 +202,6 @@ pub fn install_signal_handler() {
     if let Err(e) = r {
         tracing::warn!("cannot install the Ctrl-C handler: {e}");
     }
-}
-
-/// True for what a run leaves in its `--out` folder: `summary.csv` with Speck's header, `scans/`
-/// (empty, or with a scan folder holding `scan.json`, `candidates.csv` or a temporary file), or
-/// `shards/K-of-N/`.
-fn is_speck_output(dir: &Path) -> bool {
-    // Files written before the study columns existed have the first seven.
-    let summary_header = crate::scan::output::SUMMARY_COLUMNS[..7].join(",");
-    let summary_ok = std::fs::read_to_string(dir.join("summary.csv")).is_ok_and(|t| {
-        t.lines()
-            .next()
-            .is_some_and(|l| l.starts_with(&summary_header))
-    });
-    let scan_dir_ok = |d: &Path| {
-        d.join("scan.json").is_file()
-            || d.join("candidates.csv").is_file()
-            || std::fs::read_dir(d).is_ok_and(|mut rd| {
-                rd.any(|e| {
-                    e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with(".speck-tmp-"))
-                })
-            })
-    };
-    let scans_ok = std::fs::read_dir(dir.join("scans")).is_ok_and(|rd| {
-        let entries: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
-        entries.is_empty() || entries.iter().any(|p| p.is_dir() && scan_dir_ok(p))
-    });
-    let shards_ok = std::fs::read_dir(dir.join("shards")).is_ok_and(|mut rd| {
-        rd.any(|e| {
-            e.is_ok_and(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                name.split_once("-of-").is_some_and(|(k, n)| {
-                    !k.is_empty()
-                        && !n.is_empty()
-                        && k.bytes().chain(n.bytes()).all(|b| b.is_ascii_digit())
-                })
-            })
-        })
-    });
-    summary_ok || scans_ok || shards_ok
-}
-
-/// Refuse an existing `--out` folder that holds anything (temporary files of a killed run aside)
-/// but no Speck output.
-fn refuse_foreign_folder(out: &Path) -> anyhow::Result<()> {
-    let Ok(rd) = std::fs::read_dir(out) else {
-        return Ok(()); // absent (created later), or unreadable (reported when created)
-    };
-    let foreign: Vec<String> = rd
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with(".speck-tmp-"))
-        .collect();
-    if foreign.is_empty() || is_speck_output(out) {
-        return Ok(());
-    }
-    let mut shown: Vec<&str> = foreign.iter().map(String::as_str).collect();
-    shown.sort_unstable();
-    let more = shown.len().saturating_sub(3);
-    shown.truncate(3);
-    anyhow::bail!(
-        "--out {} is not empty and holds no Speck output (no summary.csv, scans/ or shards/; it \
-         holds {}{}): choose another folder, or pass --force to write into it",
-        out.display(),
-        shown.join(", "),
-        if more > 0 {
-            format!(" and {more} more")
-        } else {
-            String::new()
-        }
-    )
 }
 
 /// Run `speck scan`.
@@ -296,7 +225,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--out {} is a file, not a folder", args.out.display());
     }
     if !args.force {
-        refuse_foreign_folder(&args.out)?;
+        outdir::refuse_foreign_folder(&args.out).map_err(|e| {
+            anyhow::anyhow!("--out {e}: choose another folder, or pass --force to write into it")
+        })?;
     }
     // A mistyped input is a usage error, not a failed scan (paths inside a manifest are items of
     // the run: a missing one is listed in errors.csv).
@@ -328,54 +259,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if all.is_empty() {
         anyhow::bail!("no inputs to scan");
     }
-    if !all
-        .iter()
-        .any(|it| matches!(it.plan, discover::Plan::Scan { .. }))
-    {
-        const SHOWN: usize = 20;
-        // Failures first: they are what the user has to fix.
-        let failed = all
-            .iter()
-            .filter(|it| matches!(it.plan, discover::Plan::Fail { .. }));
-        let skipped = all
-            .iter()
-            .filter(|it| matches!(it.plan, discover::Plan::Skip { .. }));
-        let mut reasons: Vec<String> = failed
-            .chain(skipped)
-            .take(SHOWN)
-            .map(|it| match &it.plan {
-                discover::Plan::Fail { reason } => format!("\n  {}: {reason}", it.source.display()),
-                discover::Plan::Skip { reason } => {
-                    format!("\n  {}: skipped: {reason}", it.source.display())
-                }
-                discover::Plan::Scan { .. } => String::new(),
-            })
-            .collect();
-        if all.len() > SHOWN {
-            reasons.push(format!("\n  ... and {} more", all.len() - SHOWN));
-        }
-        anyhow::bail!(
-            "nothing to scan: no input holds a scan Speck can read{}",
-            reasons.concat()
-        );
-    }
-    // Scans (and failed items) and skipped items are dealt out separately, so skipped items do
-    // not unbalance the scans between shards.
-    let (mut n_planned, mut n_skipped) = (0usize, 0usize);
-    let mine: Vec<discover::Item> = all
-        .iter()
-        .filter(|it| {
-            let counter = if matches!(it.plan, discover::Plan::Skip { .. }) {
-                &mut n_skipped
-            } else {
-                &mut n_planned
-            };
-            let position = *counter;
-            *counter += 1;
-            shard.owns(position)
-        })
-        .cloned()
-        .collect();
+    discover::check_scannable(&all)?;
+    let shard::Share {
+        items: mine,
+        n_skipped,
+        ..
+    } = shard::share(&all, shard);
     tracing::info!(
         "{} item(s) found ({n_skipped} not CT image series), {} in shard {shard} ({source:?})",
         all.len(),
@@ -416,10 +305,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot create the output folder {}", run_dir.display()))?;
     let mut facts = vec![
         format!("speck {}", env!("CARGO_PKG_VERSION")),
-        format!(
-            "models: {}",
-            crate::scan::detector::models_text(&engine.describe())
-        ),
+        format!("models: {}", detector::models_text(&engine.describe())),
         if shard.is_split() {
             format!("{} scan(s) in this run (shard {shard})", mine.len())
         } else {
@@ -429,27 +315,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if budget != u64::MAX {
         facts.push(format!("memory budget: {}", memory::gib(budget)));
     }
-    let opts = run::Options {
-        out: args.out.clone(),
-        run_dir: run_dir.clone(),
-        jobs: args.jobs,
-        budget_bytes: budget,
-        resume: args.resume,
-        heatmap: args.heatmap,
-        dicom_sr: args.dicom_sr,
-        dicom_seg: args.dicom_seg,
-        thumbnails: if args.thumbnails {
-            args.thumbnails_top
-        } else {
-            0
-        },
-        report: args.report,
-        progress: !args.no_progress,
-        facts,
-        strict_skips: args.strict_skips,
+    let mut opts = run::Options::new(&args.out);
+    opts.run_dir.clone_from(&run_dir);
+    opts.jobs = args.jobs;
+    opts.budget_bytes = budget;
+    opts.resume = args.resume;
+    opts.heatmap = args.heatmap;
+    opts.dicom_sr = args.dicom_sr;
+    opts.dicom_seg = args.dicom_seg;
+    opts.thumbnails = if args.thumbnails {
+        args.thumbnails_top
+    } else {
+        0
     };
+    opts.report = args.report;
+    opts.facts = facts;
+    opts.strict_skips = args.strict_skips;
     install_signal_handler();
-    let result = run::run(&mine, engine.as_ref(), &opts, &INTERRUPTED)?;
+    let bar = ProgressBar::new(!args.no_progress);
+    let result = run::run(&mine, engine.as_ref(), &opts, &INTERRUPTED, &bar)?;
     eprintln!(
         "speck scan: {} ok ({} from an earlier run), {} failed, {} skipped (not CT image \
          series){}; outputs in {}",
@@ -507,7 +391,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(|i| i.id.as_str())
             .chain(result.earlier.iter().map(String::as_str))
             .collect();
-        let others = earlier_scan_folders(&args.out, &listed);
+        let others = outdir::earlier_scan_folders(&args.out, &listed);
         if !others.is_empty() {
             let shown: Vec<&str> = others.iter().take(5).map(String::as_str).collect();
             let more = if others.len() > shown.len() {
@@ -532,4 +416,53 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The progress bar of a run, drawn on stderr when it is a terminal (and not turned off).
+pub struct ProgressBar(indicatif::ProgressBar);
+
+impl ProgressBar {
+    /// A bar, hidden unless `enabled` and stderr is a terminal.
+    pub fn new(enabled: bool) -> Self {
+        use std::io::IsTerminal as _;
+        if !enabled || !std::io::stderr().is_terminal() {
+            return Self(indicatif::ProgressBar::hidden());
+        }
+        let bar = indicatif::ProgressBar::new(0);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} scans ({msg}) ETA {eta}",
+        ) {
+            bar.set_style(style);
+        }
+        bar.set_message("0 ok, 0 failed");
+        Self(bar)
+    }
+}
+
+impl run::Observer for ProgressBar {
+    fn start(&self, scans: usize) {
+        self.0.set_length(scans as u64);
+        if !self.0.is_hidden() {
+            self.0
+                .enable_steady_tick(std::time::Duration::from_millis(250));
+        }
+    }
+
+    fn scan_progress(&self, scan_id: &str, fraction: f32, ok: usize, failed: usize) {
+        // Ids are ASCII (safe names), so any byte offset is a char boundary.
+        let short = &scan_id[scan_id.len().saturating_sub(24)..];
+        self.0.set_message(format!(
+            "{ok} ok, {failed} failed; {short} {:.0}%",
+            fraction * 100.0
+        ));
+    }
+
+    fn scan_done(&self, ok: usize, failed: usize) {
+        self.0.set_message(format!("{ok} ok, {failed} failed"));
+        self.0.inc(1);
+    }
+
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
 }

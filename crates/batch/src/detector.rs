@@ -1,38 +1,56 @@
-//! The [`Engine`] backed by [`speck_detect::Detector`].
+//! The [`Engine`] backed by [`speck_detect::Detector`], and the description of its models that
+//! every `scan.json` carries (so that `--resume` redoes scans made with other models).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
+use speck_detect::models::ModelPaths;
 use speck_detect::{Detector, Device, OutsideLung, Progress};
 use speck_volume::Volume;
 
-use super::engine::{Engine, EngineOutput, Found};
-use super::models;
-use super::names::fnv1a64;
+use crate::engine::{Engine, EngineOutput, Found};
+use crate::names::fnv1a64;
+use crate::BatchError;
 
-/// How to build the detector.
+/// How to build the detector. [`EngineConfig::new`] gives the defaults (CPU, one thread,
+/// candidates outside the lung dropped, the models' own operating points); set the fields to
+/// change them.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct EngineConfig {
-    /// `--coarse`.
-    pub coarse: Option<PathBuf>,
-    /// `--fine`.
-    pub fine: Option<PathBuf>,
-    /// `--models-dir` / `SPECK_MODELS_DIR`.
-    pub models_dir: Option<PathBuf>,
-    /// `--device`.
-    pub device: String,
-    /// `--strict-device`: an error instead of the CPU fallback.
+    /// The model files (see [`speck_detect::models::ModelSearch`]).
+    pub models: ModelPaths,
+    /// Where the models run.
+    pub device: Device,
+    /// An error ([`BatchError::DeviceUnavailable`]) instead of the detector's CPU fallback when
+    /// `device` cannot be used.
     pub strict_device: bool,
     /// ONNX Runtime threads.
     pub threads: usize,
-    /// `--ort-lib`.
+    /// The ONNX Runtime library; `None`: the detector's own search, after a `.venv` beside the
+    /// executable.
     pub ort_lib: Option<PathBuf>,
     /// Keep candidates outside the lung mask (flagged `in_lung=false`) instead of dropping them.
     pub keep_outside_lung: bool,
-    /// `--threshold`: keep candidates down to this final probability instead of the model's own
-    /// operating point.
+    /// Keep candidates down to this final probability instead of the model's own operating
+    /// point.
     pub threshold: Option<f32>,
+}
+
+impl EngineConfig {
+    /// The defaults for `models`: CPU, one thread, candidates outside the lung dropped, no
+    /// threshold of its own.
+    pub fn new(models: ModelPaths) -> Self {
+        Self {
+            models,
+            device: Device::Cpu,
+            strict_device: false,
+            threads: 1,
+            ort_lib: None,
+            keep_outside_lung: false,
+            threshold: None,
+        }
+    }
 }
 
 /// A [`Detector`] plus the description written into every `scan.json`.
@@ -44,9 +62,11 @@ pub struct DetectorEngine {
 }
 
 /// File name, size and FNV-1a hash of a model, so `--resume` notices a changed model.
-fn model_identity(path: &Path) -> anyhow::Result<serde_json::Value> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
+fn model_identity(path: &Path) -> Result<serde_json::Value, BatchError> {
+    let bytes = std::fs::read(path).map_err(|source| BatchError::Model {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(serde_json::json!({
         "file": path.file_name().map(|n| n.to_string_lossy().into_owned()),
         "bytes": bytes.len(),
@@ -138,7 +158,7 @@ pub fn models_text(models: &serde_json::Value) -> String {
         s.push_str(&format!("; outside the lung: {o}"));
     }
     if let Some(t) = models.get("threshold").and_then(serde_json::Value::as_f64) {
-        s.push_str(&format!("; threshold {}", super::run::round_to(t, 6)));
+        s.push_str(&format!("; threshold {}", crate::run::round_to(t, 6)));
     }
     s
 }
@@ -146,15 +166,13 @@ pub fn models_text(models: &serde_json::Value) -> String {
 /// Build the engine.
 ///
 /// # Errors
-/// No models, a model that does not fit the contract, no ONNX Runtime library, a bad `--device`.
-pub fn build(cfg: &EngineConfig) -> anyhow::Result<Box<dyn Engine>> {
-    let m = models::resolve(
-        cfg.coarse.as_deref(),
-        cfg.fine.as_deref(),
-        cfg.models_dir.as_deref(),
-    )
-    .map_err(anyhow::Error::msg)?;
-    let device: Device = cfg.device.parse().context("--device")?;
+/// [`BatchError::Threshold`] for a threshold outside `[0, 1]`; [`BatchError::Setup`] when the
+/// detector cannot be set up (a model that does not fit the contract, no ONNX Runtime library);
+/// [`BatchError::DeviceUnavailable`] under [`EngineConfig::strict_device`];
+/// [`BatchError::Model`] for a model file that cannot be read.
+pub fn build(cfg: &EngineConfig) -> Result<Box<dyn Engine>, BatchError> {
+    let m = &cfg.models;
+    let device = cfg.device;
     let mut b = Detector::builder().device(device).threads(cfg.threads);
     if let Some(c) = &m.coarse {
         b = b.coarse(c);
@@ -172,7 +190,7 @@ pub fn build(cfg: &EngineConfig) -> anyhow::Result<Box<dyn Engine>> {
     // the dense model when there is no fine one.
     if let Some(t) = cfg.threshold {
         if !(0.0..=1.0).contains(&t) {
-            anyhow::bail!("--threshold {t}: expected a probability in [0, 1]");
+            return Err(BatchError::Threshold(t));
         }
         b = if m.fine.is_some() {
             b.fine_threshold(t)
@@ -180,15 +198,14 @@ pub fn build(cfg: &EngineConfig) -> anyhow::Result<Box<dyn Engine>> {
             b.dense_threshold(t)
         };
     }
-    let detector = b.build().context("cannot set up the detector")?;
+    let detector = b.build().map_err(BatchError::Setup)?;
     if cfg.strict_device && detector.device() != device {
-        anyhow::bail!(
-            "--device {device} is unavailable here (see the warning above) and --strict-device \
-             forbids running on {} instead",
-            detector.device()
-        );
+        return Err(BatchError::DeviceUnavailable {
+            requested: device,
+            actual: detector.device(),
+        });
     }
-    let ident = |p: &Option<PathBuf>| -> anyhow::Result<serde_json::Value> {
+    let ident = |p: &Option<PathBuf>| -> Result<serde_json::Value, BatchError> {
         p.as_deref()
             .map_or(Ok(serde_json::Value::Null), model_identity)
     };
@@ -200,7 +217,7 @@ pub fn build(cfg: &EngineConfig) -> anyhow::Result<Box<dyn Engine>> {
     // Only when given, so that runs without it keep resuming runs made before the flag existed;
     // a run with another threshold redoes its scans on --resume.
     if let Some(t) = cfg.threshold {
-        models["threshold"] = serde_json::json!(super::run::round_to(f64::from(t), 6));
+        models["threshold"] = serde_json::json!(crate::run::round_to(f64::from(t), 6));
     }
     let operating_point = detector
         .fine_model()
@@ -235,7 +252,7 @@ impl Engine for DetectorEngine {
         volume: &Volume,
         want_heatmap: bool,
         progress: &(dyn Fn(f32) + Sync),
-    ) -> anyhow::Result<EngineOutput> {
+    ) -> Result<EngineOutput, BatchError> {
         let report = |p: Progress| match p {
             Progress::LungMask => progress(0.05),
             Progress::Dense { done, total } if total > 0 => {

@@ -4,10 +4,14 @@
 
 use std::fmt::Write as _;
 
-use super::output::{CandidateRow, ErrorRow, SkippedRow, SummaryRow};
+use crate::output::{
+    cell, fixed, CandidateRow, ErrorRow, SkippedRow, Status, SummaryRow, COORD_DECIMALS,
+    DIAMETER_DECIMALS, PROBABILITY_DECIMALS, SECONDS_DECIMALS, VOLUME_DECIMALS,
+};
 
 /// Report format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum ReportFormat {
     /// `report.html`, a self-contained page (thumbnails linked relatively).
     Html,
@@ -46,35 +50,36 @@ pub struct ReportData<'a> {
 /// The size of a candidate as a reader wants it: measured from the image (with its Lung-RADS
 /// size class, and a flag when the measurement is not reliable), else the model's estimate.
 fn size_text(c: &CandidateRow) -> String {
-    let model = if c.diameter_mm.is_empty() {
-        String::new()
-    } else {
-        format!("model {} mm", c.diameter_mm)
+    let model = match c.diameter_mm {
+        Some(d) => format!("model {} mm", fixed(d, DIAMETER_DECIMALS)),
+        None => String::new(),
     };
-    if c.measured_diameter_mm.is_empty() || c.measure_reliability == "empty" {
+    let reliability = c.measure_reliability.map_or("", |r| r.as_str());
+    let Some(measured) = c.measured_diameter_mm.filter(|_| reliability != "empty") else {
         return if model.is_empty() {
             model
         } else {
             format!("{model},")
         };
-    }
+    };
     // In words: Markdown cells cannot carry `<` or `>`.
-    let class = match c.lung_rads_size.as_str() {
+    let class = match c.lung_rads_size.map_or("", |l| l.as_str()) {
         "" => String::new(),
         "<6" => ", Lung-RADS size under 6 mm".into(),
         ">=15" => ", Lung-RADS size 15 mm or more".into(),
         other => format!(", Lung-RADS size {other} mm"),
     };
-    let flag = if c.measure_reliability == "reliable" {
+    let flag = if reliability == "reliable" {
         String::new()
     } else {
-        format!(" ({})", c.measure_reliability)
+        format!(" ({reliability})")
     };
+    let opt = |v: Option<f64>, d: usize| v.map(|v| fixed(v, d)).unwrap_or_default();
     format!(
         "measured {} mm ({} mm axial, {} mm3){flag}{class}{},",
-        c.measured_diameter_mm,
-        c.longest_axial_mm,
-        c.measured_volume_mm3,
+        fixed(measured, DIAMETER_DECIMALS),
+        opt(c.longest_axial_mm, DIAMETER_DECIMALS),
+        opt(c.measured_volume_mm3, VOLUME_DECIMALS),
         if model.is_empty() {
             model
         } else {
@@ -188,19 +193,19 @@ pub fn html(d: &ReportData<'_>) -> String {
         let _ = writeln!(
             s,
             "<tr class=\"{}\"><td><a href=\"#{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            html_escape(&r.status),
+            r.status,
             html_escape(&r.scan_id),
             html_escape(&r.scan_id),
             html_escape(&r.seriesuid),
-            html_escape(&r.status),
+            r.status,
             r.n_candidates,
-            html_escape(&r.seconds)
+            fixed(r.seconds, SECONDS_DECIMALS)
         );
     }
     s.push_str("</table>\n");
     for (_, sc) in by_study(&d.scans)
         .into_iter()
-        .filter(|(_, sc)| sc.summary.status == "ok")
+        .filter(|(_, sc)| sc.summary.status == Status::Ok)
     {
         let r = sc.summary;
         let _ = writeln!(
@@ -225,19 +230,17 @@ pub fn html(d: &ReportData<'_>) -> String {
                 s,
                 "#{} p={} at ({}, {}, {}) mm, slice {}{}, {} {} {}</div>",
                 c.rank,
-                html_escape(&c.probability),
-                html_escape(&c.coord_x),
-                html_escape(&c.coord_y),
-                html_escape(&c.coord_z),
-                html_escape(&c.index_z),
-                if c.instance_number.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (Img {})", html_escape(&c.instance_number))
-                },
+                html_escape(&fixed(c.probability, PROBABILITY_DECIMALS)),
+                html_escape(&fixed(c.coord_x, COORD_DECIMALS)),
+                html_escape(&fixed(c.coord_y, COORD_DECIMALS)),
+                html_escape(&fixed(c.coord_z, COORD_DECIMALS)),
+                html_escape(&cell(c.index_z)),
+                c.instance_number
+                    .map(|n| format!(" (Img {n})"))
+                    .unwrap_or_default(),
                 html_escape(&size_text(c)),
-                html_escape(&c.side),
-                if c.in_lung == "false" {
+                html_escape(c.side.map_or("", |s| s.as_str())),
+                if c.in_lung == Some(false) {
                     "(outside the lung mask)"
                 } else {
                     ""
@@ -253,7 +256,7 @@ pub fn html(d: &ReportData<'_>) -> String {
                 "<tr class=\"failed\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 html_escape(&e.input),
                 html_escape(&e.series),
-                html_escape(&e.stage),
+                e.stage,
                 html_escape(&e.reason)
             );
         }
@@ -305,14 +308,14 @@ pub fn markdown(d: &ReportData<'_>) -> String {
             "| {} | {} | {} | {} | {} |",
             md_cell(&r.scan_id),
             md_cell(&r.seriesuid),
-            md_cell(&r.status),
+            r.status,
             r.n_candidates,
-            md_cell(&r.seconds)
+            fixed(r.seconds, SECONDS_DECIMALS)
         );
     }
     for (_, sc) in by_study(&d.scans)
         .into_iter()
-        .filter(|(_, sc)| sc.summary.status == "ok" && !sc.candidates.is_empty())
+        .filter(|(_, sc)| sc.summary.status == Status::Ok && !sc.candidates.is_empty())
     {
         let _ = writeln!(s, "\n### {}\n", md_cell(&sc.summary.scan_id));
         for (c, thumb) in sc.candidates.iter().zip(&sc.thumbnails).take(d.top) {
@@ -320,13 +323,13 @@ pub fn markdown(d: &ReportData<'_>) -> String {
                 s,
                 "- #{} p={} at ({}, {}, {}) mm, slice {} {} {}",
                 c.rank,
-                md_cell(&c.probability),
-                md_cell(&c.coord_x),
-                md_cell(&c.coord_y),
-                md_cell(&c.coord_z),
-                md_cell(&c.index_z),
+                md_cell(&fixed(c.probability, PROBABILITY_DECIMALS)),
+                md_cell(&fixed(c.coord_x, COORD_DECIMALS)),
+                md_cell(&fixed(c.coord_y, COORD_DECIMALS)),
+                md_cell(&fixed(c.coord_z, COORD_DECIMALS)),
+                md_cell(&cell(c.index_z)),
                 md_cell(&size_text(c)),
-                md_cell(&c.side)
+                md_cell(c.side.map_or("", |s| s.as_str()))
             );
             if let Some(t) = thumb {
                 // Thumbnail paths are built from safe names only.
@@ -342,7 +345,7 @@ pub fn markdown(d: &ReportData<'_>) -> String {
                 "| {} | {} | {} | {} |",
                 md_cell(&e.input),
                 md_cell(&e.series),
-                md_cell(&e.stage),
+                e.stage,
                 md_cell(&e.reason)
             );
         }
@@ -376,9 +379,9 @@ mod tests {
         let summary = SummaryRow {
             scan_id: "x".into(),
             seriesuid: "<script>alert(1)</script>".into(),
-            status: "ok".into(),
+            status: Status::Ok,
             n_candidates: 0,
-            seconds: "1.00".into(),
+            seconds: 1.0,
             format: "nifti".into(),
             source: "a".into(),
             patient_id: String::new(),
@@ -389,7 +392,7 @@ mod tests {
             series: "\"onerror=".into(),
             reason: "r".into(),
             scan_id: "y".into(),
-            stage: "load".into(),
+            stage: crate::output::Stage::Load,
         }];
         let d = ReportData {
             title: "t".into(),
@@ -413,27 +416,32 @@ mod tests {
     }
 
     fn row(measured: &str, reliability: &str, class: &str) -> CandidateRow {
+        use speck_candidates::Reliability as R;
         CandidateRow {
             seriesuid: "1.2".into(),
-            coord_x: "1.000".into(),
-            coord_y: "2.000".into(),
-            coord_z: "3.000".into(),
-            probability: "0.990000".into(),
+            coord_x: 1.0,
+            coord_y: 2.0,
+            coord_z: 3.0,
+            probability: 0.99,
             scan_id: "s".into(),
             rank: 1,
-            index_z: "1".into(),
-            index_y: "2".into(),
-            index_x: "3".into(),
-            diameter_mm: "6.10".into(),
-            side: "left".into(),
-            in_lung: "true".into(),
-            instance_number: String::new(),
-            above_operating_point: "true".into(),
-            measured_volume_mm3: "73.6".into(),
-            measured_diameter_mm: measured.into(),
-            longest_axial_mm: "5.60".into(),
-            lung_rads_size: class.into(),
-            measure_reliability: reliability.into(),
+            index_z: Some(1),
+            index_y: Some(2),
+            index_x: Some(3),
+            diameter_mm: Some(6.1),
+            side: Some(crate::output::Side::Left),
+            in_lung: Some(true),
+            instance_number: None,
+            above_operating_point: true,
+            measured_volume_mm3: Some(73.6),
+            measured_diameter_mm: measured.parse().ok(),
+            longest_axial_mm: Some(5.6),
+            lung_rads_size: crate::output::LungRadsCell::CLASSES
+                .into_iter()
+                .find(|l| l.as_str() == class),
+            measure_reliability: [R::Reliable, R::RoiBorder, R::Leaked, R::Empty]
+                .into_iter()
+                .find(|r| r.as_str() == reliability),
         }
     }
 
@@ -451,9 +459,9 @@ mod tests {
         let summary = SummaryRow {
             scan_id: "s".into(),
             seriesuid: "1.2".into(),
-            status: "ok".into(),
+            status: Status::Ok,
             n_candidates: 1,
-            seconds: "1.00".into(),
+            seconds: 1.0,
             format: "nifti".into(),
             source: "a".into(),
             patient_id: String::new(),

@@ -188,7 +188,8 @@ impl std::fmt::Display for SkipReason {
 
 /// Which series of one acquisition to scan when a study holds several (a lung and a
 /// soft-tissue reconstruction, thin and thick slices).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum SeriesPolicy {
     /// Scan every CT series.
     #[default]
@@ -241,6 +242,127 @@ pub struct Item {
     pub choice: Option<SeriesChoice>,
     /// What to do.
     pub plan: Plan,
+}
+
+/// Refuse a list of items none of which can be scanned.
+///
+/// # Errors
+/// [`crate::BatchError::NothingToScan`], listing the first 20 items (failures first: they are
+/// what the user has to fix, then the items skipped) with their reasons.
+pub fn check_scannable(all: &[Item]) -> Result<(), crate::BatchError> {
+    const SHOWN: usize = 20;
+    if all.iter().any(|it| matches!(it.plan, Plan::Scan { .. })) {
+        return Ok(());
+    }
+    let failed = all.iter().filter(|it| matches!(it.plan, Plan::Fail { .. }));
+    let skipped = all.iter().filter(|it| matches!(it.plan, Plan::Skip { .. }));
+    let mut reasons: Vec<String> = failed
+        .chain(skipped)
+        .take(SHOWN)
+        .map(|it| match &it.plan {
+            Plan::Fail { reason } => format!("\n  {}: {reason}", it.source.display()),
+            Plan::Skip { reason } => format!("\n  {}: skipped: {reason}", it.source.display()),
+            Plan::Scan { .. } => String::new(),
+        })
+        .collect();
+    if all.len() > SHOWN {
+        reasons.push(format!("\n  ... and {} more", all.len() - SHOWN));
+    }
+    Err(crate::BatchError::NothingToScan {
+        reasons: reasons.concat(),
+    })
+}
+
+/// Files named per folder, at most, when a folder holds nothing readable (the others of that
+/// folder are counted); and files whose problem is looked at, at most, in all.
+const FILES_NAMED_PER_FOLDER: usize = 3;
+const FILES_CHECKED: usize = 2000;
+
+/// What is wrong with one file that `speck scan` would offer to a reader: the reader's error,
+/// from its header alone.
+fn problem(f: &Path) -> String {
+    let res = if Format::from_file_name(f).is_some() {
+        speck_volume::open(f).map(drop)
+    } else {
+        speck_volume::dicom::check_file(f)
+    };
+    let why = match res {
+        Err(e) => e.to_string(),
+        Ok(()) => "readable by itself: try `speck info` on this file".into(),
+    };
+    let path = f.display().to_string();
+    why.strip_prefix(&format!("{path}: "))
+        .map(str::to_owned)
+        .unwrap_or(why)
+}
+
+/// Why a folder holds nothing to scan, for `speck info`: per folder, the first files with their
+/// reader's error (files with the same error as the one before are counted, not repeated).
+pub fn nothing_readable(dir: &Path) -> String {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for p in rd.flatten().map(|e| e.path()) {
+            match std::fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() => stack.push(p),
+                Ok(_) if files.len() < FILES_CHECKED => files.push(p),
+                _ => {}
+            }
+        }
+    }
+    files.sort();
+    let mut s = format!(
+        "{} holds no DICOM series, NIfTI or MetaImage file Speck can read",
+        dir.display()
+    );
+    if files.is_empty() {
+        s.push_str(" (it holds no file)");
+        return s;
+    }
+    s.push(':');
+    let mut by_folder: BTreeMap<PathBuf, Vec<PathBuf>> = Default::default();
+    for f in files {
+        let folder = f.parent().map(PathBuf::from).unwrap_or_default();
+        by_folder.entry(folder).or_default().push(f);
+    }
+    for (folder, files) in by_folder {
+        let mut named = 0;
+        let mut last: Option<String> = None;
+        let mut same = 0usize;
+        for f in &files {
+            if named == FILES_NAMED_PER_FOLDER {
+                break;
+            }
+            let why = problem(f);
+            if last.as_deref() == Some(why.as_str()) {
+                same += 1;
+                continue;
+            }
+            let rel = f.strip_prefix(dir).unwrap_or(f).display().to_string();
+            s.push_str(&format!("\n  {rel}: {why}"));
+            last = Some(why);
+            named += 1;
+        }
+        let rest = files.len() - named;
+        if rest > 0 {
+            let rel = folder
+                .strip_prefix(dir)
+                .unwrap_or(&folder)
+                .display()
+                .to_string();
+            let rel = if rel.is_empty() { ".".into() } else { rel };
+            let how = if same == rest {
+                " with the same problem"
+            } else {
+                ""
+            };
+            s.push_str(&format!("\n  ... and {rest} more file(s) in {rel}/{how}"));
+        }
+    }
+    s
 }
 
 /// Maximum folder depth searched under one input.

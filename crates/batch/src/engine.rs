@@ -40,13 +40,14 @@ pub trait Engine: Send + Sync {
     /// `progress` receives the fraction done in `[0, 1]`.
     ///
     /// # Errors
-    /// Whatever makes detection impossible for this scan.
+    /// Whatever makes detection impossible for this scan (written, with its sources, as the
+    /// scan's `errors.csv` reason, stage `detect`).
     fn detect(
         &self,
         volume: &Volume,
         want_heatmap: bool,
         progress: &(dyn Fn(f32) + Sync),
-    ) -> anyhow::Result<EngineOutput>;
+    ) -> Result<EngineOutput, crate::BatchError>;
 
     /// The models and device, as written in every `scan.json` (and compared by `--resume`).
     fn describe(&self) -> serde_json::Value;

@@ -150,6 +150,44 @@ pub fn resolve(
     Ok((Shard::WHOLE, ShardSource::None))
 }
 
+/// One shard's part of a run's items.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Share {
+    /// The items this shard processes, in the order of the full list.
+    pub items: Vec<crate::Item>,
+    /// Items of the full list to be scanned (or failed already), all shards together.
+    pub n_planned: usize,
+    /// Items of the full list skipped as not CT image series, all shards together.
+    pub n_skipped: usize,
+}
+
+/// The items of `all` (sorted by id, as [`crate::discover::discover`] returns them) that `shard`
+/// owns. Scans (and failed items) and skipped items are dealt out separately, so skipped items
+/// do not unbalance the scans between shards.
+pub fn share(all: &[crate::Item], shard: Shard) -> Share {
+    let (mut n_planned, mut n_skipped) = (0usize, 0usize);
+    let items = all
+        .iter()
+        .filter(|it| {
+            let counter = if matches!(it.plan, crate::Plan::Skip { .. }) {
+                &mut n_skipped
+            } else {
+                &mut n_planned
+            };
+            let position = *counter;
+            *counter += 1;
+            shard.owns(position)
+        })
+        .cloned()
+        .collect();
+    Share {
+        items,
+        n_planned,
+        n_skipped,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
