@@ -48,8 +48,8 @@ pub enum BatchError {
     },
     /// A shard that does not parse or is out of range (the message says which value and what
     /// is accepted).
-    #[error("{0}")]
-    Shard(String),
+    #[error(transparent)]
+    Shard(#[from] crate::shard::ShardError),
     /// An output folder that is not empty and holds no Speck output
     /// ([`crate::outdir::refuse_foreign_folder`]).
     #[error("{} is not empty and holds no Speck output (no summary.csv, scans/ or shards/; it holds {listed})", path.display())]

@@ -67,4 +67,4 @@ pub use error::{chain, BatchError};
 pub use process::NOT_STARTED;
 pub use report::ReportFormat;
 pub use run::{Observer, Options, RunResult};
-pub use shard::Shard;
+pub use shard::{Shard, ShardError};

@@ -7,6 +7,64 @@
 
 use std::fmt;
 
+/// Why a shard could not be worked out; the messages name the value and what is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShardError {
+    /// A shard count of zero.
+    #[error("shard count must be at least 1")]
+    ZeroCount,
+    /// An index not below the count.
+    #[error("shard index {index} is out of range for {count} shards (indices are 0-based: 0..{})", count - 1)]
+    IndexOutOfRange {
+        /// The index asked for.
+        index: u32,
+        /// The number of shards.
+        count: u32,
+    },
+    /// `--shard` that is not `K/N` with non-negative integers.
+    #[error("--shard {value:?}: {expected}")]
+    BadFlag {
+        /// The flag's value.
+        value: String,
+        /// What was expected instead.
+        expected: &'static str,
+    },
+    /// A scheduler variable that is set but not a non-negative integer.
+    #[error("{name}={value:?} is not a non-negative integer")]
+    BadVariable {
+        /// The variable.
+        name: String,
+        /// Its value.
+        value: String,
+    },
+    /// `SLURM_ARRAY_TASK_ID` below `SLURM_ARRAY_TASK_MIN`.
+    #[error("SLURM_ARRAY_TASK_ID={id} is below SLURM_ARRAY_TASK_MIN={min}")]
+    BelowArrayMin {
+        /// `SLURM_ARRAY_TASK_ID`.
+        id: u32,
+        /// `SLURM_ARRAY_TASK_MIN`.
+        min: u32,
+    },
+    /// `JOB_COMPLETION_INDEX` without a shard count.
+    #[error(
+        "JOB_COMPLETION_INDEX={index} is set but the number of shards is not: pass \
+         --shard-count N or set SPECK_SHARD_COUNT (the Job's `completions`)"
+    )]
+    MissingCount {
+        /// `JOB_COMPLETION_INDEX`.
+        index: u32,
+    },
+    /// A scheduler's variables gave a shard out of range.
+    #[error("from {scheduler}: {reason}")]
+    FromScheduler {
+        /// `Slurm` or `Kubernetes`.
+        scheduler: &'static str,
+        /// What was wrong with the values (in the message already, so not a `source`).
+        reason: Box<ShardError>,
+    },
+}
+
 /// One part out of `count` (`index` is 0-based).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
@@ -23,16 +81,13 @@ impl Shard {
     /// A shard after checking `index < count` and `count >= 1`.
     ///
     /// # Errors
-    /// A message naming the bad values.
-    pub fn new(index: u32, count: u32) -> Result<Self, String> {
+    /// [`ShardError::ZeroCount`] or [`ShardError::IndexOutOfRange`].
+    pub fn new(index: u32, count: u32) -> Result<Self, ShardError> {
         if count == 0 {
-            return Err("shard count must be at least 1".into());
+            return Err(ShardError::ZeroCount);
         }
         if index >= count {
-            return Err(format!(
-                "shard index {index} is out of range for {count} shards (indices are 0-based: 0..{})",
-                count - 1
-            ));
+            return Err(ShardError::IndexOutOfRange { index, count });
         }
         Ok(Self { index, count })
     }
@@ -40,19 +95,23 @@ impl Shard {
     /// Parse `K/N` (0-based `K`).
     ///
     /// # Errors
-    /// A message saying what the accepted form is.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    /// [`ShardError::BadFlag`] saying what the accepted form is, or those of [`Shard::new`].
+    pub fn parse(s: &str) -> Result<Self, ShardError> {
+        let bad = |expected| ShardError::BadFlag {
+            value: s.to_string(),
+            expected,
+        };
         let (k, n) = s
             .split_once('/')
-            .ok_or_else(|| format!("--shard {s:?}: expected K/N, e.g. 0/4"))?;
+            .ok_or_else(|| bad("expected K/N, e.g. 0/4"))?;
         let k: u32 = k
             .trim()
             .parse()
-            .map_err(|_| format!("--shard {s:?}: K is not a non-negative integer"))?;
+            .map_err(|_| bad("K is not a non-negative integer"))?;
         let n: u32 = n
             .trim()
             .parse()
-            .map_err(|_| format!("--shard {s:?}: N is not a positive integer"))?;
+            .map_err(|_| bad("N is not a positive integer"))?;
         Self::new(k, n)
     }
 
@@ -101,16 +160,16 @@ pub enum ShardSource {
 ///   (`--shard-count`) or `SPECK_SHARD_COUNT` (Kubernetes does not export the completion count).
 ///
 /// # Errors
-/// A message when a variable is present but not a number, or the result is out of range.
+/// A [`ShardError`] when a variable is present but not a number, or the result is out of range.
 pub fn resolve(
     flag: Option<&str>,
     count_flag: Option<u32>,
     env: impl Fn(&str) -> Option<String>,
-) -> Result<(Shard, ShardSource), String> {
+) -> Result<(Shard, ShardSource), ShardError> {
     if let Some(s) = flag {
         return Ok((Shard::parse(s)?, ShardSource::Flag));
     }
-    let num = |name: &str| -> Result<Option<u32>, String> {
+    let num = |name: &str| -> Result<Option<u32>, ShardError> {
         match env(name) {
             None => Ok(None),
             Some(v) if v.trim().is_empty() => Ok(None),
@@ -118,16 +177,19 @@ pub fn resolve(
                 .trim()
                 .parse::<u32>()
                 .map(Some)
-                .map_err(|_| format!("{name}={v:?} is not a non-negative integer")),
+                .map_err(|_| ShardError::BadVariable {
+                    name: name.to_string(),
+                    value: v,
+                }),
         }
     };
     if let (Some(id), Some(count)) = (num("SLURM_ARRAY_TASK_ID")?, num("SLURM_ARRAY_TASK_COUNT")?) {
         let min = num("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
-        let index = id.checked_sub(min).ok_or_else(|| {
-            format!("SLURM_ARRAY_TASK_ID={id} is below SLURM_ARRAY_TASK_MIN={min}")
-        })?;
+        let index = id
+            .checked_sub(min)
+            .ok_or(ShardError::BelowArrayMin { id, min })?;
         return Ok((
-            Shard::new(index, count).map_err(|e| format!("from Slurm: {e}"))?,
+            Shard::new(index, count).map_err(|e| scheduler("Slurm", e))?,
             ShardSource::Slurm,
         ));
     }
@@ -136,18 +198,20 @@ pub fn resolve(
             Some(c) => Some(c),
             None => num("SPECK_SHARD_COUNT")?,
         };
-        let count = count.ok_or_else(|| {
-            format!(
-                "JOB_COMPLETION_INDEX={index} is set but the number of shards is not: pass \
-                 --shard-count N or set SPECK_SHARD_COUNT (the Job's `completions`)"
-            )
-        })?;
+        let count = count.ok_or(ShardError::MissingCount { index })?;
         return Ok((
-            Shard::new(index, count).map_err(|e| format!("from Kubernetes: {e}"))?,
+            Shard::new(index, count).map_err(|e| scheduler("Kubernetes", e))?,
             ShardSource::Kubernetes,
         ));
     }
     Ok((Shard::WHOLE, ShardSource::None))
+}
+
+fn scheduler(name: &'static str, e: ShardError) -> ShardError {
+    ShardError::FromScheduler {
+        scheduler: name,
+        reason: Box::new(e),
+    }
 }
 
 /// One shard's part of a run's items.
@@ -208,6 +272,44 @@ mod tests {
         assert!(Shard::parse("0/0").is_err());
         assert!(Shard::parse("a/2").is_err());
         assert!(Shard::parse("3").is_err());
+    }
+
+    #[test]
+    fn errors_say_which_value_and_what_is_accepted() {
+        let msg = |r: Result<Shard, ShardError>| r.expect_err("error").to_string();
+        assert_eq!(
+            msg(Shard::parse("4/4")),
+            "shard index 4 is out of range for 4 shards (indices are 0-based: 0..3)"
+        );
+        assert_eq!(msg(Shard::parse("0/0")), "shard count must be at least 1");
+        assert_eq!(
+            msg(Shard::parse("a/2")),
+            "--shard \"a/2\": K is not a non-negative integer"
+        );
+        assert_eq!(
+            msg(Shard::parse("3")),
+            "--shard \"3\": expected K/N, e.g. 0/4"
+        );
+        let slurm = resolve(
+            None,
+            None,
+            env_of(&[
+                ("SLURM_ARRAY_TASK_ID", "4"),
+                ("SLURM_ARRAY_TASK_COUNT", "4"),
+            ]),
+        );
+        assert_eq!(
+            slurm.expect_err("out of range").to_string(),
+            "from Slurm: shard index 4 is out of range for 4 shards (indices are 0-based: 0..3)"
+        );
+        let k8s = resolve(None, None, env_of(&[("JOB_COMPLETION_INDEX", "x")]));
+        assert_eq!(
+            k8s.expect_err("not a number"),
+            ShardError::BadVariable {
+                name: "JOB_COMPLETION_INDEX".into(),
+                value: "x".into()
+            }
+        );
     }
 
     #[test]

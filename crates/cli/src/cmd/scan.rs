@@ -211,8 +211,7 @@ pub fn install_signal_handler() {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (shard, source) = shard::resolve(args.shard.as_deref(), args.shard_count, |k| {
         std::env::var(k).ok()
-    })
-    .map_err(anyhow::Error::msg)?;
+    })?;
     if args.jobs == 0 {
         anyhow::bail!("--jobs must be at least 1");
     }
