@@ -25,6 +25,7 @@ use std::process::Command;
 
 use scan_support::*;
 use speck_phantom::OutputFormat;
+use speck_test_support::Dciodvfy;
 
 /// A Python with highdicom and pydicom, or `None` (the cross-check is then skipped).
 fn peer_python() -> Option<PathBuf> {
@@ -42,16 +43,6 @@ fn peer_python() -> Option<PathBuf> {
     })
 }
 
-/// `dciodvfy FILE`'s output, or `None` when dicom3tools is not installed.
-fn dciodvfy(path: &Path) -> Option<String> {
-    let out = Command::new("dciodvfy").arg(path).output().ok()?;
-    Some(format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    ))
-}
-
 /// dciodvfy reports no error for `sr.dcm` and `seg.dcm` of `scan_dir` (when installed).
 fn assert_dciodvfy_clean(scan_dir: &Path) {
     assert_dciodvfy_clean_of(scan_dir, &["sr.dcm", "seg.dcm"]);
@@ -61,13 +52,17 @@ fn assert_dciodvfy_clean(scan_dir: &Path) {
 fn assert_dciodvfy_clean_of(scan_dir: &Path, names: &[&str]) {
     for &name in names {
         let p = scan_dir.join(name);
-        let Some(report) = dciodvfy(&p) else {
+        let Some(d) = Dciodvfy::run(&p) else {
             eprintln!("SKIPPED dciodvfy: dicom3tools not installed (apt-get install dicom3tools)");
             return;
         };
-        let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("Error")).collect();
-        assert!(errors.is_empty(), "dciodvfy {}:\n{report}", p.display());
-        eprintln!("dciodvfy {name}: no error\n{report}");
+        assert!(
+            d.errors().is_empty(),
+            "dciodvfy {}:\n{}",
+            p.display(),
+            d.report
+        );
+        eprintln!("dciodvfy {name}: no error\n{}", d.report);
     }
 }
 

@@ -4,7 +4,6 @@
 //! (`apt-get install dicom3tools`; `.ci/run` installs it), that it finds no error in either.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use dicom_core::value::Value;
 use dicom_dictionary_std::tags;
@@ -12,6 +11,7 @@ use dicom_object::{InMemDicomObject, OpenFileOptions};
 use speck_dicom_out::{
     measurement_report, segmentation, Algorithm, DicomOutError, Finding, Side, SourceSeries, Stamp,
 };
+use speck_test_support::Dciodvfy;
 use speck_volume::dicom::{write_series, DicomWriteOptions};
 use speck_volume::{Direction, Geometry, Provenance, Spacing, Volume, WorldPoint};
 
@@ -364,16 +364,6 @@ fn bad_inputs_are_errors_that_say_why() {
     assert!(err.to_string().contains("outside series"), "{err}");
 }
 
-/// `dciodvfy FILE`: its output, or `None` when dicom3tools is not installed.
-fn dciodvfy(path: &Path) -> Option<String> {
-    let out = Command::new("dciodvfy").arg(path).output().ok()?;
-    Some(format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    ))
-}
-
 #[test]
 fn dciodvfy_finds_no_error_in_the_report_or_the_segmentation() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -386,13 +376,12 @@ fn dciodvfy_finds_no_error_in_the_report_or_the_segmentation() {
     for (name, obj) in [("sr.dcm", sr), ("seg.dcm", seg)] {
         let p = dir.path().join(name);
         std::fs::write(&p, obj.to_bytes().expect("bytes")).expect("write");
-        let Some(report) = dciodvfy(&p) else {
+        let Some(d) = Dciodvfy::run(&p) else {
             eprintln!("skipped: dciodvfy not installed (apt-get install dicom3tools)");
             return;
         };
-        let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("Error")).collect();
-        assert!(errors.is_empty(), "{name}:\n{report}");
-        eprintln!("{name}: dciodvfy:\n{report}");
+        assert!(d.errors().is_empty(), "{name}:\n{}", d.report);
+        eprintln!("{name}: dciodvfy:\n{}", d.report);
     }
 }
 
@@ -426,9 +415,8 @@ fn no_finding_gives_a_report_with_no_measurement_group_and_no_segmentation() {
     let study = items(&obj, tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE);
     let series = items(&study[0], tags::REFERENCED_SERIES_SEQUENCE);
     assert_eq!(items(&series[0], tags::REFERENCED_SOP_SEQUENCE).len(), 12);
-    if let Some(report) = dciodvfy(&p) {
-        let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("Error")).collect();
-        assert!(errors.is_empty(), "{report}");
+    if let Some(d) = Dciodvfy::run(&p) {
+        assert!(d.errors().is_empty(), "{}", d.report);
     }
     // A segmentation of nothing is not valid DICOM (Segment Sequence: one or more items).
     let err = segmentation(&source, &[], &algorithm(), &stamp).expect_err("no finding");
@@ -551,9 +539,8 @@ fn an_enhanced_ct_source_is_cited_by_frame_number() {
     assert_eq!(cited(&refs[0]).0, ENHANCED);
 
     for p in [sr_path, seg_path] {
-        if let Some(report) = dciodvfy(&p) {
-            let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("Error")).collect();
-            assert!(errors.is_empty(), "{}:\n{report}", p.display());
+        if let Some(d) = Dciodvfy::run(&p) {
+            assert!(d.errors().is_empty(), "{}:\n{}", p.display(), d.report);
         }
     }
 }
