@@ -588,6 +588,14 @@ impl Detector {
         timings.lung_mask = t.elapsed();
         counts.roi_fraction = mask.fraction();
         let use_mask = self.config.lung_mask.is_some();
+        if use_mask && mask.slices_without_body() > 0 {
+            let w = format!(
+                "{} slice(s) with no body in view (all air) were left out of the lung search",
+                mask.slices_without_body()
+            );
+            tracing::warn!("{w}");
+            warnings.push(w);
+        }
         if use_mask && mask.is_empty() {
             let w = "no lungs found (no enclosed air region): nothing was searched".to_string();
             tracing::warn!("{w}");

@@ -68,6 +68,7 @@ pub struct LungMask {
     prefix: Vec<u32>,
     roi_voxels: usize,
     components: usize,
+    slices_without_body: usize,
 }
 
 impl LungMask {
@@ -124,10 +125,13 @@ impl LungMask {
         // 1b. planes with no body in view (past the patient, or a slab a resampling tool filled
         //     with air) are left out: one of them would join the lungs to the outside air.
         let plane = dims[1] * dims[2];
-        for row in air.chunks_mut(plane) {
+        let mut slices_without_body = 0;
+        for (bz, row) in air.chunks_mut(plane).enumerate() {
             let n_air = row.iter().filter(|a| **a).count();
             if n_air as f64 >= EMPTY_PLANE_AIR * plane as f64 {
                 row.fill(false);
+                let z0 = bz * factor[0];
+                slices_without_body += (z0 + factor[0]).min(shape[0]) - z0;
             }
         }
 
@@ -239,6 +243,7 @@ impl LungMask {
             prefix,
             roi_voxels,
             components: keep.len(),
+            slices_without_body,
         }
     }
 
@@ -257,7 +262,15 @@ impl LungMask {
             prefix,
             roi_voxels: 1,
             components: 0,
+            slices_without_body: 0,
         }
+    }
+
+    /// Slices of the volume left out of the search because no body is in view in them (all
+    /// air, as past the patient or in a slab a resampling tool filled); 0 for
+    /// [`LungMask::everything`].
+    pub fn slices_without_body(&self) -> usize {
+        self.slices_without_body
     }
 
     /// Number of lung components kept (0 when none was found, or for [`LungMask::everything`]).

@@ -88,6 +88,10 @@ fn an_all_air_end_slab_does_not_join_the_lungs_to_the_outside_air() {
         speck_volume::Volume::new(voxels, *p.volume.geometry(), p.volume.provenance().clone())
             .expect("volume");
     let mask = LungMask::compute(&volume, &LungMaskOptions::default());
+    // The slab is left out and said so; the phantom as generated has no such slice.
+    assert_eq!(mask.slices_without_body(), 3);
+    let plain = LungMask::compute(&p.volume, &LungMaskOptions::default());
+    assert_eq!(plain.slices_without_body(), 0);
     let (covered, lung) = lung_coverage(truth, &mask, nz - 3);
     assert!(lung > 0);
     assert!(
