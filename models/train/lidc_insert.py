@@ -3,6 +3,9 @@ validation set (issue 5, "real backgrounds beat synthetic ones").
 
 Rerun everything (seeds fixed; skips with a message when ../shared/data is absent):
     .venv-train/bin/python models/train/lidc_insert.py --train-seeds 1-16 --val-seeds 101-112
+A second validation set of small nodules on vessels (3-5 voxels; session 10):
+    .venv-train/bin/python models/train/lidc_insert.py --train-seeds '' --val-seeds 201-224 --val-small
+    models/train/evaluate_lidc.sh $SPECK_TRAIN_WORK/lidc-insert/val-small
 Outputs (never committed): $SPECK_TRAIN_WORK/bank/lidc{seed}.npz (patch banks in the format of
 train.py's `load_bank`) and $SPECK_TRAIN_WORK/lidc-insert/val/ (MetaImage scans, annotations.csv,
 annotations_excluded.csv, series.csv) scored by models/train/evaluate_lidc.sh.
@@ -547,9 +550,10 @@ def populate(ctx, seed: int, split: str, side: str, n: int, allowed=None):
     placed, nods = [], []
     for i in range(n):
         dens = draw_class(rng, DENSITY)
-        att = draw_class(rng, ATTACH)
+        att = draw_class(rng, ctx.get("attach", ATTACH))
         for _ in range(40):
-            d = draw_diameter(rng, ctx["q"])
+            # the small set: 3-5 voxels (at PX_MM) only; else the recipe's mix
+            d = rng.uniform(3, 6) * PX_MM if ctx.get("small") else draw_diameter(rng, ctx["q"])
             c = scene.place(rng, d / 2, att, side, placed, allowed)
             if c is None:
                 continue
@@ -652,6 +656,9 @@ def main():
     ap.add_argument("--train-nodules", type=int, default=20, help="nodules per training scan (right lung)")
     ap.add_argument("--val-nodules", type=int, default=8, help="nodules per validation scan (left lung)")
     ap.add_argument("--case", default=CASE_DIR)
+    ap.add_argument("--val-small", action="store_true",
+                    help="validation scans of 3-5 voxel nodules only, mostly vessel-attached (vessel 0.6, pleura 0.2, "
+                         "isolated 0.2), written to lidc-insert/val-small instead of lidc-insert/val")
     a = ap.parse_args()
     if not os.path.isdir(a.case) or not os.path.exists(LUNA16_CSV):
         print(f"lidc_insert: {a.case} or {LUNA16_CSV} is absent; nothing to do (skipped)")
@@ -681,8 +688,10 @@ def main():
         ctx["allowed"] = scene.train_allowed()
         for s in train_seeds:
             make_train(ctx, s, a.train_nodules)
+    if a.val_small:
+        ctx.update(small=True, attach={"vessel": 0.6, "pleura": 0.2, "isolated": 0.2})
     if val_seeds:
-        vdir = os.path.join(WORK, "lidc-insert", "val")
+        vdir = os.path.join(WORK, "lidc-insert", "val-small" if a.val_small else "val")
         os.makedirs(vdir, exist_ok=True)
         for f in glob.glob(os.path.join(vdir, "*")):
             os.remove(f)
