@@ -80,17 +80,23 @@ def setting(seed: int) -> dict:
     return dict(z=round(float(z), 3), xy=round(float(xy), 3), noise=round(float(noise), 1))
 
 
-def to_model_grid(img) -> Scan:
-    """A SimpleITK image resampled (trilinear, -1024 outside) to the model grid, same origin and
-    direction."""
+def resample_to_model_grid(img, pixel_type):
+    """A SimpleITK image resampled (trilinear) to the model grid, same origin and direction, up to
+    the last native voxel centre and not past it: sitk would fill the rest with -1024, an all-air
+    slab that real scans never have (and that once emptied the engine's lung mask)."""
     import SimpleITK as sitk
 
     sp_xyz = (SPACING[2], SPACING[1], SPACING[0])
-    # up to the last native voxel centre, not past it: sitk would fill the rest with -1024, an
-    # all-air slab that real scans never have
     size = [int(np.floor((n - 1) * s / t + 1e-6)) + 1 for n, s, t in zip(img.GetSize(), img.GetSpacing(), sp_xyz)]
-    out = sitk.Resample(img, size, sitk.Transform(), sitk.sitkLinear, img.GetOrigin(), sp_xyz,
-                        img.GetDirection(), -1024.0, sitk.sitkInt16)
+    return sitk.Resample(img, size, sitk.Transform(), sitk.sitkLinear, img.GetOrigin(), sp_xyz,
+                         img.GetDirection(), -1024.0, pixel_type)
+
+
+def to_model_grid(img) -> Scan:
+    """A SimpleITK image on the model grid (`resample_to_model_grid`) as a `Scan` of int16 HU."""
+    import SimpleITK as sitk
+
+    out = resample_to_model_grid(img, sitk.sitkInt16)
     hu = sitk.GetArrayFromImage(out)
     return Scan(hu, np.array(out.GetOrigin()), np.array(SPACING, float), np.array(out.GetDirection()).reshape(3, 3))
 

@@ -20,16 +20,11 @@ import robust as RB
 import real_backgrounds as R
 
 OUT = os.path.join(os.environ["SPECK_TRAIN_WORK"], "kernel-texture")
-SP = (0.7, 0.7, 1.0)
 MODELS = os.path.abspath(os.path.join(HERE, "..", ".."))  # models/
 
 
 def grid(img):
-    # never past the last native voxel centre: sitk would fill that with the default value, an
-    # all-air slab that joins the lungs to the outside air in the engine's lung mask
-    size = [int(np.floor((n - 1) * s / t + 1e-6)) + 1 for n, s, t in zip(img.GetSize(), img.GetSpacing(), SP)]
-    return sitk.Resample(img, size, sitk.Transform(), sitk.sitkLinear, img.GetOrigin(), SP, img.GetDirection(),
-                         -1024.0, sitk.sitkFloat32)
+    return RB.resample_to_model_grid(img, sitk.sitkFloat32)
 
 
 def hp_of(hu):
